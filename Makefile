@@ -1,0 +1,33 @@
+# ursa: `make serve` and `make test` set everything up on a fresh Debian
+# machine (as root) and are the two commands the README names.
+PYTHON := .venv/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: setup build serve test test-asan bench clean
+
+setup:
+	bash scripts/setup.sh
+
+build: setup
+	$(PYTHON) -m pip install --no-build-isolation --disable-pip-version-check -q -e .
+
+serve: build
+	$(PYTHON) examples/hello.py $(HOST) $(PORT)
+
+test: build
+	$(PYTHON) -m pytest tests $(PYTEST_ARGS)
+
+# The whole suite against a build with AddressSanitizer and UBSan. CPython
+# itself is not instrumented, so the ASan runtime is preloaded, and
+# PYTHONMALLOC=malloc lets ASan see every Python allocation.
+test-asan: setup
+	bash scripts/test-asan.sh $(PYTEST_ARGS)
+
+bench: build
+	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
+	$(PYTHON) bench/compare.py
+
+clean:
+	rm -rf build src/ursa/*.so src/*.egg-info

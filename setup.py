@@ -1,0 +1,86 @@
+"""Builds ursa._core: the C server core, libev for the loop, llhttp for parsing.
+
+llhttp: a system library found by pkg-config is preferred; otherwise its C
+sources (Debian's node-llhttp ships them in /usr/share/llhttp) are compiled
+into the extension with their own relaxed warning flags, since they are not
+our code. URSA_LLHTTP_SRC overrides where those sources are looked for.
+
+URSA_SANITIZE=1 builds with AddressSanitizer and UBSan (see `make test-asan`).
+"""
+import os
+import shutil
+import subprocess
+from glob import glob
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+WARNINGS = ["-Wall", "-Wextra", "-Werror", "-Wno-missing-field-initializers"]
+LLHTTP_SRC_DIRS = [os.environ.get("URSA_LLHTTP_SRC", ""), "/usr/share/llhttp", "/usr/local/share/llhttp"]
+LLHTTP_INCLUDE_DIRS = ["/usr/share/include/llhttp", "/usr/include/llhttp", "/usr/local/include/llhttp"]
+
+
+def pkg_config(*args):
+    if shutil.which("pkg-config") is None:
+        return None
+    try:
+        out = subprocess.run(["pkg-config", *args], check=True, capture_output=True, text=True)
+    except subprocess.CalledProcessError:
+        return None
+    return out.stdout.split()
+
+
+def find_llhttp():
+    """Return (include_dirs, libraries, bundled_sources)."""
+    cflags = pkg_config("--cflags", "libllhttp")
+    libs = pkg_config("--libs", "libllhttp")
+    if cflags is not None and libs is not None:
+        return [f[2:] for f in cflags if f.startswith("-I")], [f[2:] for f in libs if f.startswith("-l")], []
+    for src_dir in LLHTTP_SRC_DIRS:
+        sources = sorted(glob(os.path.join(src_dir, "*.c"))) if src_dir else []
+        if sources:
+            include = [d for d in [src_dir, *LLHTTP_INCLUDE_DIRS] if os.path.exists(os.path.join(d, "llhttp.h"))]
+            if include:
+                return include[:1], [], sources
+    raise SystemExit(
+        "ursa: llhttp not found. Install Debian's node-llhttp (apt-get install node-llhttp), "
+        "a libllhttp with a pkg-config file, or set URSA_LLHTTP_SRC to a directory of llhttp's C sources."
+    )
+
+
+class BuildExt(build_ext):
+    """Compiles bundled llhttp sources with their own flags, then the core with ours."""
+
+    def build_extension(self, ext):
+        bundled = getattr(ext, "bundled_sources", [])
+        if bundled:
+            objects = self.compiler.compile(
+                bundled,
+                output_dir=self.build_temp,
+                include_dirs=ext.include_dirs,
+                extra_postargs=["-O2", "-fPIC", "-w"] + SANITIZE_FLAGS,
+            )
+            ext.extra_objects = list(ext.extra_objects or []) + objects
+        super().build_extension(ext)
+
+
+SANITIZE_FLAGS = (
+    ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
+    if os.environ.get("URSA_SANITIZE") == "1"
+    else []
+)
+OPT_FLAGS = ["-O1", "-g"] if SANITIZE_FLAGS else ["-O2"]
+
+llhttp_include, llhttp_libs, llhttp_sources = find_llhttp()
+core = Extension(
+    "ursa._core",
+    sources=sorted(glob("src/ursa/_core/*.c")),
+    include_dirs=["src/ursa/_core", *llhttp_include],
+    libraries=["ev", *llhttp_libs],
+    extra_compile_args=["-std=c11", *OPT_FLAGS, *WARNINGS, *SANITIZE_FLAGS],
+    extra_link_args=SANITIZE_FLAGS,
+    depends=sorted(glob("src/ursa/_core/*.h")),
+)
+core.bundled_sources = llhttp_sources
+
+setup(ext_modules=[core], cmdclass={"build_ext": BuildExt})

@@ -1,0 +1,212 @@
+"""ursa: a fast, small WSGI server with a C core (libev + llhttp).
+
+The public API is bjoern's, so ``import ursa as bjoern`` works::
+
+    ursa.run(app, "0.0.0.0", 8000)            # bind, listen, serve
+    ursa.listen(app, "unix:/tmp/app.sock")    # bind now ...
+    ursa.run()                                # ... serve later
+    ursa.server_run(sock_or_fd, app)          # serve a socket you made
+
+Every keyword in ``OPTIONS`` (limits, timeouts, hooks) is accepted by run(),
+listen(), server_run() and serve(); see README.md for their meaning.
+"""
+import os
+import signal
+import socket
+import stat
+
+from . import _core
+
+__all__ = ["run", "listen", "server_run", "serve", "stop", "bind_and_listen", "OPTIONS", "__version__"]
+__version__ = "0.1.0"
+
+DEFAULT_LISTEN_BACKLOG = 1024
+
+# Server options with their defaults; the C core holds the same defaults and
+# is the one that checks the values. Sizes are bytes, times are seconds.
+OPTIONS = dict(_core.DEFAULT_OPTIONS)
+
+_default_instance = None  # (socket, app, options) set by listen(), used by run()
+
+
+def bind_and_listen(host, port=None, reuse_port=False, listen_backlog=DEFAULT_LISTEN_BACKLOG):
+    """Return a listening socket for ``host``/``port``.
+
+    ``host`` is an IPv4 or IPv6 address or name (with ``port``), ``unix:/path``
+    for a unix socket file, or ``unix:@name`` for a Linux abstract socket.
+    """
+    if not isinstance(host, str):
+        raise TypeError(f"host must be a str, not {type(host).__name__}")
+    if host.startswith("unix:"):
+        if port is not None:
+            raise ValueError(f"a unix socket takes no port: host={host!r}, port={port!r}")
+        return _bind_unix(host[len("unix:"):], listen_backlog)
+    if port is None:
+        raise ValueError(f"a TCP host needs a port: host={host!r}")
+    return _bind_tcp(host, port, reuse_port, listen_backlog)
+
+
+def _bind_unix(path, backlog):
+    if not path or path == "@":
+        raise ValueError("unix socket needs a path: 'unix:/path' or 'unix:@name'")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        if path.startswith("@"):
+            sock.bind("\0" + path[1:])
+        else:
+            _remove_stale_socket_file(path)
+            sock.bind(path)
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _remove_stale_socket_file(path):
+    # A socket file left by a server that died is in the way of bind(); any
+    # other kind of file is the user's and is never removed.
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _bind_tcp(host, port, reuse_port, backlog):
+    infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    family, socktype, proto, _, address = infos[0]
+    sock = socket.socket(family, socktype, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def serve(sockets, wsgi_app, **options):
+    """Serve ``wsgi_app`` on every listening socket (or fd) in ``sockets``.
+
+    Returns when stop() is called, on SIGTERM (when no Python handler is set
+    for it) and after ``max_requests``; raises KeyboardInterrupt on SIGINT.
+    Either way, requests in flight are finished first (up to
+    ``graceful_timeout`` seconds).
+    """
+    fds = [s if isinstance(s, int) else s.fileno() for s in sockets]
+    if not fds:
+        raise ValueError("serve() needs at least one listening socket")
+    _check_options(options)
+    with _SignalWakeup() as wakeup:
+        _core.serve(fds, wsgi_app, wakeup.read_fd, **options)
+
+
+def server_run(sock, wsgi_app, **options):
+    """bjoern's server_run: serve ``wsgi_app`` on one socket object or fd."""
+    serve([sock], wsgi_app, **options)
+
+
+def listen(wsgi_app, host, port=None, reuse_port=False, listen_backlog=DEFAULT_LISTEN_BACKLOG, **options):
+    """Bind ``host``/``port`` now; a later run() serves ``wsgi_app`` there."""
+    global _default_instance
+    if _default_instance is not None:
+        raise RuntimeError("listen() was already called; call run() to serve it first")
+    _check_options(options)
+    sock = bind_and_listen(host, port, reuse_port, listen_backlog)
+    _default_instance = (sock, wsgi_app, options)
+    return sock
+
+
+def run(*args, **kwargs):
+    """run(app, host, port=None, reuse_port=False, listen_backlog=1024, **options), or
+    run() after listen(). Removes a unix socket file it served on when it returns."""
+    global _default_instance
+    if args or kwargs:
+        listen(*args, **kwargs)
+    if _default_instance is None:
+        raise RuntimeError("run() needs an app and a host, or a listen() call before it")
+    sock, wsgi_app, options = _default_instance
+    try:
+        server_run(sock, wsgi_app, **options)
+    finally:
+        _default_instance = None
+        _close_listener(sock)
+
+
+def stop():
+    """Ask the running server to stop gracefully (safe from a signal handler)."""
+    _core.stop()
+
+
+def _check_options(options):
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown server option(s): {', '.join(unknown)}; known: {', '.join(sorted(OPTIONS))}")
+
+
+def _close_listener(sock):
+    path = None
+    if sock.family == socket.AF_UNIX:
+        name = sock.getsockname()
+        if isinstance(name, str) and name and not name.startswith("\0"):
+            path = name
+    sock.close()
+    if path is not None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+class _SignalWakeup:
+    """Lets the C loop notice signals while it sleeps in epoll.
+
+    Python's C-level signal handler writes to the wakeup fd; the core watches
+    the read end and then runs the Python handlers (PyErr_CheckSignals), so
+    SIGINT becomes KeyboardInterrupt as in any Python program. SIGTERM, when
+    the program left it at its default, becomes a graceful stop.
+    Outside the main thread signals cannot be handled, and nothing is set up.
+    """
+
+    def __enter__(self):
+        self.previous_fd = None
+        self.previous_term = None
+        self.pipe = None
+        self.read_fd = -1
+        try:
+            read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        except AttributeError:  # pragma: no cover - pipe2 is Linux-only
+            read_fd, write_fd = os.pipe()
+            for fd in (read_fd, write_fd):
+                os.set_blocking(fd, False)
+        try:
+            self.previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        except ValueError:  # not the main thread
+            os.close(read_fd)
+            os.close(write_fd)
+            return self
+        self.pipe = (read_fd, write_fd)
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            self.previous_term = signal.signal(signal.SIGTERM, _stop_on_signal)
+        self.read_fd = read_fd
+        return self
+
+    def __exit__(self, *exc):
+        if self.pipe is None:
+            return False
+        if self.previous_term is not None:
+            signal.signal(signal.SIGTERM, self.previous_term)
+        signal.set_wakeup_fd(self.previous_fd)
+        for fd in self.pipe:
+            os.close(fd)
+        return False
+
+
+def _stop_on_signal(signum, frame):
+    _core.stop()

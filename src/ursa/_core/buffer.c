@@ -1,0 +1,70 @@
+#include "buffer.h"
+
+#include <Python.h>
+#include <stdlib.h>
+#include <string.h>
+
+int buffer_reserve(buffer *b, size_t extra)
+{
+    if (b->cap - b->len >= extra)
+        return 0;
+    size_t need = b->len + extra;
+    if (need < b->len) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    char *data = realloc(b->data, cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+int buffer_append(buffer *b, const void *bytes, size_t n)
+{
+    if (buffer_reserve(b, n) < 0)
+        return -1;
+    if (n)
+        memcpy(b->data + b->len, bytes, n);
+    b->len += n;
+    return 0;
+}
+
+int buffer_append_str(buffer *b, const char *s)
+{
+    return buffer_append(b, s, strlen(s));
+}
+
+void buffer_discard_front(buffer *b, size_t n)
+{
+    if (n >= b->len) {
+        b->len = 0;
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+}
+
+void buffer_shrink(buffer *b, size_t keep)
+{
+    if (b->cap <= keep || b->len > keep)
+        return;
+    char *data = realloc(b->data, keep);
+    if (data == NULL)
+        return; /* keeping the larger block is harmless */
+    b->data = data;
+    b->cap = keep;
+}
+
+void buffer_free(buffer *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}

@@ -1,0 +1,428 @@
+#define _GNU_SOURCE
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "environ.h"
+
+/* Free space asked of the read buffer before each read: a typical request
+ * head fits at once; bodies come in bigger bites. */
+#define HEAD_READ_SPARE (8 * 1024)
+#define BODY_READ_SPARE (64 * 1024)
+/* An idle connection gives back a read buffer a large head made bigger. */
+#define IDLE_BUFFER_KEEP (16 * 1024)
+/* After an error response the client may still be sending; read and drop
+ * it this long so that it sees the response rather than a reset. */
+#define LINGER_SECONDS 2.0
+
+static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+static void conn_process_input(conn *c);
+
+/* ---- events ---- */
+
+static void conn_watch(conn *c, int events)
+{
+    if (c->watching == events)
+        return;
+    struct ev_loop *loop = c->server->loop;
+    ev_io_stop(loop, &c->watcher);
+    ev_io_set(&c->watcher, c->fd, events);
+    ev_io_start(loop, &c->watcher);
+    c->watching = events;
+}
+
+/* When the current phase times out, or 0 when nothing can time out (the
+ * app is running, or its response is being produced). */
+static double conn_deadline(const conn *c)
+{
+    const server_options *o = &c->server->opts;
+    switch (c->state) {
+    case CONN_AWAITING:
+        return c->phase_started + (c->served_any ? o->keepalive_timeout : o->header_timeout);
+    case CONN_READING:
+        if (!c->req.headers_complete)
+            return c->phase_started + o->header_timeout;
+        return c->last_progress + o->body_timeout;
+    case CONN_RESPONDING:
+    case CONN_REJECTING:
+        return c->watching == EV_WRITE ? c->last_progress + o->write_timeout : 0;
+    case CONN_LINGERING:
+        return c->phase_started + LINGER_SECONDS;
+    }
+    return 0;
+}
+
+/* One timer per connection, moved only when a deadline comes earlier than
+ * it is set for; a timer that fires early is re-armed for the rest. That
+ * keeps the common request-response cycle free of timer-heap updates. */
+static void conn_schedule_timer(conn *c)
+{
+    double due = conn_deadline(c);
+    if (due == 0)
+        return;
+    if (ev_is_active(&c->timer) && c->timer_due <= due)
+        return;
+    struct ev_loop *loop = c->server->loop;
+    ev_timer_stop(loop, &c->timer);
+    double after = due - ev_now(loop);
+    ev_timer_set(&c->timer, after > 0 ? after : 0, 0);
+    ev_timer_start(loop, &c->timer);
+    c->timer_due = due;
+}
+
+static void conn_enter(conn *c, conn_state state)
+{
+    c->state = state;
+    c->phase_started = ev_now(c->server->loop);
+}
+
+/* ---- errors: answer, then close ---- */
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
+    case 431: return "Request Header Fields Too Large";
+    case 501: return "Not Implemented";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Internal Server Error";
+    }
+}
+
+static void conn_start_lingering(conn *c)
+{
+    shutdown(c->fd, SHUT_WR);
+    conn_enter(c, CONN_LINGERING);
+    conn_watch(c, EV_READ);
+    conn_schedule_timer(c);
+}
+
+static void conn_flush_rejection(conn *c)
+{
+    size_t written = 0;
+    flush_result f = outq_flush(&c->out, c->fd, SIZE_MAX, &written);
+    if (written)
+        c->last_progress = ev_now(c->server->loop);
+    if (f == FLUSH_ERROR) {
+        conn_close(c);
+    } else if (f == FLUSH_BLOCKED) {
+        conn_watch(c, EV_WRITE);
+        conn_schedule_timer(c);
+    } else {
+        conn_start_lingering(c);
+    }
+}
+
+/* Refuse the request being read with `status`: a short plain-text answer,
+ * then the connection closes. Nothing of the request reaches the app. */
+static void conn_reject(conn *c, int status, const char *reason)
+{
+    const char *phrase = reason_phrase(status);
+    PyObject *answer = PyBytes_FromFormat("HTTP/1.1 %d %s\r\n"
+                                          "Content-Type: text/plain; charset=utf-8\r\n"
+                                          "Content-Length: %zu\r\n"
+                                          "Connection: close\r\n"
+                                          "%s\r\n"
+                                          "%d %s: %s\n",
+                                          status, phrase,
+                                          strlen(phrase) + strlen(reason) + 7, server_date_header(c->server),
+                                          status, phrase, reason);
+    c->keep_alive = 0;
+    conn_enter(c, CONN_REJECTING);
+    c->last_progress = c->phase_started;
+    if (answer == NULL || outq_push(&c->out, answer, PyBytes_AS_STRING(answer), PyBytes_GET_SIZE(answer)) < 0) {
+        Py_XDECREF(answer);
+        PyErr_Clear();
+        conn_close(c);
+        return;
+    }
+    Py_DECREF(answer);
+    conn_flush_rejection(c);
+}
+
+/* ---- one request's cycle ---- */
+
+/* The response is written: log it, let it go, and either wait for the next
+ * request (returns 1) or close (returns 0). */
+static int conn_finish_request(conn *c)
+{
+    server *s = c->server;
+    response *r = &c->resp;
+    if (s->opts.access_log != NULL) {
+        long long duration_us = (long long)((ev_time() - r->started_at) * 1e6);
+        PyObject *ok = PyObject_CallFunction(s->opts.access_log, "OiKL", r->environ, r->status_code,
+                                             (unsigned long long)r->body_sent, duration_us);
+        if (ok == NULL)
+            server_report_exception(s, "ursa: the access_log callable raised");
+        Py_XDECREF(ok);
+    }
+    response_release(c);
+    request_reset(&c->req);
+    llhttp_resume(&c->parser);
+    buffer_discard_front(&c->in, c->parsed);
+    c->parsed = 0;
+    s->requests_served++;
+    if (s->opts.max_requests && s->requests_served >= s->opts.max_requests)
+        server_begin_stop(s);
+    if (!c->keep_alive || s->stopping) {
+        conn_close(c);
+        return 0;
+    }
+    c->served_any = 1;
+    if (c->in.len == 0)
+        buffer_shrink(&c->in, IDLE_BUFFER_KEEP);
+    conn_enter(c, c->in.len ? CONN_READING : CONN_AWAITING);
+    conn_watch(c, EV_READ);
+    conn_schedule_timer(c);
+    return 1;
+}
+
+/* Act on what the response path says. Returns 1 when the connection is
+ * ready for the next request, 0 when it is closed or waiting to write. */
+static int conn_after_pump(conn *c, pump_result result)
+{
+    switch (result) {
+    case PUMP_DONE:
+        return conn_finish_request(c);
+    case PUMP_BLOCKED:
+        conn_watch(c, EV_WRITE);
+        conn_schedule_timer(c);
+        return 0;
+    case PUMP_ABORT:
+        conn_close(c);
+        return 0;
+    }
+    return 0;
+}
+
+static int conn_respond(conn *c)
+{
+    conn_enter(c, CONN_RESPONDING);
+    c->keep_alive = c->req.keep_alive && !c->server->stopping;
+    PyObject *environ = environ_build(c);
+    if (environ == NULL) {
+        server_report_exception(c->server, "ursa: cannot build the WSGI environ");
+        conn_reject(c, 500, "cannot build the WSGI environ");
+        return 0;
+    }
+    return conn_after_pump(c, response_start(c, environ));
+}
+
+static void conn_send_continue(conn *c)
+{
+    c->req.expect_continue = 0;
+    /* Best effort on an idle socket: if it does not go out, the client
+     * sends the body after its own short wait anyway (RFC 9110 10.1.1). */
+    ssize_t ignored = send(c->fd, continue_line, sizeof continue_line - 1, MSG_NOSIGNAL);
+    (void)ignored;
+}
+
+static void conn_process_input(conn *c)
+{
+    while (c->in.len > c->parsed) {
+        parse_result result = request_parse(&c->parser, &c->req, &c->in, &c->parsed, &c->server->opts);
+        if (result == PARSE_ERROR) {
+            conn_reject(c, c->req.error_status, c->req.error_reason);
+            return;
+        }
+        if (result == PARSE_NEED_MORE) {
+            if (c->req.expect_continue)
+                conn_send_continue(c);
+            break;
+        }
+        if (!conn_respond(c))
+            return;
+    }
+    conn_schedule_timer(c);
+}
+
+/* ---- I/O ---- */
+
+static void conn_on_readable(conn *c)
+{
+    size_t spare = c->req.headers_complete ? BODY_READ_SPARE : HEAD_READ_SPARE;
+    if (buffer_reserve(&c->in, spare) < 0) {
+        PyErr_Clear();
+        conn_close(c);
+        return;
+    }
+    ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        conn_close(c); /* the peer is gone, or closed between or within requests */
+        return;
+    }
+    c->in.len += (size_t)n;
+    c->last_progress = ev_now(c->server->loop);
+    if (c->state == CONN_AWAITING)
+        conn_enter(c, CONN_READING);
+    conn_process_input(c);
+}
+
+static void conn_on_lingering_readable(conn *c)
+{
+    char sink[16 * 1024];
+    ssize_t n = recv(c->fd, sink, sizeof sink, 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        conn_close(c);
+}
+
+static void conn_on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    conn *c = w->data;
+    switch (c->state) {
+    case CONN_AWAITING:
+    case CONN_READING:
+        conn_on_readable(c);
+        break;
+    case CONN_RESPONDING:
+        if (conn_after_pump(c, response_pump(c)))
+            conn_process_input(c);
+        break;
+    case CONN_REJECTING:
+        conn_flush_rejection(c);
+        break;
+    case CONN_LINGERING:
+        conn_on_lingering_readable(c);
+        break;
+    }
+}
+
+static void conn_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    conn *c = w->data;
+    double due = conn_deadline(c);
+    if (due == 0)
+        return;
+    if (due > ev_now(loop)) {
+        conn_schedule_timer(c);
+        return;
+    }
+    if (c->state == CONN_READING)
+        conn_reject(c, 408, c->req.headers_complete ? "request body timed out" : "request head timed out");
+    else
+        conn_close(c); /* idle keep-alive, write timeout, or done lingering */
+}
+
+/* ---- opening and closing ---- */
+
+static int conn_set_peer(conn *c, const struct sockaddr *peer, socklen_t peer_length)
+{
+    char text[INET6_ADDRSTRLEN];
+    if (peer->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)peer;
+        inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+        c->remote_port = PyUnicode_FromFormat("%u", ntohs(in->sin_port));
+    } else if (peer->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)peer;
+        inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+        c->remote_port = PyUnicode_FromFormat("%u", ntohs(in6->sin6_port));
+    } else {
+        /* A unix peer is almost always unnamed: REMOTE_ADDR is "", as in
+         * gunicorn and uWSGI, and there is no REMOTE_PORT. */
+        (void)peer_length;
+        c->remote_addr = c->server->state->str_empty;
+        Py_INCREF(c->remote_addr);
+        return 0;
+    }
+    if (c->remote_port == NULL)
+        return -1;
+    c->remote_addr = PyUnicode_FromString(text);
+    return c->remote_addr ? 0 : -1;
+}
+
+int conn_open(listener *l, int fd, const struct sockaddr *peer, socklen_t peer_length)
+{
+    server *s = l->server;
+    conn *c = PyMem_Calloc(1, sizeof *c);
+    if (c == NULL) {
+        close(fd);
+        PyErr_NoMemory();
+        return -1;
+    }
+    c->server = s;
+    c->listener = l;
+    c->fd = fd;
+    if (conn_set_peer(c, peer, peer_length) < 0) {
+        Py_XDECREF(c->remote_port);
+        PyMem_Free(c);
+        close(fd);
+        return -1;
+    }
+    if (peer->sa_family == AF_INET || peer->sa_family == AF_INET6) {
+        /* Responses go out in as few writes as we can make them; Nagle
+         * would only hold back the last piece of each. */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    llhttp_init(&c->parser, HTTP_REQUEST, request_parser_settings());
+    body_init(&c->req.body);
+    c->resp.file_fd = -1;
+    c->resp.content_length = -1;
+
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->conn_count++;
+
+    ev_io_init(&c->watcher, conn_on_io, fd, EV_READ);
+    c->watcher.data = c;
+    ev_io_start(s->loop, &c->watcher);
+    c->watching = EV_READ;
+    ev_timer_init(&c->timer, conn_on_timer, 0, 0);
+    c->timer.data = c;
+    conn_enter(c, CONN_AWAITING);
+    conn_schedule_timer(c);
+    return 0;
+}
+
+void conn_close(conn *c)
+{
+    server *s = c->server;
+    /* Unlinked first: the iterable's close() below runs Python code, which
+     * may stop the server and walk the connection list. */
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->conn_count--;
+    ev_io_stop(s->loop, &c->watcher);
+    ev_timer_stop(s->loop, &c->timer);
+    response_release(c);
+    outq_free(&c->out);
+    request_free(&c->req);
+    buffer_free(&c->in);
+    Py_XDECREF(c->remote_addr);
+    Py_XDECREF(c->remote_port);
+    close(c->fd);
+    PyMem_Free(c);
+    server_conn_closed(s);
+}
+
+void conn_stop(conn *c)
+{
+    if (c->state == CONN_AWAITING)
+        conn_close(c);
+    else
+        c->keep_alive = 0;
+}

@@ -1,0 +1,57 @@
+/* A client connection and its state machine:
+ *   AWAITING  -> (first byte) READING -> (request complete) RESPONDING
+ *   RESPONDING -> (response written) AWAITING (keep-alive) or closed
+ *   any bad input -> REJECTING (error response) -> LINGERING -> closed */
+#ifndef URSA_CONN_H
+#define URSA_CONN_H
+
+#include <ev.h>
+#include <llhttp.h>
+#include <sys/socket.h>
+
+#include "buffer.h"
+#include "outq.h"
+#include "request.h"
+#include "response.h"
+#include "server.h"
+
+typedef enum {
+    CONN_AWAITING,   /* waiting for the first byte of a request */
+    CONN_READING,    /* a request is arriving */
+    CONN_RESPONDING, /* the app is called / its response is being written */
+    CONN_REJECTING,  /* an error response is being written, then close */
+    CONN_LINGERING,  /* write side shut; reading what the client still sends */
+} conn_state;
+
+typedef struct conn {
+    server *server;
+    listener *listener;
+    struct conn *prev, *next; /* server->conns */
+    int fd;
+    conn_state state;
+    ev_io watcher;
+    int watching;             /* EV_READ / EV_WRITE the watcher is started with */
+    ev_timer timer;
+    double timer_due;         /* when `timer` fires, if active */
+    double phase_started;     /* start of the current timeout phase */
+    double last_progress;     /* last read/write that moved bytes */
+    llhttp_t parser;
+    buffer in;
+    size_t parsed;            /* bytes of `in` llhttp has consumed */
+    request req;
+    response resp;
+    outq out;
+    PyObject *remote_addr;
+    PyObject *remote_port;    /* NULL for unix peers */
+    unsigned keep_alive : 1;  /* may serve another request after this one */
+    unsigned served_any : 1;  /* a response went out: idle time is keep-alive */
+} conn;
+
+/* Take over an accepted socket. Returns 0, or -1 (the fd is closed). */
+int conn_open(listener *l, int fd, const struct sockaddr *peer, socklen_t peer_length);
+/* Close now: the response's iterable is closed, every resource freed. */
+void conn_close(conn *c);
+/* For the graceful stop: close it if idle, else close after this response. */
+void conn_stop(conn *c);
+
+#endif

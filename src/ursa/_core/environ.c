@@ -1,0 +1,303 @@
+#define _GNU_SOURCE
+#include "environ.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "conn.h"
+#include "input.h"
+
+/* Headers most requests carry: their environ keys are made once. The
+ * order matches module_state.header_keys. */
+static const struct {
+    const char *name;
+    const char *key;
+} common_headers[URSA_COMMON_HEADERS] = {
+    {"host", "HTTP_HOST"},
+    {"user-agent", "HTTP_USER_AGENT"},
+    {"accept", "HTTP_ACCEPT"},
+    {"accept-encoding", "HTTP_ACCEPT_ENCODING"},
+    {"accept-language", "HTTP_ACCEPT_LANGUAGE"},
+    {"connection", "HTTP_CONNECTION"},
+    {"content-type", "CONTENT_TYPE"},
+    {"content-length", "CONTENT_LENGTH"},
+    {"cookie", "HTTP_COOKIE"},
+    {"referer", "HTTP_REFERER"},
+    {"cache-control", "HTTP_CACHE_CONTROL"},
+    {"origin", "HTTP_ORIGIN"},
+    {"authorization", "HTTP_AUTHORIZATION"},
+    {"x-forwarded-for", "HTTP_X_FORWARDED_FOR"},
+    {"x-forwarded-proto", "HTTP_X_FORWARDED_PROTO"},
+    {"x-forwarded-host", "HTTP_X_FORWARDED_HOST"},
+    {"x-real-ip", "HTTP_X_REAL_IP"},
+    {"x-requested-with", "HTTP_X_REQUESTED_WITH"},
+    {"if-none-match", "HTTP_IF_NONE_MATCH"},
+    {"if-modified-since", "HTTP_IF_MODIFIED_SINCE"},
+    {"upgrade-insecure-requests", "HTTP_UPGRADE_INSECURE_REQUESTS"},
+    {"pragma", "HTTP_PRAGMA"},
+    {"expect", "HTTP_EXPECT"},
+    {"transfer-encoding", "HTTP_TRANSFER_ENCODING"},
+};
+
+int environ_init_state(module_state *state)
+{
+    for (int i = 0; i < URSA_COMMON_HEADERS; i++) {
+        state->header_keys[i] = PyUnicode_InternFromString(common_headers[i].key);
+        if (state->header_keys[i] == NULL)
+            return -1;
+    }
+    /* HTTP methods only: llhttp's RTSP ones never reach a request parser. */
+#define URSA_METHOD_NAME(number, name, text)                                                                  \
+    if (number < URSA_METHOD_NAMES &&                                                                          \
+        (state->method_names[number] = PyUnicode_InternFromString(#text)) == NULL)                             \
+        return -1;
+    HTTP_METHOD_MAP(URSA_METHOD_NAME)
+#undef URSA_METHOD_NAME
+    return 0;
+}
+
+static int set_item(PyObject *environ, PyObject *key, PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    int result = PyDict_SetItem(environ, key, value);
+    Py_DECREF(value);
+    return result;
+}
+
+/* ---- the request target ---- */
+
+static int hex_value(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch = (char)(ch | 0x20);
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+/* PATH_INFO: the path percent-decoded, as latin-1 (PEP 3333). A '%' that
+ * starts no valid escape is kept as it is. */
+static PyObject *decode_path(const char *path, size_t length)
+{
+    const char *percent = memchr(path, '%', length);
+    if (percent == NULL)
+        return PyUnicode_DecodeLatin1(path, (Py_ssize_t)length, NULL);
+    PyObject *result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
+    if (result == NULL)
+        return NULL;
+    char *out = PyBytes_AS_STRING(result);
+    size_t n = 0;
+    for (size_t i = 0; i < length; i++) {
+        int high, low;
+        if (path[i] == '%' && i + 2 < length && (high = hex_value(path[i + 1])) >= 0 && (low = hex_value(path[i + 2])) >= 0) {
+            out[n++] = (char)(high * 16 + low);
+            i += 2;
+        } else {
+            out[n++] = path[i];
+        }
+    }
+    PyObject *text = PyUnicode_DecodeLatin1(out, (Py_ssize_t)n, NULL);
+    Py_DECREF(result);
+    return text;
+}
+
+/* Split the target into path and query; an absolute-form target
+ * ("http://host/path") contributes only its path. */
+static int set_target(PyObject *environ, module_state *state, const char *target, size_t length)
+{
+    PyObject *raw = PyUnicode_DecodeLatin1(target, (Py_ssize_t)length, NULL);
+    if (raw == NULL)
+        return -1;
+    Py_INCREF(raw);
+    if (set_item(environ, state->str_RAW_URI, raw) < 0 || set_item(environ, state->str_REQUEST_URI, raw) < 0)
+        return -1;
+
+    const char *end = target + length;
+    const char *fragment = memchr(target, '#', length);
+    if (fragment != NULL)
+        end = fragment;
+    const char *path = target;
+    if (length > 7 && (strncasecmp(target, "http://", 7) == 0 || strncasecmp(target, "https://", 8) == 0)) {
+        const char *authority = strstr(target, "//") + 2;
+        path = memchr(authority, '/', (size_t)(end - authority));
+        if (path == NULL)
+            path = end;
+    }
+    const char *query = memchr(path, '?', (size_t)(end - path));
+    const char *path_end = query ? query : end;
+    PyObject *path_info;
+    if (path_end - path == 1 && path[0] == '*')
+        path_info = state->str_empty, Py_INCREF(path_info); /* OPTIONS * */
+    else
+        path_info = decode_path(path, (size_t)(path_end - path));
+    if (set_item(environ, state->str_PATH_INFO, path_info) < 0)
+        return -1;
+    PyObject *query_string = query ? PyUnicode_DecodeLatin1(query + 1, end - query - 1, NULL) : state->str_empty;
+    if (query == NULL)
+        Py_INCREF(query_string);
+    return set_item(environ, state->str_QUERY_STRING, query_string);
+}
+
+/* ---- headers ---- */
+
+/* The environ key for a header name, a new reference; NULL with no
+ * exception for names with "_", which are dropped: "X_Forwarded_For"
+ * would otherwise pass for "X-Forwarded-For". */
+static PyObject *header_key(module_state *state, const char *name, size_t length)
+{
+    if (memchr(name, '_', length) != NULL)
+        return NULL;
+    for (int i = 0; i < URSA_COMMON_HEADERS; i++) {
+        if (strlen(common_headers[i].name) == length && strncasecmp(common_headers[i].name, name, length) == 0) {
+            Py_INCREF(state->header_keys[i]);
+            return state->header_keys[i];
+        }
+    }
+    PyObject *key = PyUnicode_New((Py_ssize_t)length + 5, 127);
+    if (key == NULL)
+        return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(key);
+    memcpy(out, "HTTP_", 5);
+    for (size_t i = 0; i < length; i++) {
+        char ch = name[i];
+        out[5 + i] = (Py_UCS1)(ch == '-' ? '_' : (ch >= 'a' && ch <= 'z') ? ch - 32 : ch);
+    }
+    return key;
+}
+
+static int add_header(PyObject *environ, PyObject *key, PyObject *value)
+{
+    PyObject *previous = PyDict_GetItemWithError(environ, key);
+    if (previous == NULL) {
+        if (PyErr_Occurred())
+            return -1;
+        return PyDict_SetItem(environ, key, value);
+    }
+    /* Repeated fields are one comma-separated list (RFC 9110 5.3). */
+    PyObject *joined = PyUnicode_FromFormat("%U,%U", previous, value);
+    if (joined == NULL)
+        return -1;
+    int result = PyDict_SetItem(environ, key, joined);
+    Py_DECREF(joined);
+    return result;
+}
+
+static int set_headers(PyObject *environ, module_state *state, const request *req, const char *base)
+{
+    for (uint32_t i = 0; i < req->header_count; i++) {
+        const header_span *h = &req->headers[i];
+        PyObject *key = header_key(state, base + h->name.offset, h->name.length);
+        if (key == NULL) {
+            if (PyErr_Occurred())
+                return -1;
+            continue;
+        }
+        uint32_t length = h->value.length;
+        const char *value = base + h->value.offset;
+        while (length > 0 && (value[length - 1] == ' ' || value[length - 1] == '\t'))
+            length--;
+        PyObject *text = PyUnicode_DecodeLatin1(value, length, NULL);
+        int result = text ? add_header(environ, key, text) : -1;
+        Py_XDECREF(text);
+        Py_DECREF(key);
+        if (result < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- the environ ---- */
+
+PyObject *environ_build(conn *c)
+{
+    module_state *state = c->server->state;
+    request *req = &c->req;
+    const char *base = c->in.data;
+    PyObject *environ = PyDict_Copy(c->listener->environ_template);
+    if (environ == NULL)
+        return NULL;
+    PyObject *method = req->method < URSA_METHOD_NAMES ? state->method_names[req->method] : NULL;
+    if (method == NULL) {
+        PyErr_SetString(PyExc_ValueError, "unknown request method");
+        goto error;
+    }
+    if (PyDict_SetItem(environ, state->str_REQUEST_METHOD, method) < 0 ||
+        set_target(environ, state, base + req->url.offset, req->url.length) < 0 ||
+        PyDict_SetItem(environ, state->str_SERVER_PROTOCOL,
+                       req->http_minor == 0 ? state->str_HTTP_1_0 : state->str_HTTP_1_1) < 0 ||
+        PyDict_SetItem(environ, state->str_REMOTE_ADDR, c->remote_addr) < 0 ||
+        (c->remote_port != NULL && PyDict_SetItem(environ, state->str_REMOTE_PORT, c->remote_port) < 0) ||
+        set_headers(environ, state, req, base) < 0)
+        goto error;
+    if (req->chunked && PyDict_DelItem(environ, state->str_CONTENT_LENGTH) < 0)
+        PyErr_Clear(); /* a chunked body has no length to tell */
+
+    PyObject *input;
+    if (req->body.size == 0) {
+        input = state->empty_input;
+        Py_INCREF(input);
+    } else {
+        input = input_new(state, &req->body);
+    }
+    if (set_item(environ, state->str_wsgi_input, input) < 0)
+        goto error;
+    PyObject *errors = PySys_GetObject("stderr");
+    if (PyDict_SetItem(environ, state->str_wsgi_errors, errors ? errors : Py_None) < 0)
+        goto error;
+    return environ;
+error:
+    Py_DECREF(environ);
+    return NULL;
+}
+
+static int set_server_address(PyObject *template, module_state *state, listener *l)
+{
+    struct sockaddr_storage address;
+    socklen_t length = sizeof address;
+    char text[INET6_ADDRSTRLEN] = "localhost";
+    unsigned port = 80;
+    /* A unix socket has no host or port; "localhost" and 80 make URLs that
+     * apps rebuild from them (without a Host header) still well-formed. */
+    if (getsockname(l->fd, (struct sockaddr *)&address, &length) == 0) {
+        if (address.ss_family == AF_INET) {
+            struct sockaddr_in *in = (struct sockaddr_in *)&address;
+            inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+            port = ntohs(in->sin_port);
+        } else if (address.ss_family == AF_INET6) {
+            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&address;
+            inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+            port = ntohs(in6->sin6_port);
+        }
+    }
+    if (set_item(template, state->str_SERVER_NAME, PyUnicode_FromString(text)) < 0 ||
+        set_item(template, state->str_SERVER_PORT, PyUnicode_FromFormat("%u", port)) < 0)
+        return -1;
+    return 0;
+}
+
+PyObject *environ_template_new(listener *l)
+{
+    server *s = l->server;
+    module_state *state = s->state;
+    PyObject *template = PyDict_New();
+    if (template == NULL)
+        return NULL;
+    if (set_server_address(template, state, l) < 0 ||
+        PyDict_SetItem(template, state->str_SCRIPT_NAME, state->str_empty) < 0 ||
+        PyDict_SetItem(template, state->str_wsgi_version, state->wsgi_version) < 0 ||
+        PyDict_SetItem(template, state->str_wsgi_url_scheme, s->opts.url_scheme) < 0 ||
+        PyDict_SetItem(template, state->str_wsgi_multithread, Py_False) < 0 ||
+        PyDict_SetItem(template, state->str_wsgi_multiprocess, s->opts.multiprocess ? Py_True : Py_False) < 0 ||
+        PyDict_SetItem(template, state->str_wsgi_run_once, Py_False) < 0 ||
+        PyDict_SetItem(template, state->str_wsgi_file_wrapper, (PyObject *)state->file_wrapper_type) < 0 ||
+        PyDict_SetItem(template, state->str_wsgi_input_terminated, Py_True) < 0) {
+        Py_DECREF(template);
+        return NULL;
+    }
+    return template;
+}

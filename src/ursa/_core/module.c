@@ -1,0 +1,241 @@
+/* ursa._core: module state, and the two entry points serve() and stop(). */
+#include "module.h"
+
+#include "environ.h"
+#include "filewrapper.h"
+#include "input.h"
+#include "options.h"
+#include "response.h"
+#include "server.h"
+
+static module_state *state_of(PyObject *module)
+{
+    return (module_state *)PyModule_GetState(module);
+}
+
+void log_error(module_state *state, const char *message)
+{
+    PyObject *exc_type, *exc, *traceback;
+    PyErr_Fetch(&exc_type, &exc, &traceback);
+    if (exc_type != NULL) {
+        PyErr_NormalizeException(&exc_type, &exc, &traceback);
+        if (traceback != NULL)
+            PyException_SetTraceback(exc, traceback);
+    }
+    if (state->error_logger == NULL) {
+        PyObject *logging = PyImport_ImportModule("logging");
+        if (logging != NULL) {
+            state->error_logger = PyObject_CallMethod(logging, "getLogger", "s", "ursa.error");
+            Py_DECREF(logging);
+        }
+    }
+    int logged = 0;
+    if (state->error_logger != NULL) {
+        PyObject *method = PyObject_GetAttr(state->error_logger, state->str_error);
+        PyObject *args = Py_BuildValue("(ss)", "%s", message);
+        PyObject *kwargs = exc ? Py_BuildValue("{sO}", "exc_info", exc) : NULL;
+        PyObject *ok = method && args && (kwargs || !exc) ? PyObject_Call(method, args, kwargs) : NULL;
+        logged = ok != NULL;
+        Py_XDECREF(ok);
+        Py_XDECREF(kwargs);
+        Py_XDECREF(args);
+        Py_XDECREF(method);
+    }
+    if (!logged) {
+        /* Logging itself failed: say so on stderr rather than lose it. */
+        PyErr_Clear();
+        fprintf(stderr, "%s\n", message);
+        if (exc_type != NULL) {
+            PyErr_Restore(exc_type, exc, traceback);
+            PyErr_Print();
+            return;
+        }
+    }
+    PyErr_Clear();
+    Py_XDECREF(exc_type);
+    Py_XDECREF(exc);
+    Py_XDECREF(traceback);
+}
+
+static int listen_fds_of(PyObject *sequence, int **fds, size_t *count)
+{
+    PyObject *fast = PySequence_Fast(sequence, "serve(): listen_fds must be a list of file descriptors");
+    if (fast == NULL)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    if (n == 0) {
+        PyErr_SetString(PyExc_ValueError, "serve(): needs at least one listening socket");
+        goto error;
+    }
+    *fds = PyMem_Calloc((size_t)n, sizeof **fds);
+    if (*fds == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long fd = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
+        if (fd == -1 && PyErr_Occurred())
+            goto error;
+        if (fd < 0 || fd > INT32_MAX) {
+            PyErr_Format(PyExc_ValueError, "serve(): %ld is not a file descriptor", fd);
+            goto error;
+        }
+        (*fds)[i] = (int)fd;
+    }
+    *count = (size_t)n;
+    Py_DECREF(fast);
+    return 0;
+error:
+    PyMem_Free(*fds);
+    *fds = NULL;
+    Py_DECREF(fast);
+    return -1;
+}
+
+PyDoc_STRVAR(serve_doc, "serve(listen_fds, app, signal_fd, **options)\n\n"
+                        "Serve the WSGI `app` on the listening sockets `listen_fds` until stopped.\n"
+                        "`signal_fd` is the read end of Python's signal wake-up fd, or -1.");
+
+static PyObject *ursa_serve(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    module_state *state = state_of(module);
+    PyObject *fd_list, *app;
+    int signal_fd;
+    if (!PyArg_ParseTuple(args, "OOi:serve", &fd_list, &app, &signal_fd))
+        return NULL;
+    if (!PyCallable_Check(app)) {
+        PyErr_Format(PyExc_TypeError, "the WSGI application must be callable, not %.100s", Py_TYPE(app)->tp_name);
+        return NULL;
+    }
+    if (state->running != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "a server is already running in this process: stop it first");
+        return NULL;
+    }
+    int *fds = NULL;
+    size_t fd_count = 0;
+    server_options opts;
+    if (listen_fds_of(fd_list, &fds, &fd_count) < 0)
+        return NULL;
+    if (options_parse(&opts, kwargs) < 0) {
+        PyMem_Free(fds);
+        return NULL;
+    }
+    int result = server_serve(state, app, fds, fd_count, signal_fd, &opts);
+    options_clear(&opts);
+    PyMem_Free(fds);
+    if (result < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(stop_doc, "stop()\n\nAsk the running server to stop gracefully. Returns whether one was running.");
+
+static PyObject *ursa_stop(PyObject *module, PyObject *unused)
+{
+    (void)unused;
+    module_state *state = state_of(module);
+    if (state->running == NULL)
+        Py_RETURN_FALSE;
+    server_begin_stop(state->running);
+    Py_RETURN_TRUE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"serve", (PyCFunction)(void (*)(void))ursa_serve, METH_VARARGS | METH_KEYWORDS, serve_doc},
+    {"stop", ursa_stop, METH_NOARGS, stop_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static int module_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    module_state *state = state_of(module);
+    if (state == NULL)
+        return 0;
+    Py_VISIT(state->start_response_type);
+    Py_VISIT(state->input_type);
+    Py_VISIT(state->file_wrapper_type);
+    Py_VISIT(state->empty_input);
+    Py_VISIT(state->error_logger);
+    return 0;
+}
+
+static int module_clear(PyObject *module)
+{
+    module_state *state = state_of(module);
+    if (state == NULL)
+        return 0;
+    Py_CLEAR(state->empty_input);
+    Py_CLEAR(state->start_response_type);
+    Py_CLEAR(state->input_type);
+    Py_CLEAR(state->file_wrapper_type);
+    Py_CLEAR(state->wsgi_version);
+    Py_CLEAR(state->error_logger);
+    for (int i = 0; i < URSA_METHOD_NAMES; i++)
+        Py_CLEAR(state->method_names[i]);
+    for (int i = 0; i < URSA_COMMON_HEADERS; i++)
+        Py_CLEAR(state->header_keys[i]);
+#define URSA_CLEAR_STR(field, text) Py_CLEAR(state->str_##field);
+    URSA_INTERNED_STRINGS(URSA_CLEAR_STR)
+#undef URSA_CLEAR_STR
+    return 0;
+}
+
+static void module_free(void *module)
+{
+    module_clear((PyObject *)module);
+}
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "ursa._core",
+    .m_doc = "The C core of ursa: the event loop, HTTP/1.x and WSGI.",
+    .m_size = sizeof(module_state),
+    .m_methods = module_methods,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+static int init_state(PyObject *module, module_state *state)
+{
+#define URSA_INTERN_STR(field, text)                                                                          \
+    if ((state->str_##field = PyUnicode_InternFromString(text)) == NULL)                                       \
+        return -1;
+    URSA_INTERNED_STRINGS(URSA_INTERN_STR)
+#undef URSA_INTERN_STR
+    state->start_response_type = (PyTypeObject *)PyType_FromSpec(start_response_type_spec());
+    state->input_type = (PyTypeObject *)PyType_FromSpec(input_type_spec());
+    state->file_wrapper_type = (PyTypeObject *)PyType_FromSpec(file_wrapper_type_spec());
+    state->wsgi_version = Py_BuildValue("(ii)", 1, 0);
+    if (state->start_response_type == NULL || state->input_type == NULL || state->file_wrapper_type == NULL ||
+        state->wsgi_version == NULL)
+        return -1;
+    body empty;
+    body_init(&empty);
+    state->empty_input = input_new(state, &empty);
+    if (state->empty_input == NULL || environ_init_state(state) < 0)
+        return -1;
+    PyObject *defaults = options_defaults();
+    if (defaults == NULL || PyModule_AddObject(module, "DEFAULT_OPTIONS", defaults) < 0) {
+        Py_XDECREF(defaults);
+        return -1;
+    }
+    Py_INCREF(state->file_wrapper_type);
+    if (PyModule_AddObject(module, "FileWrapper", (PyObject *)state->file_wrapper_type) < 0) {
+        Py_DECREF(state->file_wrapper_type);
+        return -1;
+    }
+    return 0;
+}
+
+PyMODINIT_FUNC PyInit__core(void)
+{
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL)
+        return NULL;
+    if (init_state(module, state_of(module)) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,294 @@
+#include "request.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Chunk extensions carry nothing a WSGI app can see; a long run of them is
+ * only a way to make the server read without end. */
+#define MAX_CHUNK_EXTENSION 4096
+
+static request *request_of(llhttp_t *parser)
+{
+    return (request *)parser->data;
+}
+
+static int refuse(request *req, int status, const char *reason)
+{
+    req->error_status = status;
+    req->error_reason = reason;
+    return -1;
+}
+
+/* Spans grow piecewise as data arrives; the read buffer keeps the head in
+ * one contiguous run, so each piece continues the previous one. */
+static void span_extend(request *req, span *s, const char *at, size_t length)
+{
+    if (s->length == 0)
+        s->offset = (uint32_t)(at - req->base);
+    s->length += (uint32_t)length;
+    uint32_t end = s->offset + s->length;
+    if (end > req->head_length)
+        req->head_length = end;
+}
+
+static int on_url(llhttp_t *parser, const char *at, size_t length)
+{
+    request *req = request_of(parser);
+    if (req->url.length + length > req->limits->max_request_line)
+        return refuse(req, 414, "request target too long");
+    span_extend(req, &req->url, at, length);
+    return 0;
+}
+
+static header_span *current_header(request *req)
+{
+    return &req->headers[req->header_count - 1];
+}
+
+static int start_header(request *req)
+{
+    if (req->header_count >= req->limits->max_headers)
+        return refuse(req, 431, "too many header fields");
+    if (req->header_count == req->header_capacity) {
+        uint32_t capacity = req->header_capacity ? req->header_capacity * 2 : 16;
+        header_span *headers = realloc(req->headers, capacity * sizeof *headers);
+        if (headers == NULL)
+            return refuse(req, 500, "out of memory");
+        req->headers = headers;
+        req->header_capacity = capacity;
+    }
+    req->headers[req->header_count++] = (header_span){{0, 0}, {0, 0}};
+    req->in_header_value = 0;
+    return 0;
+}
+
+static int check_header_line(request *req)
+{
+    header_span *h = current_header(req);
+    if ((size_t)h->name.length + h->value.length > req->limits->max_header_line)
+        return refuse(req, 431, "header field too long");
+    return 0;
+}
+
+/* Trailer fields (after a chunked body) are read and dropped: WSGI has no
+ * place for them. They still count against the head size limit. */
+static int count_trailer(request *req, size_t length)
+{
+    req->trailer_length += (uint32_t)length;
+    if (req->trailer_length > req->limits->max_header_bytes)
+        return refuse(req, 431, "trailer fields too large");
+    return 0;
+}
+
+static int on_header_field(llhttp_t *parser, const char *at, size_t length)
+{
+    request *req = request_of(parser);
+    if (req->headers_complete)
+        return count_trailer(req, length);
+    if ((req->header_count == 0 || req->in_header_value) && start_header(req) < 0)
+        return -1;
+    span_extend(req, &current_header(req)->name, at, length);
+    return check_header_line(req);
+}
+
+static int on_header_value(llhttp_t *parser, const char *at, size_t length)
+{
+    request *req = request_of(parser);
+    if (req->headers_complete)
+        return count_trailer(req, length);
+    req->in_header_value = 1;
+    span_extend(req, &current_header(req)->value, at, length);
+    return check_header_line(req);
+}
+
+static int span_equals(const request *req, span s, const char *text)
+{
+    size_t n = strlen(text);
+    return s.length == n && strncasecmp(req->base + s.offset, text, n) == 0;
+}
+
+/* A value without its trailing whitespace (llhttp strips the leading). */
+static span trimmed(const request *req, span s)
+{
+    while (s.length > 0) {
+        char last = req->base[s.offset + s.length - 1];
+        if (last != ' ' && last != '\t')
+            break;
+        s.length--;
+    }
+    return s;
+}
+
+static int on_header_value_complete(llhttp_t *parser)
+{
+    request *req = request_of(parser);
+    if (req->headers_complete || req->header_count == 0)
+        return 0;
+    header_span *h = current_header(req);
+    if (span_equals(req, h->name, "transfer-encoding")) {
+        /* Only "chunked", once: any other coding would reach the app still
+         * encoded, and a repeated one is a smuggling attempt. */
+        if (req->chunked)
+            return refuse(req, 400, "repeated Transfer-Encoding");
+        if (!span_equals(req, trimmed(req, h->value), "chunked"))
+            return refuse(req, 501, "Transfer-Encoding other than chunked is not supported");
+        req->chunked = 1;
+    } else if (span_equals(req, h->name, "expect")) {
+        if (!span_equals(req, trimmed(req, h->value), "100-continue"))
+            return refuse(req, 417, "unsupported expectation");
+        req->expect_continue = 1;
+    }
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *parser)
+{
+    request *req = request_of(parser);
+    req->headers_complete = 1;
+    req->method = (uint8_t)parser->method;
+    req->http_major = parser->http_major;
+    req->http_minor = parser->http_minor;
+    if (parser->http_major != 1 || parser->http_minor > 1)
+        return refuse(req, 505, "HTTP version not supported");
+    if (req->head_length > req->limits->max_header_bytes)
+        return refuse(req, 431, "request head too large");
+    req->has_content_length = (parser->flags & F_CONTENT_LENGTH) != 0;
+    uint64_t declared = req->has_content_length ? parser->content_length : 0;
+    if (declared > req->limits->max_body_size)
+        return refuse(req, 413, "request body too large");
+    int body_follows = declared > 0 || req->chunked;
+    /* 100 Continue is owed only to a 1.1 client about to send a body. */
+    req->expect_continue = req->expect_continue && body_follows && parser->http_minor == 1;
+    if (declared > 0 && body_expect(&req->body, declared, req->limits->body_buffer_size) < 0)
+        return refuse(req, 500, "cannot store the request body");
+    return 0;
+}
+
+static int on_body(llhttp_t *parser, const char *at, size_t length)
+{
+    request *req = request_of(parser);
+    if (req->body.size + length > req->limits->max_body_size)
+        return refuse(req, 413, "request body too large");
+    if (body_append(&req->body, at, length, req->limits->body_buffer_size) < 0)
+        return refuse(req, 500, "cannot store the request body");
+    return 0;
+}
+
+static int on_chunk_header(llhttp_t *parser)
+{
+    request_of(parser)->chunk_extension = 0;
+    return 0;
+}
+
+static int on_chunk_extension(llhttp_t *parser, const char *at, size_t length)
+{
+    request *req = request_of(parser);
+    (void)at;
+    req->chunk_extension += (uint32_t)length;
+    if (req->chunk_extension > MAX_CHUNK_EXTENSION)
+        return refuse(req, 400, "chunk extension too long");
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *parser)
+{
+    request *req = request_of(parser);
+    req->complete = 1;
+    req->keep_alive = llhttp_should_keep_alive(parser) && !parser->upgrade;
+    /* One request at a time: pipelined bytes wait until this is answered. */
+    return HPE_PAUSED;
+}
+
+static llhttp_settings_t settings;
+
+const llhttp_settings_t *request_parser_settings(void)
+{
+    if (settings.on_message_complete == NULL) {
+        llhttp_settings_init(&settings);
+        settings.on_url = on_url;
+        settings.on_header_field = on_header_field;
+        settings.on_header_value = on_header_value;
+        settings.on_header_value_complete = on_header_value_complete;
+        settings.on_headers_complete = on_headers_complete;
+        settings.on_body = on_body;
+        settings.on_chunk_header = on_chunk_header;
+        settings.on_chunk_extension_name = on_chunk_extension;
+        settings.on_chunk_extension_value = on_chunk_extension;
+        settings.on_message_complete = on_message_complete;
+    }
+    return &settings;
+}
+
+static void refuse_from_parser(llhttp_t *parser, request *req, llhttp_errno_t err)
+{
+    if (req->error_status != 0)
+        return;
+    switch (err) {
+    case HPE_INVALID_VERSION:
+        refuse(req, 505, "HTTP version not supported");
+        break;
+    case HPE_INVALID_TRANSFER_ENCODING:
+        refuse(req, 501, "Transfer-Encoding other than chunked is not supported");
+        break;
+    default:
+        refuse(req, 400, llhttp_get_error_reason(parser));
+        break;
+    }
+}
+
+parse_result request_parse(llhttp_t *parser, request *req, buffer *in, size_t *parsed,
+                           const server_options *limits)
+{
+    const char *start = in->data + *parsed;
+    size_t available = in->len - *parsed;
+    req->base = in->data;
+    req->limits = limits;
+    parser->data = req;
+
+    llhttp_errno_t err = llhttp_execute(parser, start, available);
+    size_t consumed = available;
+    if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+        consumed = (size_t)(llhttp_get_error_pos(parser) - start);
+    } else if (err != HPE_OK) {
+        refuse_from_parser(parser, req, err);
+        return PARSE_ERROR;
+    }
+    *parsed += consumed;
+
+    if (req->headers_complete) {
+        /* Body bytes are in req->body now: keep only the head (the spans
+         * point into it) and whatever follows this message. */
+        size_t keep = req->head_length;
+        if (*parsed > keep) {
+            size_t rest = in->len - *parsed;
+            memmove(in->data + keep, in->data + *parsed, rest);
+            in->len = keep + rest;
+            *parsed = keep;
+        }
+    } else if (*parsed > limits->max_header_bytes + limits->max_request_line) {
+        refuse(req, 431, "request head too large");
+        return PARSE_ERROR;
+    }
+    return req->complete ? PARSE_REQUEST_READY : PARSE_NEED_MORE;
+}
+
+void request_reset(request *req)
+{
+    header_span *headers = req->headers;
+    uint32_t capacity = req->header_capacity;
+    body_free(&req->body);
+    memset(req, 0, sizeof *req);
+    req->headers = headers;
+    req->header_capacity = capacity;
+    body_init(&req->body);
+}
+
+void request_free(request *req)
+{
+    body_free(&req->body);
+    free(req->headers);
+    req->headers = NULL;
+    req->header_capacity = 0;
+}

@@ -1,0 +1,315 @@
+#define _GNU_SOURCE
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "environ.h"
+
+/* Connections accepted per readiness event: enough to empty a burst,
+ * few enough that requests already accepted are not starved. */
+#define ACCEPTS_PER_EVENT 64
+/* Out of file descriptors: wait this long before accepting again rather
+ * than spinning on a listening socket that stays readable. */
+#define ACCEPT_RETRY_SECONDS 0.1
+
+/* ---- the GIL is released while libev waits for events ---- */
+
+static void release_gil(struct ev_loop *loop)
+{
+    server *s = ev_userdata(loop);
+    s->released_thread = PyEval_SaveThread();
+}
+
+static void acquire_gil(struct ev_loop *loop)
+{
+    server *s = ev_userdata(loop);
+    PyEval_RestoreThread(s->released_thread);
+    s->released_thread = NULL;
+}
+
+/* ---- accepting ---- */
+
+static void listeners_start(server *s)
+{
+    if (s->accepting || s->stopping)
+        return;
+    for (size_t i = 0; i < s->listener_count; i++)
+        ev_io_start(s->loop, &s->listeners[i].watcher);
+    s->accepting = 1;
+}
+
+static void listeners_stop(server *s)
+{
+    if (!s->accepting)
+        return;
+    for (size_t i = 0; i < s->listener_count; i++)
+        ev_io_stop(s->loop, &s->listeners[i].watcher);
+    s->accepting = 0;
+}
+
+static void on_accept_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    listeners_start((server *)w->data);
+}
+
+static void pause_accepting(server *s, double seconds)
+{
+    listeners_stop(s);
+    if (seconds > 0) {
+        ev_timer_set(&s->accept_retry, seconds, 0);
+        ev_timer_start(s->loop, &s->accept_retry);
+    }
+}
+
+static void on_listener_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    listener *l = w->data;
+    server *s = l->server;
+    for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+        if (s->conn_count >= s->opts.max_connections) {
+            pause_accepting(s, 0); /* resumed by server_conn_closed */
+            return;
+        }
+        struct sockaddr_storage peer;
+        socklen_t peer_length = sizeof peer;
+        int fd = accept4(l->fd, (struct sockaddr *)&peer, &peer_length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                pause_accepting(s, ACCEPT_RETRY_SECONDS);
+            return; /* EAGAIN, or nothing better to do */
+        }
+        if (conn_open(l, fd, (struct sockaddr *)&peer, peer_length) < 0) {
+            log_error(s->state, "ursa: cannot set up a new connection");
+            return;
+        }
+    }
+}
+
+void server_conn_closed(server *s)
+{
+    if (s->stopping) {
+        if (s->conn_count == 0)
+            ev_break(s->loop, EVBREAK_ALL);
+        return;
+    }
+    if (!s->accepting && !ev_is_active(&s->accept_retry) && s->conn_count < s->opts.max_connections)
+        listeners_start(s);
+}
+
+/* ---- stopping ---- */
+
+static void close_all(server *s)
+{
+    while (s->conns != NULL)
+        conn_close(s->conns);
+}
+
+static void on_graceful_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    close_all((server *)w->data);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+void server_begin_stop(server *s)
+{
+    if (s->stopping)
+        return;
+    listeners_stop(s);
+    ev_timer_stop(s->loop, &s->accept_retry);
+    s->stopping = 1;
+    ev_timer_set(&s->graceful_timer, s->opts.graceful_timeout, 0);
+    ev_timer_start(s->loop, &s->graceful_timer);
+    /* conn_stop may close (and unlink) the connection it is given. */
+    for (struct conn *c = s->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        conn_stop(c);
+    }
+    if (s->conn_count == 0)
+        ev_break(s->loop, EVBREAK_ALL);
+}
+
+void server_interrupt(server *s)
+{
+    if (s->interrupt == NULL) {
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        if (value != NULL && traceback != NULL)
+            PyException_SetTraceback(value, traceback);
+        Py_XDECREF(type);
+        Py_XDECREF(traceback);
+        s->interrupt = value;
+    } else {
+        PyErr_Clear();
+    }
+    server_begin_stop(s);
+}
+
+void server_report_exception(server *s, const char *message)
+{
+    if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) || PyErr_ExceptionMatches(PyExc_SystemExit))
+        server_interrupt(s);
+    else
+        log_error(s->state, message);
+}
+
+/* Python's C-level signal handler wrote to the wake-up fd: run the Python
+ * handlers now. A KeyboardInterrupt (or any exception) they raise stops
+ * the server and is raised again from serve(). */
+static void on_signal_wakeup(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    server *s = w->data;
+    char drain[64];
+    while (read(s->signal_fd, drain, sizeof drain) > 0)
+        ;
+    if (PyErr_CheckSignals() < 0)
+        server_interrupt(s);
+}
+
+/* ---- the Date header ---- */
+
+const char *server_date_header(server *s)
+{
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t now = (time_t)ev_now(s->loop);
+    if (now != s->date_second) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        snprintf(s->date_header, sizeof s->date_header, "Date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n",
+                 days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                 tm.tm_sec);
+        s->date_second = now;
+    }
+    return s->date_header;
+}
+
+/* ---- set-up and tear-down ---- */
+
+static int listener_init(server *s, listener *l, int fd)
+{
+    struct sockaddr_storage address;
+    socklen_t length = sizeof address;
+    int type;
+    socklen_t type_length = sizeof type;
+    if (getsockname(fd, (struct sockaddr *)&address, &length) < 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_length) < 0) {
+        PyErr_Format(PyExc_OSError, "fd %d is not a socket: %s", fd, strerror(errno));
+        return -1;
+    }
+    int accepting = 0;
+    socklen_t accepting_length = sizeof accepting;
+    if (type != SOCK_STREAM ||
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &accepting_length) < 0 || !accepting) {
+        PyErr_Format(PyExc_ValueError, "fd %d is not a listening stream socket: call listen() on it first",
+                     fd);
+        return -1;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    l->server = s;
+    l->fd = fd;
+    l->family = address.ss_family;
+    l->environ_template = environ_template_new(l);
+    if (l->environ_template == NULL)
+        return -1;
+    ev_io_init(&l->watcher, on_listener_readable, fd, EV_READ);
+    l->watcher.data = l;
+    return 0;
+}
+
+static void server_clear(server *s)
+{
+    if (s->listeners != NULL) {
+        for (size_t i = 0; i < s->listener_count; i++)
+            Py_XDECREF(s->listeners[i].environ_template);
+        PyMem_Free(s->listeners);
+    }
+    if (s->loop != NULL)
+        ev_loop_destroy(s->loop);
+    Py_XDECREF(s->app);
+    Py_XDECREF(s->interrupt);
+    options_clear(&s->opts);
+}
+
+int server_serve(module_state *state, PyObject *app, const int *listen_fds, size_t listen_fd_count,
+                 int signal_fd, server_options *opts)
+{
+    int result = -1;
+    server s;
+    memset(&s, 0, sizeof s);
+    s.state = state;
+    s.opts = *opts;
+    memset(opts, 0, sizeof *opts); /* moved */
+    Py_INCREF(app);
+    s.app = app;
+    s.signal_fd = signal_fd;
+    s.date_second = -1;
+
+    s.loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV | EVFLAG_NOSIGMASK);
+    if (s.loop == NULL) {
+        PyErr_SetString(PyExc_OSError, "ursa: libev could not create an event loop");
+        goto cleanup;
+    }
+    ev_set_userdata(s.loop, &s);
+    ev_set_loop_release_cb(s.loop, release_gil, acquire_gil);
+
+    s.listeners = PyMem_Calloc(listen_fd_count, sizeof *s.listeners);
+    if (s.listeners == NULL) {
+        PyErr_NoMemory();
+        goto cleanup;
+    }
+    for (size_t i = 0; i < listen_fd_count; i++) {
+        if (listener_init(&s, &s.listeners[i], listen_fds[i]) < 0)
+            goto cleanup;
+        s.listener_count++;
+    }
+
+    ev_timer_init(&s.accept_retry, on_accept_retry, 0, 0);
+    s.accept_retry.data = &s;
+    ev_timer_init(&s.graceful_timer, on_graceful_timeout, 0, 0);
+    s.graceful_timer.data = &s;
+    if (signal_fd >= 0) {
+        ev_io_init(&s.signal_watcher, on_signal_wakeup, signal_fd, EV_READ);
+        s.signal_watcher.data = &s;
+        ev_io_start(s.loop, &s.signal_watcher);
+    }
+
+    state->running = &s;
+    listeners_start(&s);
+    ev_run(s.loop, 0);
+    close_all(&s); /* only after ev_break with connections still open */
+    state->running = NULL;
+
+    if (s.interrupt != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(s.interrupt), s.interrupt);
+        goto cleanup;
+    }
+    result = 0;
+cleanup:
+    if (signal_fd >= 0 && s.loop != NULL)
+        ev_io_stop(s.loop, &s.signal_watcher);
+    server_clear(&s);
+    return result;
+}

@@ -1,0 +1,80 @@
+/* The server: one libev loop, its listening sockets, the accept path, the
+ * signal wake-up and the graceful stop. */
+#ifndef URSA_SERVER_H
+#define URSA_SERVER_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <ev.h>
+#include <stdint.h>
+
+#include "module.h"
+#include "options.h"
+
+struct conn;
+struct server;
+
+typedef struct listener {
+    struct server *server;
+    ev_io watcher;
+    int fd;
+    int family;
+    /* environ entries every request on this socket shares (SERVER_NAME,
+     * SERVER_PORT, the wsgi.* constants); each environ starts as a copy. */
+    PyObject *environ_template;
+} listener;
+
+typedef struct server {
+    struct ev_loop *loop;
+    module_state *state;
+    PyObject *app;
+    server_options opts;
+
+    listener *listeners;
+    size_t listener_count;
+    int accepting;       /* listener watchers are started */
+    ev_timer accept_retry; /* after EMFILE: try again a little later */
+
+    struct conn *conns;  /* every open connection, for the stop */
+    size_t conn_count;
+
+    ev_io signal_watcher; /* read end of Python's signal wake-up fd */
+    int signal_fd;
+
+    int stopping;
+    ev_timer graceful_timer;
+    PyObject *interrupt; /* exception to raise from serve() (KeyboardInterrupt) */
+
+    uint64_t requests_served;
+    PyThreadState *released_thread; /* the GIL is released while libev polls */
+
+    time_t date_second; /* the second date_header was made for */
+    char date_header[48]; /* "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n" */
+} server;
+
+/* Run the server until it is stopped. Returns 0, or -1 with an exception
+ * (a setup failure, or the KeyboardInterrupt that stopped it). Takes no
+ * ownership of `listen_fds`; `opts` is moved into the server. */
+int server_serve(module_state *state, PyObject *app, const int *listen_fds, size_t listen_fd_count,
+                 int signal_fd, server_options *opts);
+
+/* Begin a graceful stop: stop accepting, close idle connections, let
+ * requests in flight finish (up to graceful_timeout). Idempotent. */
+void server_begin_stop(server *s);
+
+/* Stop because of an exception (KeyboardInterrupt, SystemExit) raised by a
+ * handler or the app: it is kept and re-raised from serve(). */
+void server_interrupt(server *s);
+
+/* Deal with the exception that is set: KeyboardInterrupt and SystemExit
+ * stop the server (server_interrupt); anything else is logged with
+ * `message` through the "ursa.error" logger. Clears the exception. */
+void server_report_exception(server *s, const char *message);
+
+/* Called by a connection when it closes. */
+void server_conn_closed(server *s);
+
+/* The cached "Date: ...\r\n" header line for the current second. */
+const char *server_date_header(server *s);
+
+#endif
