@@ -105,6 +105,8 @@ def serve(sockets, wsgi_app, **options):
     _check_options(options)
     with _SignalWakeup() as wakeup:
         _core.serve(fds, wsgi_app, wakeup.read_fd, **options)
+    if wakeup.interrupted:
+        raise KeyboardInterrupt
 
 
 def server_run(sock, wsgi_app, **options):
@@ -168,9 +170,11 @@ class _SignalWakeup:
     """Lets the C loop notice signals while it sleeps in epoll.
 
     Python's C-level signal handler writes to the wakeup fd; the core watches
-    the read end and then runs the Python handlers (PyErr_CheckSignals), so
-    SIGINT becomes KeyboardInterrupt as in any Python program. SIGTERM, when
-    the program left it at its default, becomes a graceful stop.
+    the read end and then runs the Python handlers (PyErr_CheckSignals).
+    Where the program left them at their defaults, SIGTERM becomes a graceful
+    stop, and so does a first SIGINT, after which serve() raises
+    KeyboardInterrupt as any Python program would; a second SIGINT stops at
+    once.
     Outside the main thread signals cannot be handled, and nothing is set up.
     """
 
@@ -179,6 +183,8 @@ class _SignalWakeup:
         self.previous_term = None
         self.pipe = None
         self.read_fd = -1
+        self.interrupted = False
+        self.previous_int = None
         try:
             read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         except AttributeError:  # pragma: no cover - pipe2 is Linux-only
@@ -194,14 +200,24 @@ class _SignalWakeup:
         self.pipe = (read_fd, write_fd)
         if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             self.previous_term = signal.signal(signal.SIGTERM, _stop_on_signal)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.previous_int = signal.signal(signal.SIGINT, self._interrupt)
         self.read_fd = read_fd
         return self
+
+    def _interrupt(self, signum, frame):
+        if self.interrupted:
+            raise KeyboardInterrupt
+        self.interrupted = True
+        _core.stop()
 
     def __exit__(self, *exc):
         if self.pipe is None:
             return False
         if self.previous_term is not None:
             signal.signal(signal.SIGTERM, self.previous_term)
+        if self.previous_int is not None:
+            signal.signal(signal.SIGINT, self.previous_int)
         signal.set_wakeup_fd(self.previous_fd)
         for fd in self.pipe:
             os.close(fd)

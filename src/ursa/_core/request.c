@@ -121,13 +121,41 @@ static span trimmed(const request *req, span s)
     return s;
 }
 
+static int is_token_char(unsigned char ch)
+{
+    if ((ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z'))
+        return 1;
+    return ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+static int on_header_field_complete(llhttp_t *parser)
+{
+    request *req = request_of(parser);
+    if (req->headers_complete)
+        return 0;
+    span name = current_header(req)->name;
+    for (uint32_t i = 0; i < name.length; i++) {
+        /* "Host : x" included: a proxy may read that field differently. */
+        if (!is_token_char((unsigned char)req->base[name.offset + i]))
+            return refuse(req, 400, "invalid character in a header name");
+    }
+    return 0;
+}
+
 static int on_header_value_complete(llhttp_t *parser)
 {
     request *req = request_of(parser);
     if (req->headers_complete || req->header_count == 0)
         return 0;
     header_span *h = current_header(req);
-    if (span_equals(req, h->name, "transfer-encoding")) {
+    const char *value = req->base + h->value.offset;
+    if (memchr(value, '\r', h->value.length) || memchr(value, '\n', h->value.length))
+        return refuse(req, 400, "obsolete line folding in a header value");
+    if (span_equals(req, h->name, "host")) {
+        if (req->has_host)
+            return refuse(req, 400, "more than one Host header");
+        req->has_host = 1;
+    } else if (span_equals(req, h->name, "transfer-encoding")) {
         /* Only "chunked", once: any other coding would reach the app still
          * encoded, and a repeated one is a smuggling attempt. */
         if (req->chunked)
@@ -210,6 +238,7 @@ const llhttp_settings_t *request_parser_settings(void)
         settings.on_url = on_url;
         settings.on_header_field = on_header_field;
         settings.on_header_value = on_header_value;
+        settings.on_header_field_complete = on_header_field_complete;
         settings.on_header_value_complete = on_header_value_complete;
         settings.on_headers_complete = on_headers_complete;
         settings.on_body = on_body;
@@ -226,9 +255,16 @@ static void refuse_from_parser(llhttp_t *parser, request *req, llhttp_errno_t er
     if (req->error_status != 0)
         return;
     switch (err) {
-    case HPE_INVALID_VERSION:
-        refuse(req, 505, "HTTP version not supported");
+    case HPE_INVALID_VERSION: {
+        /* Digits llhttp does not know are a version we do not support;
+         * anything else is not HTTP at all. */
+        const char *at = llhttp_get_error_pos(parser);
+        if (at != NULL && ((*at >= '0' && *at <= '9') || *at == '.'))
+            refuse(req, 505, "HTTP version not supported");
+        else
+            refuse(req, 400, "malformed HTTP version");
         break;
+    }
     case HPE_INVALID_TRANSFER_ENCODING:
         refuse(req, 501, "Transfer-Encoding other than chunked is not supported");
         break;

@@ -40,6 +40,7 @@ typedef struct request {
     unsigned expect_continue : 1;  /* "Expect: 100-continue" with a body to come */
     unsigned chunked : 1;
     unsigned has_content_length : 1;
+    unsigned has_host : 1;
     /* Why the request is refused: an HTTP status and a short reason. */
     int error_status;
     const char *error_reason;

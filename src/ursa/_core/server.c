@@ -145,6 +145,7 @@ void server_begin_stop(server *s)
 
 void server_interrupt(server *s)
 {
+    int again = s->stopping;
     if (s->interrupt == NULL) {
         PyObject *type, *value, *traceback;
         PyErr_Fetch(&type, &value, &traceback);
@@ -157,7 +158,13 @@ void server_interrupt(server *s)
     } else {
         PyErr_Clear();
     }
-    server_begin_stop(s);
+    if (!again) {
+        server_begin_stop(s);
+        return;
+    }
+    /* Interrupted again while draining: stop now. */
+    close_all(s);
+    ev_break(s->loop, EVBREAK_ALL);
 }
 
 void server_report_exception(server *s, const char *message)

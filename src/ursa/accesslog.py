@@ -1,0 +1,250 @@
+"""Access logs in gunicorn's format language.
+
+A format is a string with atoms like ``%(h)s`` (see ATOMS); the default is
+the combined log format that Apache, nginx and log analysers know. The core
+calls an AccessLog after each response with (environ, status_code,
+body_bytes, duration_us); it formats one line and appends it to its file
+with one write(), so workers sharing a file never interleave lines.
+
+The format is compiled once into a single Python expression: a request then
+pays for the atoms its format uses and nothing else.
+"""
+import base64
+import os
+import re
+import time
+from urllib.parse import quote
+
+COMBINED_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+
+# atom -> (expression over environ, status, body_bytes, duration_us, meaning)
+ATOMS = {
+    "h": ("_escape(environ.get('REMOTE_ADDR') or '-')", "remote address"),
+    "l": ("'-'", "'-' (identd, never known)"),
+    "u": ("_remote_user(environ)", "user name from REMOTE_USER or Basic auth, or '-'"),
+    "t": ("_clf_time(duration_us)", "time the request was received, [10/Oct/2000:13:55:36 -0700]"),
+    "r": ("_request_line(environ)", "request line, e.g. GET /path?q=1 HTTP/1.1"),
+    "m": ("environ['REQUEST_METHOD']", "request method"),
+    "U": ("_escape(environ.get('PATH_INFO', ''))", "URL path without query string"),
+    "q": ("_escape(environ.get('QUERY_STRING', ''))", "query string"),
+    "H": ("environ.get('SERVER_PROTOCOL', '-')", "protocol"),
+    "s": ("status", "status code"),
+    "B": ("body_bytes", "response body bytes"),
+    "b": ("(body_bytes or '-')", "response body bytes, or '-' for none (common log format)"),
+    "f": ("_escape(environ.get('HTTP_REFERER') or '-')", "referer"),
+    "a": ("_escape(environ.get('HTTP_USER_AGENT') or '-')", "user agent"),
+    "T": ("duration_us // 1000000", "request time in whole seconds"),
+    "M": ("duration_us // 1000", "request time in milliseconds"),
+    "D": ("duration_us", "request time in microseconds"),
+    "L": ("'%d.%06d' % divmod(duration_us, 1000000)", "request time in decimal seconds"),
+    "p": ("_pid_atom()", "process id, as <1234>"),
+}
+# %({Name}i)s request header, %({Name}o)s response header, %({key}e)s environ value
+BRACED_ATOM = re.compile(r"\{([^{}]+)\}([ioe])")
+FORMAT_ITEM = re.compile(r"%%|%\(([^)]*)\)s|%")
+RESPONSE_HEADERS_KEY = "ursa.response_headers"
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+class FormatError(ValueError):
+    pass
+
+
+def compile_format(log_format=None):
+    """Return (format_line, needs_response_headers) for `log_format`.
+
+    format_line(environ, status, body_bytes, duration_us) -> str.
+    needs_response_headers tells the caller to wrap the app with
+    capture_response_headers(), which %({Name}o)s atoms read.
+    """
+    log_format = COMBINED_FORMAT if log_format is None else log_format
+    template_parts = []
+    expressions = []
+    constants = {}
+    needs_response_headers = False
+    position = 0
+    for match in FORMAT_ITEM.finditer(log_format):
+        template_parts.append(log_format[position:match.start()].replace("%", "%%"))
+        position = match.end()
+        item = match.group(0)
+        if item == "%%":
+            template_parts.append("%%")
+            continue
+        if item == "%":
+            raise FormatError(f"access log format {log_format!r}: a lone '%' at offset {match.start()}; "
+                              f"write atoms as %(h)s and a literal percent as %%")
+        atom = match.group(1)
+        if atom in ATOMS:
+            expressions.append(ATOMS[atom][0])
+        else:
+            braced = BRACED_ATOM.fullmatch(atom)
+            if braced is None:
+                known = " ".join(f"%({name})s" for name in ATOMS)
+                raise FormatError(f"access log format: unknown atom %({atom})s; known: {known} "
+                                  f"%({{Header}}i)s %({{Header}}o)s %({{key}}e)s")
+            name, source = braced.groups()
+            constant = f"_key{len(constants)}"
+            if source == "i":
+                constants[constant] = "HTTP_" + name.upper().replace("-", "_")
+                if constants[constant] in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                    constants[constant] = constants[constant][len("HTTP_"):]
+                expressions.append(f"_escape(environ.get({constant}) or '-')")
+            elif source == "e":
+                constants[constant] = name
+                expressions.append(f"_escape(str(environ.get({constant}, '-')))")
+            else:
+                constants[constant] = name.lower()
+                needs_response_headers = True
+                expressions.append(f"_response_header(environ, {constant})")
+        template_parts.append("%s")
+    template_parts.append(log_format[position:].replace("%", "%%"))
+    constants["_template"] = "".join(template_parts) + "\n"
+    source = ("def format_line(environ, status, body_bytes, duration_us):\n"
+              f"    return _template % ({''.join(expression + ', ' for expression in expressions)})\n")
+    namespace = dict(_HELPERS, **constants)
+    exec(compile(source, "<access log format>", "exec"), namespace)
+    return namespace["format_line"], needs_response_headers
+
+
+def _escape(text):
+    """`text` made safe for one log line: quotes, backslashes and control
+    characters become escapes, so a header cannot forge or split lines."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return text
+    out = []
+    for char in text:
+        if char == '"' or char == "\\":
+            out.append("\\" + char)
+        elif char.isprintable():
+            out.append(char)
+        else:
+            out.append(f"\\x{ord(char):02x}" if ord(char) < 256 else f"\\u{ord(char):04x}")
+    return "".join(out)
+
+
+def _request_line(environ):
+    uri = environ.get("RAW_URI")
+    if uri is None:
+        query = environ.get("QUERY_STRING")
+        uri = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="/;=,@:+$!*'()~")
+        if query:
+            uri += "?" + query
+    return _escape(f"{environ.get('REQUEST_METHOD', '-')} {uri} {environ.get('SERVER_PROTOCOL', '-')}")
+
+
+def _remote_user(environ):
+    user = environ.get("REMOTE_USER")
+    if user:
+        return _escape(user)
+    authorization = environ.get("HTTP_AUTHORIZATION")
+    if authorization and authorization[:6].lower() == "basic ":
+        try:
+            decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode("latin-1")
+        except ValueError:
+            return "-"
+        return _escape(decoded.partition(":")[0]) or "-"
+    return "-"
+
+
+def _response_header(environ, lower_name):
+    for name, value in environ.get(RESPONSE_HEADERS_KEY, ()):
+        if name.lower() == lower_name:
+            return _escape(value)
+    return "-"
+
+
+def _pid_atom():
+    return f"<{os.getpid()}>"
+
+
+class _ClfClock:
+    """Formats request times as [10/Oct/2000:13:55:36 -0700], one strftime
+    per second rather than one per request."""
+
+    def __init__(self):
+        self.second = None
+        self.text = ""
+
+    def __call__(self, duration_us):
+        received = time.time() - duration_us / 1e6
+        second = int(received)
+        if second != self.second:
+            local = time.localtime(second)
+            self.text = "[%02d/%s/%d:%02d:%02d:%02d %s]" % (
+                local.tm_mday, _MONTHS[local.tm_mon - 1], local.tm_year,
+                local.tm_hour, local.tm_min, local.tm_sec, time.strftime("%z", local))
+            self.second = second
+        return self.text
+
+
+_HELPERS = {
+    "_escape": _escape,
+    "_request_line": _request_line,
+    "_remote_user": _remote_user,
+    "_response_header": _response_header,
+    "_pid_atom": _pid_atom,
+    "_clf_time": _ClfClock(),
+}
+
+
+def capture_response_headers(app):
+    """Wrap `app` so the response headers land in environ for %({Name}o)s."""
+    def app_with_header_capture(environ, start_response):
+        def capturing_start_response(status, headers, exc_info=None):
+            environ[RESPONSE_HEADERS_KEY] = headers
+            if exc_info is None:
+                return start_response(status, headers)
+            return start_response(status, headers, exc_info)
+        return app(environ, capturing_start_response)
+    return app_with_header_capture
+
+
+class AccessLog:
+    """The access_log callable for ursa.serve(): formats and appends lines.
+
+    `target` is a file name or '-' for stdout. reopen() (on SIGUSR1) lets
+    logrotate move the file away and have a new one started.
+    """
+
+    def __init__(self, target, log_format=None):
+        self.target = target
+        self.format_line, self.needs_response_headers = compile_format(log_format)
+        self.fd = -1
+        self.owns_fd = False
+        self.open()
+
+    def open(self):
+        if self.target == "-":
+            self.fd, self.owns_fd = 1, False
+        else:
+            self.fd = os.open(self.target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self.owns_fd = True
+
+    def reopen(self):
+        old_fd, old_owned = self.fd, self.owns_fd
+        self.open()
+        if old_owned:
+            os.close(old_fd)
+
+    def close(self):
+        if self.owns_fd:
+            os.close(self.fd)
+        self.fd, self.owns_fd = -1, False
+
+    def wrap_app(self, app):
+        return capture_response_headers(app) if self.needs_response_headers else app
+
+    def __call__(self, environ, status, body_bytes, duration_us):
+        line = self.format_line(environ, status, body_bytes, duration_us)
+        try:
+            data = line.encode("latin-1")  # WSGI strings hold the request's bytes as latin-1
+        except UnicodeEncodeError:
+            data = line.encode("utf-8", "backslashreplace")
+        os.write(self.fd, data)
+
+
+def check_writable(target):
+    """Raise OSError now if `target` cannot be opened for appending."""
+    if target not in (None, "-"):
+        os.close(os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))

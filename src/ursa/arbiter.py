@@ -1,0 +1,900 @@
+"""The master process: binds the sockets, forks the workers, keeps the right
+number of them alive and turns signals into actions. It never serves a
+request itself, so a crashing app cannot take the sockets down with it.
+
+Lifecycle of a worker:
+  1. fork; the child resets its signals and, if the master is root, drops
+     to --user/--group;
+  2. loads the app (afresh: the master never imports it unless --preload);
+  3. tells the master "ready" (or "error <why>") over its status pipe;
+  4. serves with ursa.serve() on the shared listening sockets until SIGTERM
+     (graceful) or SIGQUIT (immediate), or until --max-requests is reached;
+  5. exits; the master starts a replacement unless it is stopping.
+
+Signals to the master:
+  TERM, INT  graceful stop: workers finish requests in flight (up to
+             --graceful-timeout), stragglers are killed after it
+  QUIT       immediate stop
+  HUP        reload: re-read the config file, start new workers, retire
+             the old ones once the new ones are ready
+  TTIN/TTOU  one worker more / less
+  USR1       reopen log files (for logrotate)
+"""
+import ctypes
+import errno
+import logging
+import os
+import pwd
+import random
+import select
+import signal
+import socket
+import stat
+import sys
+import time
+
+from . import systemd
+from .accesslog import AccessLog, check_writable
+from .config import ConfigError, load_wsgi_app
+
+log = logging.getLogger("ursa.error")
+
+# A worker that could not load the app (or open its logs) exits with this
+# after writing the reason to its status pipe.
+EXIT_BOOT_ERROR = 4
+# A worker that dies within this many seconds of becoming ready counts as
+# crashing at start; repeated crashes are restarted with growing delays.
+CRASH_WINDOW_SECONDS = 1.0
+FIRST_RESPAWN_DELAY_SECONDS = 0.1
+MAX_RESPAWN_DELAY_SECONDS = 5.0
+# After SIGQUIT a worker exits at its next Python instruction; this is how
+# long it gets before SIGKILL.
+QUIT_KILL_DELAY_SECONDS = 1.0
+# Workers bound their own drain by graceful_timeout; the master waits this
+# much longer before SIGKILL so that a punctual worker is never killed.
+KILL_MARGIN_SECONDS = 1.0
+# A stopping worker gets SIGTERM again at this interval, so a signal that
+# arrived in the instant before its loop started is not lost.
+TERM_RESEND_SECONDS = 1.0
+# Longest sleep of the master loop; every wait is also cut short by signals
+# and worker status messages.
+MASTER_TICK_SECONDS = 1.0
+RELOAD_POLL_SECONDS = 1.0
+
+MASTER_SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGINT, signal.SIGTERM,
+                  signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGCHLD)
+
+LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
+LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
+
+
+def setup_error_log(target, level):
+    """Send the "ursa.error" logger (server messages and app tracebacks) to
+    `target` ('-' is stderr) at `level` ('info', ...)."""
+    logger = logging.getLogger("ursa.error")
+    for handler in list(logger.handlers):
+        if getattr(handler, "ursa_owned", False):
+            logger.removeHandler(handler)
+            handler.close()
+    if target in (None, "-"):
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        handler = logging.FileHandler(target, delay=False)
+    handler.ursa_owned = True
+    handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
+    # The app may configure the root logger; messages must not appear twice.
+    logger.propagate = False
+
+
+def reopen_error_log():
+    for handler in logging.getLogger("ursa.error").handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.acquire()
+            try:
+                handler.close()
+                handler.stream = handler._open()
+            finally:
+                handler.release()
+
+
+def describe_socket(sock):
+    """How a listening socket is shown in logs: http://host:port or unix:path."""
+    name = sock.getsockname()
+    if sock.family == socket.AF_INET:
+        return f"http://{name[0]}:{name[1]}"
+    if sock.family == socket.AF_INET6:
+        return f"http://[{name[0]}]:{name[1]}"
+    if sock.family == socket.AF_UNIX:
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "replace")
+        if name.startswith("\0"):
+            return "unix:@" + name[1:]
+        return "unix:" + name
+    return str(name)
+
+
+def describe_exit(status):
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = str(number)
+        return f"was killed by signal {name}"
+    return f"exited with status {os.WEXITSTATUS(status)}"
+
+
+class Worker:
+    """The master's record of one worker process (also what hooks receive)."""
+
+    def __init__(self, age, generation):
+        self.age = age              # spawn order, 1 for the first
+        self.generation = generation  # bumped by each reload
+        self.pid = None
+        self.status_fd = None       # read end of the worker's status pipe
+        self.started_at = None
+        self.ready_at = None
+        self.error = None           # reason sent by a worker that could not boot
+        self.stopping = False
+        self.stop_signal = None
+        self.kill_at = None
+        self.last_signal_at = None
+        self.killed = False
+
+    @property
+    def ready(self):
+        return self.ready_at is not None
+
+    def __repr__(self):
+        return f"<ursa worker {self.pid}>"
+
+
+class Arbiter:
+    """Runs the master loop; see the module docstring.
+
+    `settings` is a config.Settings. The app is `settings.wsgi_app` (a
+    'module:app' string loaded in each worker) unless `app` gives an already
+    loaded app (--preload, PasteDeploy). `reload_settings`, if given, returns
+    fresh Settings on SIGHUP (re-reading the config file).
+    """
+
+    def __init__(self, settings, app=None, reload_settings=None):
+        self.settings = settings
+        self.app = app
+        self.reload_settings = reload_settings
+        self.pid = os.getpid()
+        self.listeners = []
+        self.unix_paths_to_remove = []
+        self.pid_file = None
+        self.workers = {}
+        self.generation = 1
+        self.next_generation = 2
+        self.target_workers = settings.workers
+        self.spawned = 0
+        self.respawn_delay = 0.0
+        self.next_spawn_at = 0.0
+        self.pending_signals = []
+        self.stop_mode = None  # None, "graceful" or "immediate"
+        self.fatal_message = None
+        self.announced_ready = False
+        self.wakeup_read = self.wakeup_write = None
+        self.previous_wakeup_fd = None
+        self.previous_handlers = {}
+
+    # -- setup and teardown
+
+    def run(self):
+        """Serve until stopped. Returns 0; raises ConfigError for a problem
+        the user must fix (bad address, app that cannot load...)."""
+        try:
+            self.settings.call_hook("on_starting", self)
+            self.bind()
+            self.write_pid_file()
+            self.install_signal_handlers()
+            self.loop()
+        finally:
+            self.cleanup()
+        if self.fatal_message is not None:
+            raise ConfigError(self.fatal_message)
+        return 0
+
+    def bind(self):
+        fds = systemd.listen_fds()
+        if fds:
+            if "bind" in self.settings.explicit:
+                log.warning("ignoring --bind: using the %d socket(s) systemd passed", len(fds))
+            for fd in fds:
+                self.listeners.append(self.adopt_fd(fd, f"systemd socket fd {fd}"))
+            return
+        for address in self.settings.binds:
+            self.listeners.append(self.bind_address(address))
+
+    def adopt_fd(self, fd, what):
+        try:
+            sock = socket.socket(fileno=fd)
+        except OSError as exc:
+            raise ConfigError(f"{what} is not a usable socket: {exc.strerror}") from None
+        if sock.type != socket.SOCK_STREAM or not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            sock.detach()
+            raise ConfigError(f"{what} is not a listening stream socket; call listen() on it "
+                              f"before passing it")
+        return sock
+
+    def bind_address(self, address):
+        from . import bind_and_listen
+
+        if address.kind == "fd":
+            return self.adopt_fd(address.fd, f"fd://{address.fd}")
+        try:
+            if address.kind == "unix":
+                sock = bind_and_listen("unix:" + address.path, None, listen_backlog=self.settings.backlog)
+                if not address.path.startswith("@"):
+                    self.unix_paths_to_remove.append(address.path)
+                return sock
+            return bind_and_listen(address.host, address.port, self.settings.reuse_port, self.settings.backlog)
+        except socket.gaierror as exc:
+            raise ConfigError(f"cannot listen on {address}: unknown host {address.host!r} "
+                              f"({exc.strerror}); use an IP address or a name in /etc/hosts") from None
+        except OSError as exc:
+            raise ConfigError(describe_bind_error(address, exc)) from None
+
+    def write_pid_file(self):
+        path = self.settings.pid
+        if path is None:
+            return
+        try:
+            with open(path) as existing:
+                other = int(existing.read().strip() or 0)
+        except (OSError, ValueError):
+            other = 0
+        if other and other != self.pid and process_exists(other):
+            raise ConfigError(f"pid file {path} names process {other}, which is running; stop it "
+                              f"or choose another --pid")
+        temporary = f"{path}.{self.pid}.tmp"
+        try:
+            with open(temporary, "w") as pid_file:
+                pid_file.write(f"{self.pid}\n")
+            os.replace(temporary, path)
+        except OSError as exc:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+            raise ConfigError(f"cannot write pid file {path}: {exc.strerror}; choose a writable "
+                              f"--pid path") from None
+        self.pid_file = path
+
+    def install_signal_handlers(self):
+        self.wakeup_read, self.wakeup_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.previous_wakeup_fd = signal.set_wakeup_fd(self.wakeup_write, warn_on_full_buffer=False)
+        for number in MASTER_SIGNALS:
+            self.previous_handlers[number] = signal.signal(number, self.queue_signal)
+
+    def queue_signal(self, number, frame):
+        self.pending_signals.append(number)
+
+    def cleanup(self):
+        for number, handler in self.previous_handlers.items():
+            signal.signal(number, handler)
+        self.previous_handlers = {}
+        if self.wakeup_read is not None:
+            signal.set_wakeup_fd(self.previous_wakeup_fd if self.previous_wakeup_fd is not None else -1)
+            os.close(self.wakeup_read)
+            os.close(self.wakeup_write)
+            self.wakeup_read = self.wakeup_write = None
+        self.close_listeners()
+        for path in self.unix_paths_to_remove:
+            try:
+                if stat.S_ISSOCK(os.lstat(path).st_mode):
+                    os.unlink(path)
+            except OSError:
+                pass
+        self.unix_paths_to_remove = []
+        if self.pid_file is not None:
+            try:
+                with open(self.pid_file) as pid_file:
+                    if pid_file.read().strip() == str(self.pid):
+                        os.unlink(self.pid_file)
+            except OSError:
+                pass
+            self.pid_file = None
+        self.call_hook("on_exit", self)
+
+    def close_listeners(self):
+        for sock in self.listeners:
+            sock.close()
+
+    # -- the loop
+
+    def loop(self):
+        while True:
+            self.reap_workers()
+            self.handle_signals()
+            if self.stop_mode is not None:
+                if not self.workers:
+                    return
+            else:
+                self.manage_workers()
+            self.signal_stopping_workers()
+            self.wait()
+
+    def wait(self):
+        now = time.monotonic()
+        timeout = MASTER_TICK_SECONDS
+        if self.stop_mode is None and len(self.current_workers()) < self.target_workers:
+            timeout = min(timeout, max(0.0, self.next_spawn_at - now))
+        for worker in self.workers.values():
+            if worker.kill_at is not None and not worker.killed:
+                timeout = min(timeout, max(0.0, worker.kill_at - now))
+        fds = [self.wakeup_read] + [w.status_fd for w in self.workers.values() if w.status_fd is not None]
+        try:
+            readable, _, _ = select.select(fds, [], [], timeout)
+        except InterruptedError:  # pragma: no cover - PEP 475 retries select
+            return
+        for fd in readable:
+            if fd == self.wakeup_read:
+                try:
+                    while os.read(self.wakeup_read, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+                continue
+            for worker in list(self.workers.values()):
+                if worker.status_fd == fd:
+                    self.read_status(worker)
+
+    def handle_signals(self):
+        while self.pending_signals:
+            number = self.pending_signals.pop(0)
+            if number == signal.SIGCHLD:
+                continue  # reaping happens every loop turn
+            name = signal.Signals(number).name
+            if number in (signal.SIGTERM, signal.SIGINT):
+                log.info("%s: stopping gracefully", name)
+                self.begin_stop(graceful=True)
+            elif number == signal.SIGQUIT:
+                log.info("%s: stopping now", name)
+                self.begin_stop(graceful=False)
+            elif self.stop_mode is not None:
+                continue
+            elif number == signal.SIGHUP:
+                self.reload()
+            elif number == signal.SIGTTIN:
+                self.target_workers += 1
+                log.info("%s: %d workers", name, self.target_workers)
+            elif number == signal.SIGTTOU:
+                self.target_workers = max(1, self.target_workers - 1)
+                log.info("%s: %d workers", name, self.target_workers)
+            elif number == signal.SIGUSR1:
+                log.info("%s: reopening log files", name)
+                reopen_error_log()
+                for worker in self.workers.values():
+                    send_signal(worker.pid, signal.SIGUSR1)
+
+    def reload(self):
+        log.info("SIGHUP: reloading: new workers start, the current ones finish their requests")
+        if self.reload_settings is not None:
+            try:
+                settings = self.reload_settings()
+            except ConfigError as exc:
+                log.error("reload cancelled, the config file has an error: %s", exc)
+                return
+            if [str(a) for a in settings.binds] != [str(a) for a in self.settings.binds]:
+                log.warning("new --bind addresses take effect only after a restart")
+            settings.bind = self.settings.bind
+            self.settings = settings
+            setup_error_log(settings.error_log, settings.log_level)
+            self.target_workers = settings.workers
+        if self.app is not None:
+            log.warning("the app was loaded in the master (--preload); new workers run the same code")
+        self.generation = self.next_generation
+        self.next_generation += 1
+        self.respawn_delay = 0.0
+        self.next_spawn_at = 0.0
+        self.call_hook("on_reload", self)
+
+    def begin_stop(self, graceful):
+        if self.stop_mode == "immediate" or (self.stop_mode == "graceful" and graceful):
+            return
+        self.stop_mode = "graceful" if graceful else "immediate"
+        systemd.notify("STOPPING=1")
+        # Workers keep their copies; once they close theirs, clients get
+        # "connection refused" rather than waiting in a dead backlog.
+        self.close_listeners()
+        for worker in self.workers.values():
+            self.stop_worker(worker, graceful)
+
+    def stop_worker(self, worker, graceful):
+        now = time.monotonic()
+        if graceful:
+            signal_number = signal.SIGTERM
+            kill_at = now + self.graceful_timeout() + KILL_MARGIN_SECONDS
+        else:
+            signal_number = signal.SIGQUIT
+            kill_at = now + QUIT_KILL_DELAY_SECONDS
+        worker.stopping = True
+        worker.stop_signal = signal_number
+        worker.kill_at = kill_at if worker.kill_at is None else min(worker.kill_at, kill_at)
+        worker.last_signal_at = now
+        send_signal(worker.pid, signal_number)
+
+    def graceful_timeout(self):
+        from . import OPTIONS
+        return self.settings.graceful_timeout if self.settings.graceful_timeout is not None else OPTIONS[
+            "graceful_timeout"]
+
+    def signal_stopping_workers(self):
+        now = time.monotonic()
+        for worker in self.workers.values():
+            if not worker.stopping or worker.killed:
+                continue
+            if now >= worker.kill_at:
+                log.warning("worker %d did not stop in time; killing it", worker.pid)
+                send_signal(worker.pid, signal.SIGKILL)
+                worker.killed = True
+            elif now - worker.last_signal_at >= TERM_RESEND_SECONDS:
+                worker.last_signal_at = now
+                send_signal(worker.pid, worker.stop_signal)
+
+    def fatal(self, message):
+        """Stop everything and make run() raise ConfigError(message)."""
+        if self.fatal_message is None:
+            self.fatal_message = message
+        self.begin_stop(graceful=False)
+
+    # -- workers
+
+    def current_workers(self):
+        return [w for w in self.workers.values() if w.generation == self.generation and not w.stopping]
+
+    def manage_workers(self):
+        now = time.monotonic()
+        current = self.current_workers()
+        if self.respawn_delay and any(w.ready and now - w.ready_at >= CRASH_WINDOW_SECONDS for w in current):
+            self.respawn_delay = 0.0
+        excess = len(current) - self.target_workers
+        if excess > 0:
+            for worker in sorted(current, key=lambda w: w.age)[:excess]:
+                self.stop_worker(worker, graceful=True)
+        missing = self.target_workers - len(current)
+        while missing > 0 and now >= self.next_spawn_at and self.stop_mode is None:
+            self.spawn_worker()
+            missing -= 1
+            if self.respawn_delay:
+                self.next_spawn_at = now + self.respawn_delay
+                break
+        # A reload retires the previous generation once the new one serves.
+        previous = [w for w in self.workers.values() if w.generation != self.generation and not w.stopping]
+        if previous and sum(1 for w in self.current_workers() if w.ready) >= self.target_workers:
+            for worker in previous:
+                self.stop_worker(worker, graceful=True)
+
+    def spawn_worker(self):
+        self.spawned += 1
+        worker = Worker(self.spawned, self.generation)
+        self.call_hook("pre_fork", self, worker)
+        status_read, status_write = os.pipe2(os.O_CLOEXEC)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        # Signals stay blocked across fork until the child has installed its
+        # own handlers, so none reaches the master's handlers in the child.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, MASTER_SIGNALS)
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            os.close(status_read)
+            os.close(status_write)
+            log.error("cannot start a worker: fork failed: %s", exc.strerror)
+            self.delay_respawn()
+            return
+        if pid == 0:
+            exit_code = 1
+            try:
+                os.close(status_read)
+                exit_code = WorkerProcess(self, worker, status_write, blocked).run()
+            except SystemExit as exc:
+                exit_code = exc.code if isinstance(exc.code, int) else 1
+            except BaseException:
+                log.exception("worker %d failed", os.getpid())
+            finally:
+                for stream in (sys.stdout, sys.stderr):
+                    try:
+                        stream.flush()
+                    except (OSError, ValueError, AttributeError):
+                        pass
+                os._exit(exit_code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        os.close(status_write)
+        os.set_blocking(status_read, False)
+        worker.pid = pid
+        worker.status_fd = status_read
+        worker.started_at = time.monotonic()
+        self.workers[pid] = worker
+        log.debug("started worker %d", pid)
+
+    def read_status(self, worker):
+        """Handle the messages a worker wrote to its status pipe."""
+        data = b""
+        while worker.status_fd is not None:
+            try:
+                chunk = os.read(worker.status_fd, 4096)
+            except BlockingIOError:
+                break
+            if not chunk:
+                os.close(worker.status_fd)
+                worker.status_fd = None
+                break
+            data += chunk
+        for line in data.decode("utf-8", "replace").splitlines():
+            kind, _, text = line.partition(" ")
+            if kind == "error":
+                worker.error = text
+            elif kind in ("ready", "waiting") and worker.ready_at is None:
+                worker.ready_at = time.monotonic()
+                if not self.announced_ready:
+                    self.announce_ready()
+
+    def announce_ready(self):
+        from . import __version__
+
+        self.announced_ready = True
+        app = self.settings.wsgi_app if isinstance(self.settings.wsgi_app, str) else "the app"
+        log.info("ursa %s: serving %s with %d worker%s (master pid %d)", __version__, app,
+                 self.target_workers, "" if self.target_workers == 1 else "s", self.pid)
+        for sock in self.listeners:
+            log.info("Listening at: %s (%d)", describe_socket(sock), self.pid)
+        self.call_hook("when_ready", self)
+        systemd.notify(f"READY=1\nMAINPID={self.pid}")
+
+    def reap_workers(self):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            worker = self.workers.pop(pid, None)
+            if worker is None:
+                continue
+            if worker.status_fd is not None:
+                self.read_status(worker)
+                if worker.status_fd is not None:
+                    os.close(worker.status_fd)
+                    worker.status_fd = None
+            self.call_hook("worker_exit", self, worker)
+            self.worker_exited(worker, status)
+
+    def worker_exited(self, worker, status):
+        if worker.stopping or self.stop_mode is not None:
+            log.debug("worker %d stopped (%s)", worker.pid, describe_exit(status))
+            return
+        failed_to_boot = os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_BOOT_ERROR
+        if failed_to_boot or worker.error is not None:
+            message = worker.error or f"worker {worker.pid} could not start"
+            if not self.announced_ready:
+                self.fatal(message)  # nothing runs yet: the user must fix this
+            elif any(w.generation != self.generation and not w.stopping for w in self.workers.values()):
+                self.cancel_reload(message)
+            else:
+                log.error("%s", message)
+                self.delay_respawn()
+            return
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            log.debug("worker %d exited; starting a new one", worker.pid)
+            return
+        log.error("worker %d %s", worker.pid, describe_exit(status))
+        lived = time.monotonic() - worker.ready_at if worker.ready else 0.0
+        if lived < CRASH_WINDOW_SECONDS:
+            self.delay_respawn()
+
+    def cancel_reload(self, message):
+        """New workers cannot load the app: keep the previous ones serving."""
+        log.error("reload failed, the previous workers keep serving: %s", message)
+        generation = self.next_generation
+        self.next_generation += 1
+        for worker in self.workers.values():
+            if worker.stopping:
+                continue
+            if worker.generation == self.generation:
+                self.stop_worker(worker, graceful=True)
+            else:
+                worker.generation = generation
+        self.generation = generation
+
+    def delay_respawn(self):
+        self.respawn_delay = min(MAX_RESPAWN_DELAY_SECONDS,
+                                 max(FIRST_RESPAWN_DELAY_SECONDS, self.respawn_delay * 2))
+        self.next_spawn_at = time.monotonic() + self.respawn_delay
+        log.warning("workers die right after they start; next start in %.1fs", self.respawn_delay)
+
+    def call_hook(self, name, *args):
+        try:
+            self.settings.call_hook(name, *args)
+        except Exception:
+            log.exception("the %s hook failed", name)
+
+
+class WorkerProcess:
+    """What runs in a forked worker: load the app, report, serve."""
+
+    def __init__(self, arbiter, worker, status_fd, signal_mask):
+        self.arbiter = arbiter
+        self.settings = arbiter.settings
+        self.worker = worker
+        self.status_fd = status_fd
+        self.signal_mask = signal_mask
+        self.stop_requested = False
+        self.serving = False
+        self.access_log = None
+        self.source_watcher = None
+
+    def run(self):
+        self.worker.pid = os.getpid()
+        self.install_signal_handlers()
+        self.close_master_fds()
+        set_parent_death_signal(signal.SIGTERM)
+        if os.getppid() != self.arbiter.pid:
+            return 0  # the master died while this worker was being forked
+        try:
+            drop_privileges(*self.settings.uid_gid())
+        except OSError as exc:
+            return self.boot_error(f"cannot switch workers to --user/--group: {exc.strerror}")
+        self.arbiter.call_hook("post_fork", self.arbiter, self.worker)
+        if self.settings.reload:
+            self.source_watcher = SourceWatcher()
+        app = self.arbiter.app
+        if app is None:
+            try:
+                app = load_wsgi_app(self.settings.wsgi_app)
+            except ConfigError as exc:
+                if self.source_watcher is not None:
+                    return self.wait_for_fix(exc)
+                return self.boot_error(str(exc))
+        if self.settings.access_log is not None:
+            try:
+                self.access_log = AccessLog(self.settings.access_log, self.settings.access_log_format)
+            except OSError as exc:
+                return self.boot_error(f"cannot open access log {self.settings.access_log}: {exc.strerror}")
+            app = self.access_log.wrap_app(app)
+        self.arbiter.call_hook("post_worker_init", self.worker)
+        self.report("ready")
+        if self.stop_requested:
+            return 0
+        if self.source_watcher is not None:
+            self.source_watcher.snapshot()
+            signal.signal(signal.SIGALRM, self.on_reload_poll)
+            signal.siginterrupt(signal.SIGALRM, False)
+            signal.setitimer(signal.ITIMER_REAL, RELOAD_POLL_SECONDS, RELOAD_POLL_SECONDS)
+        self.serve(app)
+        return 0
+
+    def serve(self, app):
+        from . import serve
+
+        options = self.settings.core_options()
+        options["multiprocess"] = self.arbiter.target_workers > 1
+        max_requests = 0
+        if self.settings.max_requests:
+            max_requests = self.settings.max_requests + random.randint(0, self.settings.max_requests_jitter)
+            options["max_requests"] = max_requests
+        if self.access_log is not None:
+            options["access_log"] = self.access_log
+        self.serving = True
+        try:
+            serve(self.arbiter.listeners, app, **options)
+        finally:
+            self.serving = False
+            if self.source_watcher is not None:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        if max_requests and not self.stop_requested:
+            log.info("worker %d served its %d requests (--max-requests); a new one takes over",
+                     os.getpid(), max_requests)
+
+    def install_signal_handlers(self):
+        signal.set_wakeup_fd(-1)
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, self.on_stop)
+        signal.signal(signal.SIGQUIT, self.on_quit)
+        signal.signal(signal.SIGUSR1, self.on_reopen_logs)
+        for number in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
+            signal.signal(number, signal.SIG_IGN)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        # Signals that arrived since the fork are delivered now, to these handlers.
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.signal_mask)
+
+    def close_master_fds(self):
+        for fd in [self.arbiter.wakeup_read, self.arbiter.wakeup_write] + [
+                w.status_fd for w in self.arbiter.workers.values()]:
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.arbiter.wakeup_read = self.arbiter.wakeup_write = None
+        self.arbiter.workers = {}
+
+    def on_stop(self, number, frame):
+        from . import stop
+
+        self.stop_requested = True
+        if self.serving:
+            stop()
+
+    def on_quit(self, number, frame):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(0)
+
+    def on_reopen_logs(self, number, frame):
+        reopen_error_log()
+        if self.access_log is not None:
+            try:
+                self.access_log.reopen()
+            except OSError as exc:
+                log.error("cannot reopen access log %s: %s", self.access_log.target, exc.strerror)
+
+    def on_reload_poll(self, number, frame):
+        changed = self.source_watcher.changed_file()
+        if changed is not None and not self.stop_requested:
+            log.info("%s changed; restarting worker %d", changed, os.getpid())
+            self.on_stop(number, frame)
+
+    def report(self, message):
+        try:
+            os.write(self.status_fd, (message.replace("\n", " ") + "\n").encode("utf-8", "replace"))
+        except OSError:
+            pass
+
+    def boot_error(self, message):
+        self.report("error " + message)
+        return EXIT_BOOT_ERROR
+
+    def wait_for_fix(self, error):
+        """--reload and the app does not load: say why, then wait for an edit."""
+        log.error("%s", error)
+        spec = self.settings.wsgi_app
+        module_name = spec.partition(":")[0].strip() if isinstance(spec, str) else ""
+        self.source_watcher.add_files_of(error, module_name)
+        self.source_watcher.snapshot()
+        self.report("waiting")
+        log.info("waiting for a source file to change")
+        while not self.stop_requested:
+            time.sleep(RELOAD_POLL_SECONDS / 2)
+            if self.source_watcher.changed_file() is not None:
+                break
+        return 0
+
+
+class SourceWatcher:
+    """Notices edits to the source files of loaded modules by their mtimes."""
+
+    def __init__(self):
+        self.extra_files = set()
+        self.mtimes = {}
+
+    def files(self):
+        names = set(self.extra_files)
+        for module in list(sys.modules.values()):
+            name = getattr(module, "__file__", None)
+            if name:
+                names.add(name)
+        return names
+
+    def add_files_of(self, error, module_name):
+        """Also watch the files in `error`'s cause and the app module's file,
+        which is not in sys.modules when its import failed."""
+        cause = error.__cause__ or error.__context__
+        while cause is not None:
+            if isinstance(cause, SyntaxError) and cause.filename:
+                self.extra_files.add(cause.filename)
+            traceback = cause.__traceback__
+            while traceback is not None:
+                self.extra_files.add(traceback.tb_frame.f_code.co_filename)
+                traceback = traceback.tb_next
+            cause = cause.__cause__ or cause.__context__
+        if module_name:
+            try:
+                import importlib.util
+                spec = importlib.util.find_spec(module_name)
+            except (ImportError, ValueError):
+                spec = None
+            if spec is not None and spec.origin and os.path.exists(spec.origin):
+                self.extra_files.add(spec.origin)
+
+    def snapshot(self):
+        self.mtimes = {name: mtime_of(name) for name in self.files()}
+
+    def changed_file(self):
+        for name, mtime in self.mtimes.items():
+            if mtime_of(name) != mtime:
+                return name
+        return None
+
+
+def mtime_of(path):
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+def send_signal(pid, number):
+    try:
+        os.kill(pid, number)
+    except ProcessLookupError:
+        pass
+
+
+def process_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def set_parent_death_signal(number):
+    """Linux: have the kernel send `number` to this process when the master
+    dies, so workers never outlive it (even after SIGKILL)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(number), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def drop_privileges(uid, gid):
+    if gid is not None and gid != os.getgid():
+        if uid is not None:
+            try:
+                os.initgroups(pwd.getpwuid(uid).pw_name, gid)
+            except KeyError:
+                os.setgroups([gid])
+        else:
+            os.setgroups([gid])
+        os.setgid(gid)
+    if uid is not None and uid != os.getuid():
+        if gid is None:
+            entry = pwd.getpwuid(uid)
+            os.initgroups(entry.pw_name, entry.pw_gid)
+            os.setgid(entry.pw_gid)
+        os.setuid(uid)
+
+
+def describe_bind_error(address, exc):
+    where = f"cannot listen on {address}"
+    code = exc.errno
+    if code == errno.EADDRINUSE:
+        if address.kind == "unix" and not address.path.startswith("@"):
+            return f"{where}: a file that is not a socket is at {address.path}; remove it or choose another path"
+        return f"{where}: address already in use; stop the server using it or choose another with -b"
+    if code in (errno.EACCES, errno.EPERM):
+        if address.kind == "tcp" and address.port < 1024:
+            return (f"{where}: permission denied; ports below 1024 need root or CAP_NET_BIND_SERVICE, "
+                    f"or use a port of 1024 or more")
+        if address.kind == "unix":
+            return (f"{where}: permission denied; choose a path in a directory you can write, "
+                    f"or run with the needed rights")
+        return f"{where}: permission denied"
+    if code == errno.EADDRNOTAVAIL:
+        return f"{where}: this machine has no address {address.host}; use 127.0.0.1, 0.0.0.0 or one of its own"
+    if code == errno.ENOENT and address.kind == "unix":
+        return f"{where}: directory {os.path.dirname(address.path) or '.'} does not exist"
+    if code == errno.EAFNOSUPPORT:
+        return f"{where}: this machine does not support that address family (IPv6 off?)"
+    return f"{where}: {exc.strerror or exc}"

@@ -1,0 +1,145 @@
+"""The `ursa` command: serve a WSGI app with a master and worker processes.
+
+    ursa [OPTIONS] MODULE:APP        (also: python -m ursa ...)
+
+Options follow gunicorn's where users know them (-b, -w, -c, --max-requests,
+--graceful-timeout, --pid ...); the limits and timeouts are those of
+ursa.run() under the same names. Settings can also come from a Python
+config file (-c FILE); the command line wins over the file.
+"""
+import argparse
+import logging
+import os
+import sys
+
+from .config import ConfigError, Settings, load_config_file, load_wsgi_app, settings_table
+
+log = logging.getLogger("ursa.error")
+
+EPILOG = """\
+signals to the master: TERM/INT graceful stop, QUIT immediate stop, HUP reload
+(re-read config, new workers), TTIN/TTOU one worker more/less, USR1 reopen logs.
+examples:
+  ursa -w 4 -b 0.0.0.0:8000 myproject.wsgi:application
+  ursa -b unix:/run/app.sock --access-log - 'app:create_app(debug=False)'
+"""
+
+
+def build_parser():
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="ursa", description="Serve a WSGI app with ursa, a fast WSGI server with a C core.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("app", nargs="?", metavar="MODULE:APP",
+                        help="the WSGI app: module:name, module:factory() or module:factory('arg')")
+    parser.add_argument("-c", "--config", metavar="FILE",
+                        help="Python file of settings (like gunicorn.conf.py): workers = 4, bind = [...]")
+    parser.add_argument("--version", action="version", version=f"ursa {__version__}")
+    groups = {"server": parser.add_argument_group("server"),
+              "limits": parser.add_argument_group("limits and timeouts (as in ursa.run())")}
+    for setting in settings_table():
+        group = groups[setting.section]
+        if setting.kind == "flag":
+            group.add_argument(*setting.flags, dest=setting.name, action="store_true",
+                               default=argparse.SUPPRESS, help=setting.help)
+        else:
+            group.add_argument(*setting.flags, dest=setting.name, metavar=setting.metavar,
+                               action="append" if setting.kind == "list" else "store",
+                               default=argparse.SUPPRESS, help=setting.help)
+    return parser
+
+
+def resolve_settings(args):
+    """Defaults, then the config file, then the command line."""
+    settings = Settings()
+    if args.config:
+        load_config_file(args.config, settings)
+    for setting in settings_table():
+        if hasattr(args, setting.name):
+            settings.set(setting.name, getattr(args, setting.name), setting.flags[-1])
+    if args.app:
+        settings.wsgi_app = args.app
+    if settings.reload and settings.preload:
+        raise ConfigError("--reload and --preload do not mix: with --preload the master holds the "
+                          "code, so it cannot be reloaded; drop one of them")
+    return settings
+
+
+def prepare_process(settings):
+    """Process-wide setup the master does before binding: umask, working
+    directory, import path, privilege checks, log files."""
+    if settings.umask is not None:
+        os.umask(settings.umask)
+    if settings.chdir is not None:
+        try:
+            os.chdir(settings.chdir)
+        except OSError as exc:
+            raise ConfigError(f"--chdir {settings.chdir}: {exc.strerror}") from None
+    # The console script's sys.path starts with its bin directory, not the
+    # working directory where the user's module is.
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+
+    uid, gid = settings.uid_gid()
+    changes_identity = (uid is not None and uid != os.getuid()) or (gid is not None and gid != os.getgid())
+    if changes_identity and os.geteuid() != 0:
+        raise ConfigError(f"--user/--group need ursa to start as root (it runs as uid {os.getuid()}); "
+                          f"drop them or start as root")
+
+    from .accesslog import FormatError, check_writable, compile_format
+
+    try:
+        compile_format(settings.access_log_format)
+    except FormatError as exc:
+        raise ConfigError(str(exc)) from None
+    if settings.access_log is not None:
+        try:
+            check_writable(settings.access_log)
+            if changes_identity and settings.access_log != "-":
+                os.chown(settings.access_log, -1 if uid is None else uid, -1 if gid is None else gid)
+        except OSError as exc:
+            raise ConfigError(f"cannot open access log {settings.access_log}: {exc.strerror}; "
+                              f"choose a writable --access-log path") from None
+
+
+def setup_logging(settings):
+    from .arbiter import setup_error_log
+
+    try:
+        setup_error_log(settings.error_log, settings.log_level)
+    except OSError as exc:
+        raise ConfigError(f"cannot open error log {settings.error_log}: {exc.strerror}; choose a "
+                          f"writable --error-log path") from None
+    for warning in settings.warnings:
+        log.warning("%s", warning)
+
+
+def run_command(argv):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.config:
+        args.config = os.path.abspath(args.config)  # a reload after --chdir still finds it
+    settings = resolve_settings(args)
+    if settings.wsgi_app is None:
+        parser.error("which app? give MODULE:APP (e.g. myproject.wsgi:application) or set "
+                     "wsgi_app in the config file")
+    setup_logging(settings)
+    prepare_process(settings)
+
+    from .arbiter import Arbiter
+
+    app = load_wsgi_app(settings.wsgi_app) if settings.preload else None
+    return Arbiter(settings, app=app, reload_settings=lambda: resolve_settings(args)).run()
+
+
+def main(argv=None):
+    """Entry point of `ursa` and `python -m ursa`; returns the exit status."""
+    try:
+        return run_command(argv)
+    except ConfigError as exc:
+        sys.stderr.write(f"ursa: error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
