@@ -201,7 +201,10 @@ class Arbiter:
         return 0
 
     def bind(self):
-        fds = systemd.listen_fds()
+        try:
+            fds = systemd.listen_fds()
+        except OSError as exc:
+            raise ConfigError(f"systemd socket activation: {exc}") from None
         if fds:
             if "bind" in self.settings.explicit:
                 log.warning("ignoring --bind: using the %d socket(s) systemd passed", len(fds))

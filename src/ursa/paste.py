@@ -13,10 +13,15 @@
 Values in an ini file are strings; each is converted to what the option
 takes, and a wrong one raises ConfigError naming the option.
 """
+import logging
+import os
+
 from .config import (ConfigError, Settings, parse_bool, parse_non_negative_int, parse_optional_path,
                      parse_positive_int, parse_seconds, parse_str)
 
 DEFAULT_PORT = 8080
+
+log = logging.getLogger("ursa.error")
 
 
 def run_server(wsgi_app, global_conf, host="127.0.0.1", port=DEFAULT_PORT, unix_socket=None,
@@ -40,20 +45,33 @@ def run_server(wsgi_app, global_conf, host="127.0.0.1", port=DEFAULT_PORT, unix_
                                  access_log_format, core_options)
 
     from .accesslog import AccessLog
+    from .arbiter import describe_socket
 
     if access_log is not None:
-        log = AccessLog(access_log, access_log_format)
-        core_options["access_log"] = log
-        wsgi_app = log.wrap_app(wsgi_app)
+        access = AccessLog(access_log, access_log_format)
+        core_options["access_log"] = access
+        wsgi_app = access.wrap_app(wsgi_app)
+    _ensure_error_log()
     if unix_socket:
-        ursa.run(wsgi_app, address, listen_backlog=backlog, **core_options)
+        sock = ursa.listen(wsgi_app, address, listen_backlog=backlog, **core_options)
     else:
-        ursa.run(wsgi_app, host, port, reuse_port=reuse_port, listen_backlog=backlog, **core_options)
+        sock = ursa.listen(wsgi_app, host, port, reuse_port=reuse_port, listen_backlog=backlog, **core_options)
+    log.info("Listening at: %s (%d)", describe_socket(sock), os.getpid())
+    ursa.run()
+
+
+def _ensure_error_log():
+    """Server messages go where the ini's [loggers] sent them (pserve sets
+    that up); without any logging configuration, to stderr."""
+    from .arbiter import setup_error_log
+
+    if not logging.getLogger().handlers and not log.handlers:
+        setup_error_log("-", "info")
 
 
 def _run_with_workers(wsgi_app, address, reuse_port, backlog, workers, access_log, access_log_format,
                       core_options):
-    from .arbiter import Arbiter, setup_error_log
+    from .arbiter import Arbiter
 
     settings = Settings()
     origin = "[server] option"
@@ -70,7 +88,7 @@ def _run_with_workers(wsgi_app, address, reuse_port, backlog, workers, access_lo
             settings.set("max_requests", value, f"{origin} max_requests")
         else:
             settings.set(name, value, f"{origin} {name}")
-    setup_error_log("-", "info")
+    _ensure_error_log()
     Arbiter(settings, app=wsgi_app).run()
 
 

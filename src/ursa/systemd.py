@@ -38,7 +38,11 @@ def listen_fds(unset_environment=True):
                 os.environ.pop(name, None)
     fds = list(range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + max(count, 0)))
     for fd in fds:
-        os.set_inheritable(fd, False)
+        try:
+            os.set_inheritable(fd, False)
+        except OSError:
+            raise OSError(f"LISTEN_FDS={count}, but fd {fd} is not open; is the service started by "
+                          f"its .socket unit?") from None
     return fds
 
 

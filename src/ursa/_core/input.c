@@ -40,6 +40,8 @@ static uint64_t remaining(const InputObject *self)
  * OSError. */
 static int copy_out(InputObject *self, char *out, size_t n, uint64_t at)
 {
+    if (n == 0)
+        return 0;
     if (self->file < 0) {
         memcpy(out, self->memory + at, n);
         return 0;
@@ -111,6 +113,10 @@ static PyObject *input_read(InputObject *self, PyObject *const *args, Py_ssize_t
 /* How many bytes the next line takes, its "\n" included, at most `limit`. */
 static int line_length(InputObject *self, uint64_t limit, uint64_t *length)
 {
+    if (limit == 0) {
+        *length = 0;
+        return 0;
+    }
     if (self->file < 0) {
         const char *start = self->memory + self->position;
         const char *newline = memchr(start, '\n', (size_t)limit);

@@ -17,6 +17,8 @@
 /* write() returns once no more than this is still queued: PEP 3333 lets
  * it buffer, and the bound keeps a slow client from costing memory. */
 #define WRITE_CALL_BUFFER (64 * 1024)
+/* Bytes of a list body gathered before the first write. */
+#define COALESCE_BYTES (64 * 1024)
 
 static const char internal_error_body[] = "500 Internal Server Error\n";
 
@@ -498,6 +500,13 @@ pump_result response_pump(conn *c)
     response *r = &c->resp;
     size_t budget = WRITE_BUDGET;
     for (;;) {
+        if (r->items_ready && !r->exhausted && c->out.pending < COALESCE_BYTES) {
+            /* Every item of a list is there already: gather them (up to a
+             * bound) so that head and body leave in one writev. */
+            if (response_pull(c) < 0)
+                return PUMP_ABORT;
+            continue;
+        }
         if (c->out.pending > 0) {
             size_t written = 0;
             flush_result f = outq_flush(&c->out, c->fd, budget, &written);
@@ -591,6 +600,9 @@ pump_result response_start(conn *c, PyObject *environ)
     if (result == NULL)
         return response_fail(c, "ursa: the application raised") < 0 ? PUMP_ABORT : response_pump(c);
     r->result = result;
+    /* A generator's next item may take a while (a stream of events): what
+     * it yielded goes out at once. A list's items are all there now. */
+    r->items_ready = PyList_CheckExact(result) || PyTuple_CheckExact(result);
 
     if (Py_IS_TYPE(result, state->file_wrapper_type) && r->headers_set) {
         int started = response_start_file(c, result);

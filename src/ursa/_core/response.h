@@ -39,6 +39,7 @@ typedef struct response {
     unsigned app_wants_close : 1;
     unsigned exhausted : 1;     /* the iterable is done and the tail queued */
     unsigned failed : 1;        /* the app failed after the head was sent */
+    unsigned items_ready : 1;   /* a list or tuple: pulling never waits */
 } response;
 
 typedef enum {
