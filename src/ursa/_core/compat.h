@@ -9,6 +9,9 @@
 #define PyObject_Vectorcall _PyObject_Vectorcall
 #define PyObject_CallNoArgs(callable) PyObject_CallObject((callable), NULL)
 #define PyObject_CallMethodNoArgs(obj, name) PyObject_CallMethodObjArgs((obj), (name), NULL)
+#ifndef Py_TPFLAGS_HAVE_VECTORCALL
+#define Py_TPFLAGS_HAVE_VECTORCALL _Py_TPFLAGS_HAVE_VECTORCALL
+#endif
 #define Py_IS_TYPE(ob, type) (Py_TYPE(ob) == (type))
 #endif
 

@@ -61,9 +61,10 @@ static double conn_deadline(const conn *c)
     return 0;
 }
 
-/* One timer per connection, moved only when a deadline comes earlier than
- * it is set for; a timer that fires early is re-armed for the rest. That
- * keeps the common request-response cycle free of timer-heap updates. */
+/* One timer per connection, and it is almost never moved. It is armed at
+ * most `shortest_timeout` ahead; every phase's deadline is at least that far
+ * from when the phase begins, so entering a phase needs no timer update. A
+ * timer that fires before the deadline is simply armed again. */
 static void conn_schedule_timer(conn *c)
 {
     double due = conn_deadline(c);
@@ -72,11 +73,12 @@ static void conn_schedule_timer(conn *c)
     if (ev_is_active(&c->timer) && c->timer_due <= due)
         return;
     struct ev_loop *loop = c->server->loop;
+    double now = ev_now(loop);
+    double fire_at = due < now + c->server->shortest_timeout ? due : now + c->server->shortest_timeout;
     ev_timer_stop(loop, &c->timer);
-    double after = due - ev_now(loop);
-    ev_timer_set(&c->timer, after > 0 ? after : 0, 0);
+    ev_timer_set(&c->timer, fire_at > now ? fire_at - now : 0, 0);
     ev_timer_start(loop, &c->timer);
-    c->timer_due = due;
+    c->timer_due = fire_at;
 }
 
 static void conn_enter(conn *c, conn_state state)

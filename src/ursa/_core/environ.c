@@ -246,9 +246,6 @@ PyObject *environ_build(conn *c)
     }
     if (set_item(environ, state->str_wsgi_input, input) < 0)
         goto error;
-    PyObject *errors = PySys_GetObject("stderr");
-    if (PyDict_SetItem(environ, state->str_wsgi_errors, errors ? errors : Py_None) < 0)
-        goto error;
     return environ;
 error:
     Py_DECREF(environ);
@@ -280,6 +277,17 @@ static int set_server_address(PyObject *template, module_state *state, listener 
     return 0;
 }
 
+/* sys.stderr as it is when the server starts. */
+static int set_wsgi_errors(PyObject *template, module_state *state)
+{
+    PyObject *errors = PySys_GetObject("stderr");
+    if (errors == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "sys.stderr is not set: wsgi.errors needs it");
+        return -1;
+    }
+    return PyDict_SetItem(template, state->str_wsgi_errors, errors);
+}
+
 PyObject *environ_template_new(listener *l)
 {
     server *s = l->server;
@@ -295,7 +303,8 @@ PyObject *environ_template_new(listener *l)
         PyDict_SetItem(template, state->str_wsgi_multiprocess, s->opts.multiprocess ? Py_True : Py_False) < 0 ||
         PyDict_SetItem(template, state->str_wsgi_run_once, Py_False) < 0 ||
         PyDict_SetItem(template, state->str_wsgi_file_wrapper, (PyObject *)state->file_wrapper_type) < 0 ||
-        PyDict_SetItem(template, state->str_wsgi_input_terminated, Py_True) < 0) {
+        PyDict_SetItem(template, state->str_wsgi_input_terminated, Py_True) < 0 ||
+        set_wsgi_errors(template, state) < 0) {
         Py_DECREF(template);
         return NULL;
     }

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <stddef.h>
+#include <structmember.h>
 #include <sys/sendfile.h>
 
 #include "conn.h"
@@ -24,7 +26,8 @@ static const char internal_error_body[] = "500 Internal Server Error\n";
 
 typedef struct {
     PyObject_HEAD
-    struct conn *conn; /* NULL once the response has ended */
+    vectorcallfunc vectorcall; /* the app calls it once per request: no arg tuple */
+    struct conn *conn;         /* NULL once the response has ended */
     module_state *state;
 } StartResponseObject;
 
@@ -226,12 +229,9 @@ static int reraise_exc_info(PyObject *exc_info)
     return -1;
 }
 
-static PyObject *start_response_call(StartResponseObject *self, PyObject *args, PyObject *kwargs)
+static PyObject *start_response_impl(StartResponseObject *self, PyObject *status, PyObject *headers,
+                                     PyObject *exc_info)
 {
-    static char *keywords[] = {"status", "headers", "exc_info", NULL};
-    PyObject *status, *headers, *exc_info = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:start_response", keywords, &status, &headers, &exc_info))
-        return NULL;
     if (self->conn == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "start_response() called after its response ended");
         return NULL;
@@ -256,6 +256,42 @@ static PyObject *start_response_call(StartResponseObject *self, PyObject *args, 
     r->status_code = code;
     r->headers_set = 1;
     return PyObject_GetAttr((PyObject *)self, self->state->str_write);
+}
+
+static PyObject *start_response_call(StartResponseObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"status", "headers", "exc_info", NULL};
+    PyObject *status, *headers, *exc_info = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:start_response", keywords, &status, &headers, &exc_info))
+        return NULL;
+    return start_response_impl(self, status, headers, exc_info);
+}
+
+static PyObject *start_response_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
+                                           PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    StartResponseObject *self = (StartResponseObject *)callable;
+    if (kwnames == NULL && (nargs == 2 || nargs == 3))
+        return start_response_impl(self, args[0], args[1], nargs == 3 ? args[2] : Py_None);
+    /* Keywords or a wrong count: the general path says what is wrong. */
+    PyObject *tuple = PyTuple_New(nargs);
+    PyObject *kwargs = kwnames ? PyDict_New() : NULL;
+    PyObject *result = NULL;
+    if (tuple == NULL || (kwnames && kwargs == NULL))
+        goto cleanup;
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        Py_INCREF(args[i]);
+        PyTuple_SET_ITEM(tuple, i, args[i]);
+    }
+    for (Py_ssize_t i = 0; kwnames && i < PyTuple_GET_SIZE(kwnames); i++)
+        if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0)
+            goto cleanup;
+    result = start_response_call(self, tuple, kwargs);
+cleanup:
+    Py_XDECREF(tuple);
+    Py_XDECREF(kwargs);
+    return result;
 }
 
 /* ---- framing and the head ---- */
@@ -586,11 +622,13 @@ pump_result response_start(conn *c, PyObject *environ)
     response *r = &c->resp;
     module_state *state = c->server->state;
     r->environ = environ;
-    r->started_at = ev_time();
+    /* Read the clock only for the access log, which reports durations. */
+    r->started_at = c->server->opts.access_log ? ev_time() : 0;
     StartResponseObject *sr = PyObject_New(StartResponseObject, state->start_response_type);
     if (sr == NULL)
         return response_fail(c, "ursa: out of memory") < 0 ? PUMP_ABORT : response_pump(c);
     Py_INCREF(state->start_response_type);
+    sr->vectorcall = start_response_vectorcall;
     sr->conn = c;
     sr->state = state;
     r->start_response = (PyObject *)sr;
@@ -744,7 +782,13 @@ static PyMethodDef start_response_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyMemberDef start_response_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(StartResponseObject, vectorcall), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static PyType_Slot start_response_slots[] = {
+    {Py_tp_members, start_response_members},
     {Py_tp_new, start_response_new},
     {Py_tp_dealloc, start_response_dealloc},
     {Py_tp_call, start_response_call},
@@ -756,7 +800,7 @@ static PyType_Slot start_response_slots[] = {
 static PyType_Spec start_response_spec = {
     .name = "ursa._core.StartResponse",
     .basicsize = sizeof(StartResponseObject),
-    .flags = Py_TPFLAGS_DEFAULT,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
     .slots = start_response_slots,
 };
 

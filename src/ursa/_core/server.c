@@ -273,6 +273,13 @@ int server_serve(module_state *state, PyObject *app, const int *listen_fds, size
     s.app = app;
     s.signal_fd = signal_fd;
     s.date_second = -1;
+    s.shortest_timeout = s.opts.header_timeout;
+    if (s.opts.body_timeout < s.shortest_timeout)
+        s.shortest_timeout = s.opts.body_timeout;
+    if (s.opts.keepalive_timeout < s.shortest_timeout)
+        s.shortest_timeout = s.opts.keepalive_timeout;
+    if (s.opts.write_timeout < s.shortest_timeout)
+        s.shortest_timeout = s.opts.write_timeout;
 
     s.loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV | EVFLAG_NOSIGMASK);
     if (s.loop == NULL) {

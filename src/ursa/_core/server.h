@@ -46,6 +46,7 @@ typedef struct server {
     PyObject *interrupt; /* exception to raise from serve() (KeyboardInterrupt) */
 
     uint64_t requests_served;
+    double shortest_timeout; /* of the per-connection timeouts: see conn.c */
     PyThreadState *released_thread; /* the GIL is released while libev polls */
 
     time_t date_second; /* the second date_header was made for */
