@@ -411,6 +411,7 @@ void conn_close(conn *c)
     ev_io_stop(s->loop, &c->watcher);
     ev_timer_stop(s->loop, &c->timer);
     response_release(c);
+    buffer_free(&c->resp.header_lines);
     outq_free(&c->out);
     request_free(&c->req);
     buffer_free(&c->in);
