@@ -11,9 +11,12 @@ Every keyword in ``OPTIONS`` (limits, timeouts, hooks) is accepted by run(),
 listen(), server_run() and serve(); see README.md for their meaning.
 """
 import os
-import signal
 import socket
 import stat
+
+# The C module behind `signal`: the same functions without the enum classes
+# signal.py builds at import, which would be most of ursa's own footprint.
+import _signal as signal
 
 from . import _core
 

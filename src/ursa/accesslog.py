@@ -17,27 +17,32 @@ from urllib.parse import quote
 
 COMBINED_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 
-# atom -> (expression over environ, status, body_bytes, duration_us, meaning)
+# atom -> (expression, escape?, meaning). Expressions see environ, status,
+# body_bytes, duration_us and get (environ.get). Values marked escape? come
+# from the client and may hold quotes or control characters.
 ATOMS = {
-    "h": ("_escape(environ.get('REMOTE_ADDR') or '-')", "remote address"),
-    "l": ("'-'", "'-' (identd, never known)"),
-    "u": ("_remote_user(environ)", "user name from REMOTE_USER or Basic auth, or '-'"),
-    "t": ("_clf_time(duration_us)", "time the request was received, [10/Oct/2000:13:55:36 -0700]"),
-    "r": ("_request_line(environ)", "request line, e.g. GET /path?q=1 HTTP/1.1"),
-    "m": ("environ['REQUEST_METHOD']", "request method"),
-    "U": ("_escape(environ.get('PATH_INFO', ''))", "URL path without query string"),
-    "q": ("_escape(environ.get('QUERY_STRING', ''))", "query string"),
-    "H": ("environ.get('SERVER_PROTOCOL', '-')", "protocol"),
-    "s": ("status", "status code"),
-    "B": ("body_bytes", "response body bytes"),
-    "b": ("(body_bytes or '-')", "response body bytes, or '-' for none (common log format)"),
-    "f": ("_escape(environ.get('HTTP_REFERER') or '-')", "referer"),
-    "a": ("_escape(environ.get('HTTP_USER_AGENT') or '-')", "user agent"),
-    "T": ("duration_us // 1000000", "request time in whole seconds"),
-    "M": ("duration_us // 1000", "request time in milliseconds"),
-    "D": ("duration_us", "request time in microseconds"),
-    "L": ("'%d.%06d' % divmod(duration_us, 1000000)", "request time in decimal seconds"),
-    "p": ("_pid_atom()", "process id, as <1234>"),
+    "h": ("get('REMOTE_ADDR') or '-'", True, "remote address"),
+    "l": ("'-'", False, "'-' (identd, never known)"),
+    "u": ("_remote_user(environ) if 'HTTP_AUTHORIZATION' in environ or 'REMOTE_USER' in environ else '-'",
+          False, "user name from REMOTE_USER or Basic auth, or '-'"),
+    "t": ("_clf_cache[1] if int(_time() - duration_us / 1000000) == _clf_cache[0] else "
+          "_clf_time(duration_us)", False, "time the request was received, [10/Oct/2000:13:55:36 -0700]"),
+    "r": ("get('REQUEST_METHOD', '-') + ' ' + (get('RAW_URI') or _raw_uri(environ)) + ' ' + "
+          "get('SERVER_PROTOCOL', '-')", True, "request line, e.g. GET /path?q=1 HTTP/1.1"),
+    "m": ("get('REQUEST_METHOD', '-')", False, "request method"),
+    "U": ("get('PATH_INFO', '')", True, "URL path without query string"),
+    "q": ("get('QUERY_STRING', '')", True, "query string"),
+    "H": ("get('SERVER_PROTOCOL', '-')", False, "protocol"),
+    "s": ("status", False, "status code"),
+    "B": ("body_bytes", False, "response body bytes"),
+    "b": ("(body_bytes or '-')", False, "response body bytes, or '-' for none (common log format)"),
+    "f": ("get('HTTP_REFERER') or '-'", True, "referer"),
+    "a": ("get('HTTP_USER_AGENT') or '-'", True, "user agent"),
+    "T": ("duration_us // 1000000", False, "request time in whole seconds"),
+    "M": ("duration_us // 1000", False, "request time in milliseconds"),
+    "D": ("duration_us", False, "request time in microseconds"),
+    "L": ("'%d.%06d' % divmod(duration_us, 1000000)", False, "request time in decimal seconds"),
+    "p": ("_pid_atom()", False, "process id, as <1234>"),
 }
 # %({Name}i)s request header, %({Name}o)s response header, %({key}e)s environ value
 BRACED_ATOM = re.compile(r"\{([^{}]+)\}([ioe])")
@@ -54,18 +59,18 @@ class FormatError(ValueError):
 def compile_format(log_format=None):
     """Return (format_line, needs_response_headers) for `log_format`.
 
-    format_line(environ, status, body_bytes, duration_us) -> str.
-    needs_response_headers tells the caller to wrap the app with
+    format_line(environ, status, body_bytes, duration_us) -> str, ending in
+    a newline. needs_response_headers tells the caller to wrap the app with
     capture_response_headers(), which %({Name}o)s atoms read.
     """
     log_format = COMBINED_FORMAT if log_format is None else log_format
     template_parts = []
-    expressions = []
+    values = []  # (expression, escape?) per atom, in order
     constants = {}
     needs_response_headers = False
     position = 0
     for match in FORMAT_ITEM.finditer(log_format):
-        template_parts.append(log_format[position:match.start()].replace("%", "%%"))
+        template_parts.append(log_format[position:match.start()])
         position = match.end()
         item = match.group(0)
         if item == "%%":
@@ -76,35 +81,60 @@ def compile_format(log_format=None):
                               f"write atoms as %(h)s and a literal percent as %%")
         atom = match.group(1)
         if atom in ATOMS:
-            expressions.append(ATOMS[atom][0])
+            expression, escape, _ = ATOMS[atom]
+            values.append((expression, escape))
         else:
-            braced = BRACED_ATOM.fullmatch(atom)
-            if braced is None:
-                known = " ".join(f"%({name})s" for name in ATOMS)
-                raise FormatError(f"access log format: unknown atom %({atom})s; known: {known} "
-                                  f"%({{Header}}i)s %({{Header}}o)s %({{key}}e)s")
-            name, source = braced.groups()
-            constant = f"_key{len(constants)}"
-            if source == "i":
-                constants[constant] = "HTTP_" + name.upper().replace("-", "_")
-                if constants[constant] in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
-                    constants[constant] = constants[constant][len("HTTP_"):]
-                expressions.append(f"_escape(environ.get({constant}) or '-')")
-            elif source == "e":
-                constants[constant] = name
-                expressions.append(f"_escape(str(environ.get({constant}, '-')))")
-            else:
-                constants[constant] = name.lower()
-                needs_response_headers = True
-                expressions.append(f"_response_header(environ, {constant})")
+            values.append(_braced_atom(atom, constants))
+            needs_response_headers = needs_response_headers or atom.endswith("o")
         template_parts.append("%s")
-    template_parts.append(log_format[position:].replace("%", "%%"))
+    template_parts.append(log_format[position:])
     constants["_template"] = "".join(template_parts) + "\n"
-    source = ("def format_line(environ, status, body_bytes, duration_us):\n"
-              f"    return _template % ({''.join(expression + ', ' for expression in expressions)})\n")
     namespace = dict(_HELPERS, **constants)
-    exec(compile(source, "<access log format>", "exec"), namespace)
+    exec(compile(_format_function_source(values), "<access log format>", "exec"), namespace)
     return namespace["format_line"], needs_response_headers
+
+
+def _braced_atom(atom, constants):
+    braced = BRACED_ATOM.fullmatch(atom)
+    if braced is None:
+        known = " ".join(f"%({name})s" for name in ATOMS)
+        raise FormatError(f"access log format: unknown atom %({atom})s; known: {known} "
+                          f"%({{Header}}i)s %({{Header}}o)s %({{key}}e)s")
+    name, source = braced.groups()
+    constant = f"_key{len(constants)}"
+    if source == "i":
+        key = "HTTP_" + name.upper().replace("-", "_")
+        constants[constant] = key[len("HTTP_"):] if key in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH") else key
+        return f"get({constant}) or '-'", True
+    if source == "e":
+        constants[constant] = name
+        return f"str(get({constant}, '-'))", True
+    constants[constant] = name.lower()
+    return f"_response_header(environ, {constant})", True
+
+
+def _format_function_source(values):
+    """The source of format_line for these atoms.
+
+    Client-supplied values are checked together, once: almost every line
+    needs no escaping, and one check is much cheaper than one per field.
+    """
+    lines = ["def format_line(environ, status, body_bytes, duration_us):", "    get = environ.get"]
+    names = []
+    for index, (expression, _) in enumerate(values):
+        lines.append(f"    v{index} = {expression}")
+        names.append(f"v{index}")
+    risky = [name for name, (_, escape) in zip(names, values) if escape]
+    plain = "".join(name + ", " for name in names)
+    if risky:
+        lines.append(f"    checked = {' + '.join(risky)}")
+        lines.append("    if checked.isprintable() and '\"' not in checked and '\\\\' not in checked:")
+        lines.append(f"        return _template % ({plain})")
+        escaped = "".join((f"_escape({name}), " if name in risky else name + ", ") for name in names)
+        lines.append(f"    return _template % ({escaped})")
+    else:
+        lines.append(f"    return _template % ({plain})")
+    return "\n".join(lines) + "\n"
 
 
 def _escape(text):
@@ -123,14 +153,11 @@ def _escape(text):
     return "".join(out)
 
 
-def _request_line(environ):
-    uri = environ.get("RAW_URI")
-    if uri is None:
-        query = environ.get("QUERY_STRING")
-        uri = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="/;=,@:+$!*'()~")
-        if query:
-            uri += "?" + query
-    return _escape(f"{environ.get('REQUEST_METHOD', '-')} {uri} {environ.get('SERVER_PROTOCOL', '-')}")
+def _raw_uri(environ):
+    """The request target, rebuilt when the server gives no RAW_URI."""
+    uri = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="/;=,@:+$!*'()~")
+    query = environ.get("QUERY_STRING")
+    return uri + "?" + query if query else uri
 
 
 def _remote_user(environ):
@@ -158,33 +185,30 @@ def _pid_atom():
     return f"<{os.getpid()}>"
 
 
-class _ClfClock:
-    """Formats request times as [10/Oct/2000:13:55:36 -0700], one strftime
-    per second rather than one per request."""
+# [second, "[10/Oct/2000:13:55:36 -0700]"]: the %(t)s text of the last
+# second seen; formatting happens once per second, not once per request.
+_clf_cache = [None, ""]
 
-    def __init__(self):
-        self.second = None
-        self.text = ""
 
-    def __call__(self, duration_us):
-        received = time.time() - duration_us / 1e6
-        second = int(received)
-        if second != self.second:
-            local = time.localtime(second)
-            self.text = "[%02d/%s/%d:%02d:%02d:%02d %s]" % (
-                local.tm_mday, _MONTHS[local.tm_mon - 1], local.tm_year,
-                local.tm_hour, local.tm_min, local.tm_sec, time.strftime("%z", local))
-            self.second = second
-        return self.text
+def _clf_time(duration_us):
+    received = int(time.time() - duration_us / 1000000)
+    local = time.localtime(received)
+    _clf_cache[1] = "[%02d/%s/%d:%02d:%02d:%02d %s]" % (
+        local.tm_mday, _MONTHS[local.tm_mon - 1], local.tm_year,
+        local.tm_hour, local.tm_min, local.tm_sec, time.strftime("%z", local))
+    _clf_cache[0] = received
+    return _clf_cache[1]
 
 
 _HELPERS = {
     "_escape": _escape,
-    "_request_line": _request_line,
+    "_raw_uri": _raw_uri,
     "_remote_user": _remote_user,
     "_response_header": _response_header,
     "_pid_atom": _pid_atom,
-    "_clf_time": _ClfClock(),
+    "_clf_time": _clf_time,
+    "_clf_cache": _clf_cache,
+    "_time": time.time,
 }
 
 

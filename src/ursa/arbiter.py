@@ -13,7 +13,8 @@ Lifecycle of a worker:
 
 Signals to the master:
   TERM, INT  graceful stop: workers finish requests in flight (up to
-             --graceful-timeout), stragglers are killed after it
+             --graceful-timeout), stragglers are killed after it; a
+             second INT (Ctrl-C twice) stops at once
   QUIT       immediate stop
   HUP        reload: re-read the config file, start new workers, retire
              the old ones once the new ones are ready
@@ -34,7 +35,7 @@ import sys
 import time
 
 from . import systemd
-from .accesslog import AccessLog, check_writable
+from .accesslog import AccessLog
 from .config import ConfigError, load_wsgi_app
 
 log = logging.getLogger("ursa.error")
@@ -198,6 +199,7 @@ class Arbiter:
             self.cleanup()
         if self.fatal_message is not None:
             raise ConfigError(self.fatal_message)
+        log.info("master %d stopped", self.pid)
         return 0
 
     def bind(self):
@@ -354,7 +356,10 @@ class Arbiter:
             if number == signal.SIGCHLD:
                 continue  # reaping happens every loop turn
             name = signal.Signals(number).name
-            if number in (signal.SIGTERM, signal.SIGINT):
+            if number == signal.SIGINT and self.stop_mode == "graceful":
+                log.info("%s again: stopping now", name)  # a second Ctrl-C
+                self.begin_stop(graceful=False)
+            elif number in (signal.SIGTERM, signal.SIGINT):
                 log.info("%s: stopping gracefully", name)
                 self.begin_stop(graceful=True)
             elif number == signal.SIGQUIT:
@@ -413,7 +418,7 @@ class Arbiter:
         now = time.monotonic()
         if graceful:
             signal_number = signal.SIGTERM
-            kill_at = now + self.graceful_timeout() + KILL_MARGIN_SECONDS
+            kill_at = now + self.settings.graceful_timeout + KILL_MARGIN_SECONDS
         else:
             signal_number = signal.SIGQUIT
             kill_at = now + QUIT_KILL_DELAY_SECONDS
@@ -422,11 +427,6 @@ class Arbiter:
         worker.kill_at = kill_at if worker.kill_at is None else min(worker.kill_at, kill_at)
         worker.last_signal_at = now
         send_signal(worker.pid, signal_number)
-
-    def graceful_timeout(self):
-        from . import OPTIONS
-        return self.settings.graceful_timeout if self.settings.graceful_timeout is not None else OPTIONS[
-            "graceful_timeout"]
 
     def signal_stopping_workers(self):
         now = time.monotonic()
@@ -506,6 +506,7 @@ class Arbiter:
             except BaseException:
                 log.exception("worker %d failed", os.getpid())
             finally:
+                self.call_hook("worker_exit", self, worker)
                 for stream in (sys.stdout, sys.stderr):
                     try:
                         stream.flush()
@@ -571,7 +572,7 @@ class Arbiter:
                 if worker.status_fd is not None:
                     os.close(worker.status_fd)
                     worker.status_fd = None
-            self.call_hook("worker_exit", self, worker)
+            self.call_hook("child_exit", self, worker)
             self.worker_exited(worker, status)
 
     def worker_exited(self, worker, status):
@@ -709,6 +710,11 @@ class WorkerProcess:
         for number in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
             signal.signal(number, signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        # The master repeats SIGTERM while a worker drains; with SA_RESTART a
+        # blocking call in the app (a database driver's read) carries on
+        # instead of failing with EINTR.
+        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+            signal.siginterrupt(number, False)
         # Signals that arrived since the fork are delivered now, to these handlers.
         signal.pthread_sigmask(signal.SIG_SETMASK, self.signal_mask)
 
@@ -726,11 +732,15 @@ class WorkerProcess:
     def on_stop(self, number, frame):
         from . import stop
 
+        if number == signal.SIGINT:
+            self.arbiter.call_hook("worker_int", self.worker)
         self.stop_requested = True
         if self.serving:
             stop()
 
     def on_quit(self, number, frame):
+        self.arbiter.call_hook("worker_int", self.worker)
+        self.arbiter.call_hook("worker_exit", self.arbiter, self.worker)
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

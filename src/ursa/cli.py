@@ -36,8 +36,9 @@ def build_parser():
     parser.add_argument("-c", "--config", metavar="FILE",
                         help="Python file of settings (like gunicorn.conf.py): workers = 4, bind = [...]")
     parser.add_argument("--version", action="version", version=f"ursa {__version__}")
-    groups = {"server": parser.add_argument_group("server"),
-              "limits": parser.add_argument_group("limits and timeouts (as in ursa.run())")}
+    groups = {section: parser.add_argument_group(title) for section, title in [
+        ("listening", "listening"), ("workers", "workers"),
+        ("limits", "limits and timeouts (as in ursa.run())"), ("logging", "logging"), ("process", "process")]}
     for setting in settings_table():
         group = groups[setting.section]
         if setting.kind == "flag":

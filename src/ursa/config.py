@@ -28,7 +28,9 @@ HOOKS = {
     "pre_fork": "(arbiter, worker)",
     "post_fork": "(arbiter, worker)",
     "post_worker_init": "(worker)",
-    "worker_exit": "(arbiter, worker)",
+    "worker_int": "(worker)",          # in the worker, on SIGINT or SIGQUIT
+    "worker_exit": "(arbiter, worker)",  # in the worker, as it exits
+    "child_exit": "(arbiter, worker)",   # in the master, once it reaped the worker
     "on_exit": "(arbiter)",
 }
 
@@ -182,7 +184,7 @@ def parse_hook(value):
 class Setting:
     """One setting: its name, command-line flags, parser, default and help."""
 
-    def __init__(self, name, flags, parse, default, help, metavar=None, kind="value", section="server"):
+    def __init__(self, name, flags, parse, default, help, metavar=None, kind="value", section="process"):
         self.name = name
         self.flags = flags
         self.parse = parse
@@ -232,45 +234,53 @@ def _core_option_settings():
 
 
 def _build_settings():
+    listening, workers, logging_, process = "listening", "workers", "logging", "process"
     settings = [
         Setting("bind", ["-b", "--bind"], parse_binds, None,
                 f"address to listen on, repeatable: HOST:PORT, [::1]:PORT, unix:/path, unix:@name "
-                f"or fd://N (default {DEFAULT_BIND})", "ADDRESS", kind="list"),
-        Setting("workers", ["-w", "--workers"], parse_positive_int, 1,
-                "number of worker processes (default 1)", "N"),
+                f"or fd://N (default {DEFAULT_BIND})", "ADDRESS", kind="list", section=listening),
         Setting("backlog", ["--backlog"], parse_positive_int, 1024,
-                "listen() backlog of each socket (default 1024)", "N"),
+                "listen() backlog of each socket (default 1024)", "N", section=listening),
         Setting("reuse_port", ["--reuse-port"], parse_bool, False,
-                "set SO_REUSEPORT on TCP sockets", kind="flag"),
+                "set SO_REUSEPORT on TCP sockets", kind="flag", section=listening),
+        Setting("workers", ["-w", "--workers"], parse_positive_int, 1,
+                "number of worker processes (default 1)", "N", section=workers),
         Setting("max_requests", ["--max-requests"], parse_non_negative_int, 0,
-                "restart a worker gracefully after it served N requests (default 0: never)", "N"),
+                "restart a worker gracefully after it served N requests (default 0: never)", "N",
+                section=workers),
         Setting("max_requests_jitter", ["--max-requests-jitter"], parse_non_negative_int, 0,
-                "add a random 0..N to --max-requests per worker, so they do not restart together", "N"),
+                "add a random 0..N to --max-requests per worker, so they do not restart together", "N",
+                section=workers),
         Setting("preload", ["--preload"], parse_bool, False,
-                "load the app once in the master before forking (HUP then cannot reload code)", kind="flag"),
+                "load the app once in the master before forking (HUP then cannot reload code)",
+                kind="flag", section=workers),
         Setting("reload", ["--reload"], parse_bool, False,
-                "restart workers when a loaded source file changes (development only)", kind="flag"),
+                "restart workers when a loaded source file changes (development only)",
+                kind="flag", section=workers),
         Setting("access_log", ["--access-log"], parse_optional_path, None,
-                "write an access log to FILE, or '-' for stdout (default: off)", "FILE"),
+                "write an access log to FILE, or '-' for stdout (default: off)", "FILE", section=logging_),
         Setting("access_log_format", ["--access-log-format"], parse_str, None,
-                "access log line, with gunicorn's atoms like %%(h)s %%(r)s %%(s)s (default: combined log format)",
-                "FORMAT"),
+                "access log line, with gunicorn's atoms like %%(h)s %%(r)s %%(s)s "
+                "(default: combined log format)", "FORMAT", section=logging_),
         Setting("error_log", ["--error-log"], parse_optional_path, "-",
-                "write server messages to FILE, or '-' for stderr (default '-')", "FILE"),
+                "write server messages to FILE, or '-' for stderr (default '-')", "FILE", section=logging_),
         Setting("log_level", ["--log-level"], parse_log_level, "info",
-                f"least severity of server messages: {', '.join(LOG_LEVELS)} (default info)", "LEVEL"),
+                f"least severity of server messages: {', '.join(LOG_LEVELS)} (default info)", "LEVEL",
+                section=logging_),
         Setting("chdir", ["--chdir"], parse_str, None,
-                "change to DIR before loading the app (relative paths are then relative to DIR)", "DIR"),
-        Setting("pid", ["--pid"], parse_optional_path, None, "write the master's process id to FILE", "FILE"),
+                "change to DIR before loading the app (relative paths are then relative to DIR)", "DIR",
+                section=process),
+        Setting("pid", ["--pid"], parse_optional_path, None,
+                "write the master's process id to FILE", "FILE", section=process),
         Setting("umask", ["--umask"], parse_umask, None,
-                "file mode mask for the files ursa makes, e.g. 007 (default: inherited)", "MASK"),
+                "file mode mask for the files ursa makes, e.g. 007 (default: inherited)", "MASK",
+                section=process),
         Setting("user", ["--user"], parse_user, None,
-                "run workers as this user (name or uid; the master must be root)", "USER"),
+                "run workers as this user (name or uid; the master must be root)", "USER", section=process),
         Setting("group", ["--group"], parse_group, None,
-                "run workers as this group (name or gid; the master must be root)", "GROUP"),
+                "run workers as this group (name or gid; the master must be root)", "GROUP", section=process),
     ]
-    settings[4:4] = _core_option_settings()
-    return settings
+    return settings + _core_option_settings()
 
 
 _settings_table = None

@@ -48,10 +48,13 @@ class Worker(base.Worker):
         ursa.stop()
 
     def handle_quit(self, sig, frame):
-        # gunicorn's handle_quit sleeps 0.1s then exits; the loop holds no
-        # state that needs more ceremony.
+        """SIGQUIT/SIGINT: gunicorn's quick shutdown."""
         self.alive = False
         self.cfg.worker_int(self)
+        # An exception raised in a handler stops the loop gracefully, unless
+        # a stop is already under way: then it closes every connection at
+        # once. So: begin the stop, then raise.
+        ursa.stop()
         sys.exit(0)
 
     def run(self):
@@ -63,7 +66,9 @@ class Worker(base.Worker):
             if access_log.needs_response_headers:
                 app = capture_response_headers(app)
         # self.timeout is half of gunicorn's --timeout (0: no timeout).
-        interval = max(0.05, min(HEARTBEAT_MAX_SECONDS, self.timeout / 2)) if self.timeout else HEARTBEAT_MAX_SECONDS
+        interval = HEARTBEAT_MAX_SECONDS
+        if self.timeout:
+            interval = max(0.05, min(HEARTBEAT_MAX_SECONDS, self.timeout / 2))
         self.notify()
         signal.setitimer(signal.ITIMER_REAL, interval, interval)
         try:

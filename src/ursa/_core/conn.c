@@ -128,6 +128,28 @@ static void conn_flush_rejection(conn *c)
     }
 }
 
+static void conn_log_access(conn *c, PyObject *environ, int status, uint64_t body_bytes, double started_at)
+{
+    server *s = c->server;
+    long long duration_us = (long long)((ev_time() - started_at) * 1e6);
+    PyObject *ok = PyObject_CallFunction(s->opts.access_log, "OiKL", environ, status,
+                                         (unsigned long long)body_bytes, duration_us);
+    if (ok == NULL)
+        server_report_exception(s, "ursa: the access_log callable raised");
+    Py_XDECREF(ok);
+}
+
+static void conn_log_rejection(conn *c, int status, size_t body_bytes)
+{
+    PyObject *environ = environ_build_partial(c);
+    if (environ == NULL) {
+        server_report_exception(c->server, "ursa: cannot describe a refused request for the access log");
+        return;
+    }
+    conn_log_access(c, environ, status, body_bytes, c->phase_started);
+    Py_DECREF(environ);
+}
+
 /* Refuse the request being read with `status`: a short plain-text answer,
  * then the connection closes. Nothing of the request reaches the app. */
 static void conn_reject(conn *c, int status, const char *reason)
@@ -152,6 +174,8 @@ static void conn_reject(conn *c, int status, const char *reason)
         return;
     }
     Py_DECREF(answer);
+    if (c->server->opts.access_log != NULL)
+        conn_log_rejection(c, status, strlen(phrase) + strlen(reason) + 7);
     conn_flush_rejection(c);
 }
 
@@ -163,14 +187,8 @@ static int conn_finish_request(conn *c)
 {
     server *s = c->server;
     response *r = &c->resp;
-    if (s->opts.access_log != NULL) {
-        long long duration_us = (long long)((ev_time() - r->started_at) * 1e6);
-        PyObject *ok = PyObject_CallFunction(s->opts.access_log, "OiKL", r->environ, r->status_code,
-                                             (unsigned long long)r->body_sent, duration_us);
-        if (ok == NULL)
-            server_report_exception(s, "ursa: the access_log callable raised");
-        Py_XDECREF(ok);
-    }
+    if (s->opts.access_log != NULL)
+        conn_log_access(c, r->environ, r->status_code, r->body_sent, r->started_at);
     response_release(c);
     request_reset(&c->req);
     llhttp_resume(&c->parser);
@@ -422,9 +440,19 @@ void conn_close(conn *c)
     server_conn_closed(s);
 }
 
+/* Whether the client has sent bytes we have not read yet. */
+static int conn_has_unread_bytes(conn *c)
+{
+    char byte;
+    return recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 void conn_stop(conn *c)
 {
-    if (c->state == CONN_AWAITING)
+    /* Only a connection idle after a response is closed at once. A new one
+     * was accepted for a request that is surely on its way (bounded by the
+     * header timeout), and unread bytes are a request already sent. */
+    if (c->state == CONN_AWAITING && c->served_any && !conn_has_unread_bytes(c))
         conn_close(c);
     else
         c->keep_alive = 0;

@@ -252,6 +252,32 @@ error:
     return NULL;
 }
 
+PyObject *environ_build_partial(conn *c)
+{
+    module_state *state = c->server->state;
+    request *req = &c->req;
+    PyObject *environ = PyDict_Copy(c->listener->environ_template);
+    if (environ == NULL)
+        return NULL;
+    if (PyDict_SetItem(environ, state->str_REMOTE_ADDR, c->remote_addr) < 0 ||
+        (c->remote_port != NULL && PyDict_SetItem(environ, state->str_REMOTE_PORT, c->remote_port) < 0))
+        goto error;
+    /* The method is known once the target has begun. */
+    PyObject *method = c->parser.method < URSA_METHOD_NAMES ? state->method_names[c->parser.method] : NULL;
+    if (req->url.length > 0 && method != NULL &&
+        (PyDict_SetItem(environ, state->str_REQUEST_METHOD, method) < 0 ||
+         set_target(environ, state, c->in.data + req->url.offset, req->url.length) < 0))
+        goto error;
+    if (req->headers_complete &&
+        PyDict_SetItem(environ, state->str_SERVER_PROTOCOL,
+                       req->http_minor == 0 ? state->str_HTTP_1_0 : state->str_HTTP_1_1) < 0)
+        goto error;
+    return environ;
+error:
+    Py_DECREF(environ);
+    return NULL;
+}
+
 static int set_server_address(PyObject *template, module_state *state, listener *l)
 {
     struct sockaddr_storage address;

@@ -14,6 +14,9 @@ PyObject *environ_build(struct conn *c);
 
 /* Fill the interned keys environ_build uses. Returns 0, or -1. */
 int environ_init_state(module_state *state);
+/* What is known of a request that is refused before it is complete: the
+ * peer, and the method and target when they were read. For the access log. */
+PyObject *environ_build_partial(struct conn *c);
 /* The entries shared by every request on a listener. */
 PyObject *environ_template_new(struct listener *l);
 

@@ -36,8 +36,11 @@ static void span_extend(request *req, span *s, const char *at, size_t length)
 static int on_url(llhttp_t *parser, const char *at, size_t length)
 {
     request *req = request_of(parser);
-    if (req->url.length + length > req->limits->max_request_line)
+    size_t room = req->limits->max_request_line - req->url.length;
+    if (length > room) {
+        span_extend(req, &req->url, at, room); /* what fits, for the access log */
         return refuse(req, 414, "request target too long");
+    }
     span_extend(req, &req->url, at, length);
     return 0;
 }

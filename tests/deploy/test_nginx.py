@@ -1,0 +1,180 @@
+"""nginx in front of ursa, as most deployments run it: proxy_pass over TCP
+and over a unix socket, with keep-alive upstream connections.
+
+Debian's nginx runs in the foreground from a generated config whose every
+path (pid, logs, temp dirs) is in the test's directory.
+"""
+import http.client
+import json
+import os
+import shutil
+import textwrap
+
+import pytest
+
+from .harness import STOP_TIMEOUT, free_port, wait_until
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+BIND_ATTEMPTS = 3
+
+pytestmark = pytest.mark.skipif(not os.path.exists(NGINX), reason="nginx is not installed (apt-get install nginx)")
+
+
+def nginx_config(directory, port, tcp_address, unix_path):
+    user = "user root root;" if os.geteuid() == 0 else ""
+    return textwrap.dedent(f"""
+        {user}
+        worker_processes 1;
+        pid {directory}/nginx.pid;
+        error_log {directory}/error.log info;
+        events {{ worker_connections 128; }}
+        http {{
+            access_log {directory}/access.log;
+            client_body_temp_path {directory}/client_body;
+            proxy_temp_path {directory}/proxy;
+            fastcgi_temp_path {directory}/fastcgi;
+            uwsgi_temp_path {directory}/uwsgi;
+            scgi_temp_path {directory}/scgi;
+            client_max_body_size 10m;
+
+            upstream ursa_tcp {{
+                server {tcp_address};
+                keepalive 4;
+            }}
+            upstream ursa_unix {{
+                server unix:{unix_path};
+                keepalive 4;
+            }}
+            server {{
+                listen 127.0.0.1:{port};
+                location /tcp/ {{
+                    proxy_pass http://ursa_tcp/;
+                    proxy_http_version 1.1;
+                    proxy_set_header Connection "";
+                }}
+                location /unix/ {{
+                    proxy_pass http://ursa_unix/;
+                    proxy_http_version 1.1;
+                    proxy_set_header Connection "";
+                }}
+            }}
+        }}
+    """)
+
+
+@pytest.fixture
+def stack(procs, tmp_path):
+    """ursa (2 workers, TCP + unix socket) behind nginx: (nginx_port, ursa_process, unix_path)."""
+    unix_path = tmp_path / "ursa.sock"
+    ursa = procs.ursa("-b", "127.0.0.1:0", "-b", f"unix:{unix_path}", "-w", "2", "deployapp:app")
+    tcp_address = ursa.address[len("http://"):]
+    for attempt in range(BIND_ATTEMPTS):
+        directory = tmp_path / f"nginx{attempt}"
+        directory.mkdir()
+        port = free_port()
+        config = directory / "nginx.conf"
+        config.write_text(nginx_config(directory, port, tcp_address, unix_path))
+        nginx = procs.start([NGINX, "-p", directory, "-c", config, "-e", directory / "error.log",
+                             "-g", "daemon off;"], name=f"nginx{attempt}")
+
+        def started():
+            if nginx.popen.poll() is not None:
+                return "exited"
+            try:
+                with open(directory / "nginx.pid"):
+                    pass
+                http.client.HTTPConnection("127.0.0.1", port, timeout=1).connect()
+                return "listening"
+            except OSError:
+                return None
+        outcome = wait_until(started, STOP_TIMEOUT, f"nginx listens on {port}")
+        if outcome == "listening":
+            return port, ursa, unix_path
+        error_log = (directory / "error.log").read_text()
+        if "Address already in use" not in error_log:
+            pytest.fail(f"nginx did not start:\n{error_log}")
+    pytest.fail(f"nginx found no free port in {BIND_ATTEMPTS} attempts")
+
+
+def through_nginx(port, method, path, body=None, headers=None, connection=None):
+    own = connection is None
+    connection = connection or http.client.HTTPConnection("127.0.0.1", port, timeout=STOP_TIMEOUT)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        if own:
+            connection.close()
+
+
+@pytest.mark.parametrize("route", ["tcp", "unix"])
+def test_get(stack, route):
+    port, _, _ = stack
+    status, headers, body = through_nginx(port, "GET", f"/{route}/")
+    assert (status, body) == (200, b"hello")
+    assert headers["content-length"] == "5"
+
+
+@pytest.mark.parametrize("route", ["tcp", "unix"])
+def test_post_with_a_body(stack, route):
+    port, _, _ = stack
+    payload = bytes(range(256)) * 1024  # 256 KiB: nginx buffers it to a temp file first
+    status, _, body = through_nginx(port, "POST", f"/{route}/echo", body=payload,
+                                    headers={"Content-Type": "application/octet-stream"})
+    assert status == 200
+    assert body == payload
+
+
+@pytest.mark.parametrize("route", ["tcp", "unix"])
+def test_streamed_chunked_response(stack, route):
+    port, _, _ = stack
+    status, headers, body = through_nginx(port, "GET", f"/{route}/stream?200")
+    assert status == 200
+    assert headers.get("transfer-encoding") == "chunked"
+    assert body == b"".join(f"chunk {i}\n".encode() for i in range(200))
+
+
+def test_keep_alive_upstream_over_tcp_reuses_one_connection(stack):
+    port, _, _ = stack
+    client = http.client.HTTPConnection("127.0.0.1", port, timeout=STOP_TIMEOUT)
+    seen = [json.loads(through_nginx(port, "GET", "/tcp/environ", connection=client)[2]) for _ in range(10)]
+    client.close()
+    # nginx strips the client's Connection header and sends none upstream.
+    assert all(environ["HTTP_CONNECTION"] is None for environ in seen)
+    assert all(environ["SERVER_PROTOCOL"] == "HTTP/1.1" for environ in seen)
+    # One nginx worker, sequential requests: the same upstream connection each time.
+    assert len({environ["REMOTE_PORT"] for environ in seen}) == 1, seen
+
+
+def connected_unix_sockets(path):
+    """Server-side ends of connections on the unix socket `path` (/proc/net/unix)."""
+    count = 0
+    with open("/proc/net/unix") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            if len(fields) >= 8 and fields[7] == str(path) and fields[5] == "03":  # SS_CONNECTED
+                count += 1
+    return count
+
+
+def test_keep_alive_upstream_over_unix_socket_stays_open(stack):
+    port, _, unix_path = stack
+    for _ in range(10):
+        assert through_nginx(port, "GET", "/unix/")[2] == b"hello"
+    # Without keep-alive every connection would be closed after its response.
+    assert connected_unix_sockets(unix_path) == 1
+
+
+def test_many_requests_with_mixed_methods_all_succeed(stack):
+    port, _, _ = stack
+    client = http.client.HTTPConnection("127.0.0.1", port, timeout=STOP_TIMEOUT)
+    for index in range(100):
+        route = "tcp" if index % 2 else "unix"
+        if index % 3 == 0:
+            status, _, body = through_nginx(port, "POST", f"/{route}/echo", body=b"n%d" % index, connection=client)
+            assert (status, body) == (200, b"n%d" % index)
+        else:
+            assert through_nginx(port, "GET", f"/{route}/", connection=client)[:1] == (200,)
+    client.close()
