@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libev-dev node-llhttp gcc make python3-venv)
+# The build (libev, llhttp's sources, a compiler), and what the tests drive:
+# nginx in front of ursa, curl and strace as clients and observers.
+APT_PACKAGES=(libev-dev node-llhttp gcc make python3-venv pkg-config nginx curl strace iproute2)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
