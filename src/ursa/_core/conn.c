@@ -3,10 +3,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -104,6 +107,24 @@ static const char *reason_phrase(int status)
     }
 }
 
+/* Bytes in the socket's send queue the peer has not acknowledged yet. */
+static int conn_unsent_bytes(conn *c)
+{
+    int unsent;
+    return ioctl(c->fd, SIOCOUTQ, &unsent) == 0 ? unsent : INT_MAX;
+}
+
+/* The socket becomes writable again only once a good part of its send
+ * buffer (megabytes) has drained: a slow reader makes progress long before
+ * that. The send queue shrinking counts as progress. */
+static int conn_reader_progressed(conn *c)
+{
+    int unsent = conn_unsent_bytes(c);
+    int progressed = unsent < c->unsent_when_blocked;
+    c->unsent_when_blocked = unsent;
+    return progressed;
+}
+
 static void conn_start_lingering(conn *c)
 {
     shutdown(c->fd, SHUT_WR);
@@ -122,6 +143,7 @@ static void conn_flush_rejection(conn *c)
         conn_close(c);
     } else if (f == FLUSH_BLOCKED) {
         conn_watch(c, EV_WRITE);
+        c->unsent_when_blocked = conn_unsent_bytes(c);
         conn_schedule_timer(c);
     } else {
         conn_start_lingering(c);
@@ -219,6 +241,7 @@ static int conn_after_pump(conn *c, pump_result result)
         return conn_finish_request(c);
     case PUMP_BLOCKED:
         conn_watch(c, EV_WRITE);
+        c->unsent_when_blocked = conn_unsent_bytes(c);
         conn_schedule_timer(c);
         return 0;
     case PUMP_ABORT:
@@ -332,6 +355,11 @@ static void conn_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     if (due == 0)
         return;
     if (due > ev_now(loop)) {
+        conn_schedule_timer(c);
+        return;
+    }
+    if ((c->state == CONN_RESPONDING || c->state == CONN_REJECTING) && conn_reader_progressed(c)) {
+        c->last_progress = ev_now(loop);
         conn_schedule_timer(c);
         return;
     }

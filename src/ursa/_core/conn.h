@@ -35,6 +35,7 @@ typedef struct conn {
     double timer_due;         /* when `timer` fires, if active */
     double phase_started;     /* start of the current timeout phase */
     double last_progress;     /* last read/write that moved bytes */
+    int unsent_when_blocked;  /* SIOCOUTQ when a write last blocked */
     llhttp_t parser;
     buffer in;
     size_t parsed;            /* bytes of `in` llhttp has consumed */

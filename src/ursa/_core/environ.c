@@ -123,7 +123,7 @@ static int set_target(PyObject *environ, module_state *state, const char *target
         end = fragment;
     const char *path = target;
     if (length > 7 && (strncasecmp(target, "http://", 7) == 0 || strncasecmp(target, "https://", 8) == 0)) {
-        const char *authority = strstr(target, "//") + 2;
+        const char *authority = target + ((target[4] | 0x20) == 's' ? 8 : 7);
         path = memchr(authority, '/', (size_t)(end - authority));
         if (path == NULL)
             path = end;

@@ -64,6 +64,7 @@ static int start_header(request *req)
     }
     req->headers[req->header_count++] = (header_span){{0, 0}, {0, 0}};
     req->in_header_value = 0;
+    req->header_done = 0;
     return 0;
 }
 
@@ -101,6 +102,9 @@ static int on_header_value(llhttp_t *parser, const char *at, size_t length)
     request *req = request_of(parser);
     if (req->headers_complete)
         return count_trailer(req, length);
+    /* A value with no field since the last one: the line began with ':'. */
+    if (req->header_count == 0 || req->header_done)
+        return refuse(req, 400, "empty header name");
     req->in_header_value = 1;
     span_extend(req, &current_header(req)->value, at, length);
     return check_header_line(req);
@@ -131,12 +135,31 @@ static int is_token_char(unsigned char ch)
     return ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
 }
 
+/* RFC 9112 3.2: uri-host [":" port], the host a reg-name, an IPv4
+ * address or an IP literal in brackets. */
+static int is_valid_host(const request *req, span value)
+{
+    for (uint32_t i = 0; i < value.length; i++) {
+        unsigned char ch = (unsigned char)req->base[value.offset + i];
+        int ok = (ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z') ||
+                 (ch != 0 && strchr("-._~%!$&'()*+,;=:[]", ch) != NULL);
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
 static int on_header_field_complete(llhttp_t *parser)
 {
     request *req = request_of(parser);
     if (req->headers_complete)
         return 0;
+    /* No name since the last value: the line began with its colon. */
+    if (req->header_count == 0 || req->in_header_value)
+        return refuse(req, 400, "empty header name");
     span name = current_header(req)->name;
+    if (name.length == 0)
+        return refuse(req, 400, "empty header name");
     for (uint32_t i = 0; i < name.length; i++) {
         /* "Host : x" included: a proxy may read that field differently. */
         if (!is_token_char((unsigned char)req->base[name.offset + i]))
@@ -150,13 +173,21 @@ static int on_header_value_complete(llhttp_t *parser)
     request *req = request_of(parser);
     if (req->headers_complete || req->header_count == 0)
         return 0;
+    req->header_done = 1;
     header_span *h = current_header(req);
-    const char *value = req->base + h->value.offset;
-    if (memchr(value, '\r', h->value.length) || memchr(value, '\n', h->value.length))
-        return refuse(req, 400, "obsolete line folding in a header value");
+    /* From the colon to the end of the value: a CR or LF there is line
+     * folding (obs-fold), even when llhttp's value span starts after it. */
+    if (h->value.length > 0) {
+        const char *from = req->base + h->name.offset + h->name.length;
+        const char *to = req->base + h->value.offset + h->value.length;
+        if (memchr(from, '\r', (size_t)(to - from)) || memchr(from, '\n', (size_t)(to - from)))
+            return refuse(req, 400, "obsolete line folding in a header value");
+    }
     if (span_equals(req, h->name, "host")) {
         if (req->has_host)
             return refuse(req, 400, "more than one Host header");
+        if (!is_valid_host(req, trimmed(req, h->value)))
+            return refuse(req, 400, "invalid Host header");
         req->has_host = 1;
     } else if (span_equals(req, h->name, "transfer-encoding")) {
         /* Only "chunked", once: any other coding would reach the app still
@@ -174,6 +205,15 @@ static int on_header_value_complete(llhttp_t *parser)
     return 0;
 }
 
+/* Whether the request line ends " HTTP/d.d": llhttp also parses RTSP
+ * and ICE request lines, and lets text follow the version. */
+static int is_http_request_line(const request *req)
+{
+    const char *v = req->base + req->url.offset + req->url.length;
+    return req->url.length > 0 && v + 10 <= req->end && memcmp(v, " HTTP/", 6) == 0 &&
+           (v[9] == '\r' || v[9] == '\n');
+}
+
 static int on_headers_complete(llhttp_t *parser)
 {
     request *req = request_of(parser);
@@ -183,6 +223,12 @@ static int on_headers_complete(llhttp_t *parser)
     req->http_minor = parser->http_minor;
     if (parser->http_major != 1 || parser->http_minor > 1)
         return refuse(req, 505, "HTTP version not supported");
+    if (!is_http_request_line(req))
+        return refuse(req, 400, "not an HTTP request");
+    if (parser->method == HTTP_CONNECT)
+        return refuse(req, 501, "CONNECT is not supported");
+    if (parser->http_minor == 1 && !req->has_host)
+        return refuse(req, 400, "missing Host header");
     if (req->head_length > req->limits->max_header_bytes)
         return refuse(req, 431, "request head too large");
     req->has_content_length = (parser->flags & F_CONTENT_LENGTH) != 0;
@@ -197,6 +243,18 @@ static int on_headers_complete(llhttp_t *parser)
     return 0;
 }
 
+/* llhttp (unless built in its strict mode) skips the two bytes after a
+ * chunk's data without looking at them; anything but CRLF there means the
+ * client and a proxy before us may disagree on where the body ends. */
+static int check_chunk_crlf(request *req, const char *p, const char *end)
+{
+    for (; req->crlf_pending > 0 && p < end; p++, req->crlf_pending--) {
+        if (*p != (req->crlf_pending == 2 ? '\r' : '\n'))
+            return refuse(req, 400, "chunk data not followed by CRLF");
+    }
+    return 0;
+}
+
 static int on_body(llhttp_t *parser, const char *at, size_t length)
 {
     request *req = request_of(parser);
@@ -204,12 +262,21 @@ static int on_body(llhttp_t *parser, const char *at, size_t length)
         return refuse(req, 413, "request body too large");
     if (body_append(&req->body, at, length, req->limits->body_buffer_size) < 0)
         return refuse(req, 500, "cannot store the request body");
+    if (req->chunked) {
+        req->chunk_left -= length;
+        if (req->chunk_left == 0) {
+            req->crlf_pending = 2;
+            return check_chunk_crlf(req, at + length, req->end);
+        }
+    }
     return 0;
 }
 
 static int on_chunk_header(llhttp_t *parser)
 {
-    request_of(parser)->chunk_extension = 0;
+    request *req = request_of(parser);
+    req->chunk_extension = 0;
+    req->chunk_left = parser->content_length;
     return 0;
 }
 
@@ -253,21 +320,29 @@ const llhttp_settings_t *request_parser_settings(void)
     return &settings;
 }
 
+static int has_numeric_version(const request *req)
+{
+    size_t from = (size_t)req->url.offset + req->url.length;
+    if (req->url.length == 0 || req->base + from + 10 > req->end)
+        return 0;
+    const char *v = req->base + from;
+    return memcmp(v, " HTTP/", 6) == 0 && v[6] >= '0' && v[6] <= '9' && v[7] == '.' && v[8] >= '0' &&
+           v[8] <= '9' && (v[9] == '\r' || v[9] == '\n');
+}
+
 static void refuse_from_parser(llhttp_t *parser, request *req, llhttp_errno_t err)
 {
     if (req->error_status != 0)
         return;
     switch (err) {
-    case HPE_INVALID_VERSION: {
-        /* Digits llhttp does not know are a version we do not support;
-         * anything else is not HTTP at all. */
-        const char *at = llhttp_get_error_pos(parser);
-        if (at != NULL && ((*at >= '0' && *at <= '9') || *at == '.'))
+    case HPE_INVALID_VERSION:
+        /* "HTTP/" digit "." digit that llhttp does not know is a version we
+         * do not support; anything else is not HTTP at all. */
+        if (has_numeric_version(req))
             refuse(req, 505, "HTTP version not supported");
         else
             refuse(req, 400, "malformed HTTP version");
         break;
-    }
     case HPE_INVALID_TRANSFER_ENCODING:
         refuse(req, 501, "Transfer-Encoding other than chunked is not supported");
         break;
@@ -283,8 +358,11 @@ parse_result request_parse(llhttp_t *parser, request *req, buffer *in, size_t *p
     const char *start = in->data + *parsed;
     size_t available = in->len - *parsed;
     req->base = in->data;
+    req->end = in->data + in->len;
     req->limits = limits;
     parser->data = req;
+    if (req->crlf_pending > 0 && check_chunk_crlf(req, start, req->end) < 0)
+        return PARSE_ERROR;
 
     llhttp_errno_t err = llhttp_execute(parser, start, available);
     size_t consumed = available;

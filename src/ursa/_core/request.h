@@ -30,10 +30,13 @@ typedef struct request {
     uint32_t head_length;     /* bytes of request line + headers */
     uint32_t trailer_length;  /* bytes of trailer fields */
     uint32_t chunk_extension; /* bytes of the current chunk's extensions */
+    uint64_t chunk_left;      /* data bytes of the current chunk still to come */
+    uint8_t crlf_pending;     /* bytes of the CRLF after chunk data to check */
     uint8_t method;
     uint8_t http_major, http_minor;
     unsigned started : 1;          /* the first byte has arrived */
     unsigned in_header_value : 1;  /* the last callback was a header value */
+    unsigned header_done : 1;      /* the last header's value is complete */
     unsigned headers_complete : 1;
     unsigned complete : 1;
     unsigned keep_alive : 1;
@@ -47,6 +50,7 @@ typedef struct request {
     body body;
     /* Set for the duration of request_parse, for the callbacks. */
     const char *base;
+    const char *end;
     const server_options *limits;
 } request;
 
