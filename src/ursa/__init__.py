@@ -77,7 +77,10 @@ def _remove_stale_socket_file(path):
 
 
 def _bind_tcp(host, port, reuse_port, backlog):
-    infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    # An ASCII host goes as bytes: a str would be IDNA-encoded, and loading
+    # that codec (with unicodedata) costs the process a few hundred KiB.
+    name = host.encode("ascii") if host.isascii() else host
+    infos = socket.getaddrinfo(name, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
     family, socktype, proto, _, address = infos[0]
     sock = socket.socket(family, socktype, proto)
     try:
