@@ -13,7 +13,8 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+
+from e2e_harness import wait_until  # noqa: F401  (the deploy tests import it from here)
 
 DEPLOY_DIR = pathlib.Path(__file__).resolve().parent
 APPS_DIR = DEPLOY_DIR / "apps"
@@ -27,18 +28,6 @@ STOP_TIMEOUT = 15.0
 HTTP_TIMEOUT = 20.0
 
 LISTENING = re.compile(r"Listening at: (\S+) \((\d+)\)")
-
-
-def wait_until(predicate, timeout, message, interval=0.02):
-    """Poll `predicate` until it returns a true value, which is returned."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting until {message}")
-        time.sleep(interval)
 
 
 def ursa_command(*args):

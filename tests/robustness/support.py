@@ -7,7 +7,7 @@ import os
 import pathlib
 import sys
 
-from e2e_harness import ServerProcess, build_request, wait_until
+from e2e_harness import ServerPool, ServerProcess, build_request, wait_until
 
 HERE = pathlib.Path(__file__).resolve().parent
 LAUNCHER = HERE / "hostile_server.py"
@@ -83,31 +83,13 @@ class HostileServer(ServerProcess):
             raise AssertionError(f"{what}; record of {token}: {last}") from None
 
 
-class HostilePool:
+class HostilePool(ServerPool):
     """Starts HostileServers; stops them (SIGTERM, exit 0 required) at teardown."""
-
-    def __init__(self, log_dir):
-        self.log_dir = pathlib.Path(log_dir)
-        self.servers = []
 
     def start(self, name=None, options=None, backlog=1024, access_log=False):
         server = HostileServer(self.log_dir, name or f"hostile{len(self.servers)}", options, backlog, access_log)
         self.servers.append(server)
         return server.start()
-
-    def stop_all(self):
-        problems = []
-        for server in self.servers:
-            if server.process is None or server.exit_code is not None:
-                continue
-            try:
-                code = server.stop()
-            except AssertionError as error:
-                problems.append(str(error))
-                continue
-            if code != 0:
-                problems.append(f"server {server.name} exited with {code} after SIGTERM\n{server.log_tail()}")
-        assert not problems, "\n".join(problems)
 
 
 # ---------------------------------------------------------------- rejections

@@ -371,17 +371,30 @@ static void conn_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- opening and closing ---- */
 
+/* A port as a str; on the accept path of every connection, where
+ * PyUnicode_FromFormat costs more than the rest of the set-up. */
+static PyObject *port_text(uint16_t port)
+{
+    char digits[5];
+    int n = 0;
+    do {
+        digits[4 - n++] = (char)('0' + port % 10);
+        port /= 10;
+    } while (port > 0);
+    return PyUnicode_FromStringAndSize(digits + 5 - n, n);
+}
+
 static int conn_set_peer(conn *c, const struct sockaddr *peer, socklen_t peer_length)
 {
     char text[INET6_ADDRSTRLEN];
     if (peer->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)peer;
         inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
-        c->remote_port = PyUnicode_FromFormat("%u", ntohs(in->sin_port));
+        c->remote_port = port_text(ntohs(in->sin_port));
     } else if (peer->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)peer;
         inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
-        c->remote_port = PyUnicode_FromFormat("%u", ntohs(in6->sin6_port));
+        c->remote_port = port_text(ntohs(in6->sin6_port));
     } else {
         /* A unix peer is almost always unnamed: REMOTE_ADDR is "", as in
          * gunicorn and uWSGI, and there is no REMOTE_PORT. */
