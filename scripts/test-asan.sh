@@ -6,8 +6,10 @@
 #
 # CPython is not instrumented, so the ASan runtime is preloaded, and
 # PYTHONMALLOC=malloc routes Python's allocations through malloc, where ASan
-# sees them. Leak detection is off here: CPython keeps memory for the life
-# of the process by design, which LeakSanitizer would report at every exit.
+# sees them. LeakSanitizer runs in the ursa servers the tests start (they
+# exit non-zero on a leak, which fails the test that stops them); it is off
+# for pytest itself and for the other programs the tests run (nginx, curl,
+# ss), whose leaks are not ours.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,8 +24,10 @@ export URSA_SANITIZE=1
 export PYTHONPATH="$PWD/$out${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONMALLOC=malloc
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
-export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:detect_stack_use_after_return=0"
+asan_common="abort_on_error=1:halt_on_error=1:detect_stack_use_after_return=0"
+export ASAN_OPTIONS="detect_leaks=0:$asan_common"
+export URSA_SERVER_ASAN_OPTIONS="detect_leaks=1:$asan_common"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 
 .venv/bin/python -c 'import ursa._core as c, sys; assert "build/asan" in c.__file__, c.__file__; print("sanitized core:", c.__file__)'
-exec .venv/bin/python -m pytest tests -p no:cacheprovider "$@"
+exec .venv/bin/python -m pytest -p no:cacheprovider "${@:-tests}"
