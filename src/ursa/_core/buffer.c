@@ -51,17 +51,6 @@ void buffer_discard_front(buffer *b, size_t n)
     b->len -= n;
 }
 
-void buffer_shrink(buffer *b, size_t keep)
-{
-    if (b->cap <= keep || b->len > keep)
-        return;
-    char *data = realloc(b->data, keep);
-    if (data == NULL)
-        return; /* keeping the larger block is harmless */
-    b->data = data;
-    b->cap = keep;
-}
-
 void buffer_free(buffer *b)
 {
     free(b->data);

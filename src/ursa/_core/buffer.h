@@ -18,8 +18,6 @@ int buffer_append(buffer *b, const void *bytes, size_t n);
 int buffer_append_str(buffer *b, const char *s);
 /* Drop the first n bytes, keeping the rest at the front. */
 void buffer_discard_front(buffer *b, size_t n);
-/* Give memory back when a burst made the buffer larger than `keep`. */
-void buffer_shrink(buffer *b, size_t keep);
 void buffer_free(buffer *b);
 
 #endif

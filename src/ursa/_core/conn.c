@@ -16,12 +16,10 @@
 
 #include "environ.h"
 
-/* Free space asked of the read buffer before each read: a typical request
- * head fits at once; bodies come in bigger bites. */
+/* Free space asked of a connection's own read buffer before each read (it
+ * has one only while a request is incomplete or pipelined bytes wait). */
 #define HEAD_READ_SPARE (8 * 1024)
 #define BODY_READ_SPARE (64 * 1024)
-/* An idle connection gives back a read buffer a large head made bigger. */
-#define IDLE_BUFFER_KEEP (16 * 1024)
 /* After an error response the client may still be sending; read and drop
  * it this long so that it sees the response rather than a reset. */
 #define LINGER_SECONDS 2.0
@@ -29,6 +27,8 @@
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 static void conn_process_input(conn *c);
+static void conn_dispatch_io(conn *c);
+static void conn_check_deadline(conn *c, double now);
 
 /* ---- events ---- */
 
@@ -198,6 +198,7 @@ static void conn_reject(conn *c, int status, const char *reason)
     Py_DECREF(answer);
     if (c->server->opts.access_log != NULL)
         conn_log_rejection(c, status, strlen(phrase) + strlen(reason) + 7);
+    c->in.len = c->parsed = 0; /* nothing more of it is read as a request */
     conn_flush_rejection(c);
 }
 
@@ -224,8 +225,6 @@ static int conn_finish_request(conn *c)
         return 0;
     }
     c->served_any = 1;
-    if (c->in.len == 0)
-        buffer_shrink(&c->in, IDLE_BUFFER_KEEP);
     conn_enter(c, c->in.len ? CONN_READING : CONN_AWAITING);
     conn_watch(c, EV_READ);
     conn_schedule_timer(c);
@@ -236,6 +235,8 @@ static int conn_finish_request(conn *c)
  * ready for the next request, 0 when it is closed or waiting to write. */
 static int conn_after_pump(conn *c, pump_result result)
 {
+    if (c->closed)
+        return 0;
     switch (result) {
     case PUMP_DONE:
         return conn_finish_request(c);
@@ -294,10 +295,41 @@ static void conn_process_input(conn *c)
 
 /* ---- I/O ---- */
 
+/* Where the next read goes: a connection with nothing pending reads into
+ * the server's shared buffer, so an idle keep-alive connection holds no
+ * read buffer at all (see conn_keep_input). */
+static int conn_prepare_read(conn *c)
+{
+    if (c->in.data == NULL) {
+        c->in = c->server->read_buffer;
+        c->in.len = 0;
+        c->in_shared = 1;
+        return 0;
+    }
+    size_t spare = c->req.headers_complete ? BODY_READ_SPARE : HEAD_READ_SPARE;
+    return buffer_reserve(&c->in, spare);
+}
+
+/* At the end of a callback: bytes still in the shared buffer (a partial
+ * request, pipelined requests) move to a buffer of the connection's own. */
+static int conn_keep_input(conn *c)
+{
+    if (!c->in_shared) {
+        if (c->in.len == 0)
+            buffer_free(&c->in);
+        return 0;
+    }
+    buffer shared = c->in;
+    c->in = (buffer){0};
+    c->in_shared = 0;
+    if (shared.len == 0)
+        return 0;
+    return buffer_append(&c->in, shared.data, shared.len);
+}
+
 static void conn_on_readable(conn *c)
 {
-    size_t spare = c->req.headers_complete ? BODY_READ_SPARE : HEAD_READ_SPARE;
-    if (buffer_reserve(&c->in, spare) < 0) {
+    if (conn_prepare_read(c) < 0) {
         PyErr_Clear();
         conn_close(c);
         return;
@@ -324,11 +356,47 @@ static void conn_on_lingering_readable(conn *c)
         conn_close(c);
 }
 
+/* Callbacks may close their connection deep inside; the memory is freed
+ * when the callback returns (conn_close defers it while `in_callback`). */
+static void conn_begin_callback(conn *c)
+{
+    c->in_callback = 1;
+}
+
+static void conn_end_callback(conn *c)
+{
+    c->in_callback = 0;
+    if (c->closed) {
+        PyMem_Free(c);
+        return;
+    }
+    if (conn_keep_input(c) < 0) {
+        PyErr_Clear();
+        conn_close(c);
+    }
+}
+
 static void conn_on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
     (void)revents;
     conn *c = w->data;
+    conn_begin_callback(c);
+    conn_dispatch_io(c);
+    conn_end_callback(c);
+}
+
+static void conn_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    conn *c = w->data;
+    conn_begin_callback(c);
+    conn_check_deadline(c, ev_now(loop));
+    conn_end_callback(c);
+}
+
+static void conn_dispatch_io(conn *c)
+{
     switch (c->state) {
     case CONN_AWAITING:
     case CONN_READING:
@@ -347,19 +415,17 @@ static void conn_on_io(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-static void conn_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+static void conn_check_deadline(conn *c, double now)
 {
-    (void)revents;
-    conn *c = w->data;
     double due = conn_deadline(c);
     if (due == 0)
         return;
-    if (due > ev_now(loop)) {
+    if (due > now) {
         conn_schedule_timer(c);
         return;
     }
     if ((c->state == CONN_RESPONDING || c->state == CONN_REJECTING) && conn_reader_progressed(c)) {
-        c->last_progress = ev_now(loop);
+        c->last_progress = now;
         conn_schedule_timer(c);
         return;
     }
@@ -457,6 +523,8 @@ int conn_open(listener *l, int fd, const struct sockaddr *peer, socklen_t peer_l
 
 void conn_close(conn *c)
 {
+    if (c->closed)
+        return; /* a second Ctrl-C closed it under a callback that goes on */
     server *s = c->server;
     /* Unlinked first: the iterable's close() below runs Python code, which
      * may stop the server and walk the connection list. */
@@ -473,11 +541,16 @@ void conn_close(conn *c)
     buffer_free(&c->resp.header_lines);
     outq_free(&c->out);
     request_free(&c->req);
-    buffer_free(&c->in);
+    if (!c->in_shared)
+        buffer_free(&c->in);
+    c->in = (buffer){0};
+    c->in_shared = 0;
     Py_XDECREF(c->remote_addr);
     Py_XDECREF(c->remote_port);
     close(c->fd);
-    PyMem_Free(c);
+    c->closed = 1;
+    if (!c->in_callback)
+        PyMem_Free(c);
     server_conn_closed(s);
 }
 

@@ -37,7 +37,7 @@ typedef struct conn {
     double last_progress;     /* last read/write that moved bytes */
     int unsent_when_blocked;  /* SIOCOUTQ when a write last blocked */
     llhttp_t parser;
-    buffer in;
+    buffer in;                /* the request bytes; see conn_keep_input */
     size_t parsed;            /* bytes of `in` llhttp has consumed */
     request req;
     response resp;
@@ -46,6 +46,9 @@ typedef struct conn {
     PyObject *remote_port;    /* NULL for unix peers */
     unsigned keep_alive : 1;  /* may serve another request after this one */
     unsigned served_any : 1;  /* a response went out: idle time is keep-alive */
+    unsigned in_shared : 1;   /* `in` is the server's read_buffer, for now */
+    unsigned in_callback : 1; /* inside conn_on_io/conn_on_timer: free later */
+    unsigned closed : 1;
 } conn;
 
 /* Take over an accepted socket. Returns 0, or -1 (the fd is closed). */

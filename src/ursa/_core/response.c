@@ -455,6 +455,8 @@ static int response_fail(conn *c, const char *message)
 {
     response *r = &c->resp;
     server_report_exception(c->server, message);
+    if (c->closed)
+        return -1; /* the report stopped the server at once (a second Ctrl-C) */
     r->exhausted = 1;
     Py_CLEAR(r->iterator);
     if (r->headers_sent) {

@@ -19,6 +19,9 @@
 /* Out of file descriptors: wait this long before accepting again rather
  * than spinning on a listening socket that stays readable. */
 #define ACCEPT_RETRY_SECONDS 0.1
+/* One read's worth for every connection that has nothing pending: most
+ * requests arrive whole in one read and never need a buffer of their own. */
+#define SHARED_READ_BUFFER (64 * 1024)
 
 /* ---- the GIL is released while libev waits for events ---- */
 
@@ -255,6 +258,7 @@ static void server_clear(server *s)
     }
     if (s->loop != NULL)
         ev_loop_destroy(s->loop);
+    buffer_free(&s->read_buffer);
     Py_XDECREF(s->app);
     Py_XDECREF(s->interrupt);
     options_clear(&s->opts);
@@ -289,6 +293,8 @@ int server_serve(module_state *state, PyObject *app, const int *listen_fds, size
     ev_set_userdata(s.loop, &s);
     ev_set_loop_release_cb(s.loop, release_gil, acquire_gil);
 
+    if (buffer_reserve(&s.read_buffer, SHARED_READ_BUFFER) < 0)
+        goto cleanup;
     s.listeners = PyMem_Calloc(listen_fd_count, sizeof *s.listeners);
     if (s.listeners == NULL) {
         PyErr_NoMemory();

@@ -8,6 +8,7 @@
 #include <ev.h>
 #include <stdint.h>
 
+#include "buffer.h"
 #include "module.h"
 #include "options.h"
 
@@ -45,6 +46,7 @@ typedef struct server {
     ev_timer graceful_timer;
     PyObject *interrupt; /* exception to raise from serve() (KeyboardInterrupt) */
 
+    buffer read_buffer; /* shared by connections with nothing pending */
     uint64_t requests_served;
     double shortest_timeout; /* of the per-connection timeouts: see conn.c */
     PyThreadState *released_thread; /* the GIL is released while libev polls */
