@@ -190,14 +190,6 @@ static PyObject *input_iternext(InputObject *self)
     return readline_limited(self, -1);
 }
 
-static PyObject *input_new_refused(PyTypeObject *type, PyObject *args, PyObject *kwargs)
-{
-    (void)args;
-    (void)kwargs;
-    PyErr_Format(PyExc_TypeError, "cannot create '%.100s' instances", type->tp_name);
-    return NULL;
-}
-
 static void input_dealloc(InputObject *self)
 {
     PyTypeObject *type = Py_TYPE(self);
@@ -216,7 +208,7 @@ static PyMethodDef input_methods[] = {
 };
 
 static PyType_Slot input_slots[] = {
-    {Py_tp_new, input_new_refused},
+    {Py_tp_new, refuse_instantiation},
     {Py_tp_dealloc, input_dealloc},
     {Py_tp_iter, PyObject_SelfIter},
     {Py_tp_iternext, input_iternext},

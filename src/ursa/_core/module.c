@@ -13,6 +13,14 @@ static module_state *state_of(PyObject *module)
     return (module_state *)PyModule_GetState(module);
 }
 
+PyObject *refuse_instantiation(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    (void)args;
+    (void)kwargs;
+    PyErr_Format(PyExc_TypeError, "cannot create '%.100s' instances: the server makes them", type->tp_name);
+    return NULL;
+}
+
 void log_error(module_state *state, const char *message)
 {
     PyObject *exc_type, *exc, *traceback;

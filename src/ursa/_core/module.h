@@ -63,6 +63,9 @@ typedef struct module_state {
 #undef URSA_DECLARE_STR
 } module_state;
 
+/* tp_new of the types only the server makes (StartResponse, Input). */
+PyObject *refuse_instantiation(PyTypeObject *type, PyObject *args, PyObject *kwargs);
+
 /* Log the current exception (which is cleared) or, without one, just the
  * message, through logging.getLogger("ursa.error"). Never fails. */
 void log_error(module_state *state, const char *message);

@@ -764,14 +764,6 @@ static PyObject *start_response_write(StartResponseObject *self, PyObject *data)
 
 /* ---- the type ---- */
 
-static PyObject *start_response_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
-{
-    (void)args;
-    (void)kwargs;
-    PyErr_Format(PyExc_TypeError, "cannot create '%.100s' instances", type->tp_name);
-    return NULL;
-}
-
 static void start_response_dealloc(StartResponseObject *self)
 {
     PyTypeObject *type = Py_TYPE(self);
@@ -791,7 +783,7 @@ static PyMemberDef start_response_members[] = {
 
 static PyType_Slot start_response_slots[] = {
     {Py_tp_members, start_response_members},
-    {Py_tp_new, start_response_new},
+    {Py_tp_new, refuse_instantiation},
     {Py_tp_dealloc, start_response_dealloc},
     {Py_tp_call, start_response_call},
     {Py_tp_methods, start_response_methods},
