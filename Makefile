@@ -5,7 +5,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: setup build serve test test-asan fuzz soak bench clean
+.PHONY: setup build serve test test-asan test-pythons fuzz soak bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -24,6 +24,10 @@ test: build
 # PYTHONMALLOC=malloc lets ASan see every Python allocation.
 test-asan: setup
 	bash scripts/test-asan.sh $(PYTEST_ARGS)
+
+# The core and robustness suites on CPython 3.8 and 3.13 (URSA_PYTHONS).
+test-pythons: setup
+	bash scripts/test-pythons.sh $(PYTEST_ARGS)
 
 # libFuzzer over the request path for FUZZ_SECONDS (default 60); see fuzz/run.sh.
 fuzz: build

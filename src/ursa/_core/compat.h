@@ -9,10 +9,15 @@
 #define PyObject_Vectorcall _PyObject_Vectorcall
 #define PyObject_CallNoArgs(callable) PyObject_CallObject((callable), NULL)
 #define PyObject_CallMethodNoArgs(obj, name) PyObject_CallMethodObjArgs((obj), (name), NULL)
-#ifndef Py_TPFLAGS_HAVE_VECTORCALL
-#define Py_TPFLAGS_HAVE_VECTORCALL _Py_TPFLAGS_HAVE_VECTORCALL
-#endif
 #define Py_IS_TYPE(ob, type) (Py_TYPE(ob) == (type))
+#endif
+
+/* Heap types honour "__vectorcalloffset__" from 3.9 on; before, calls go
+ * through tp_call. */
+#if PY_VERSION_HEX >= 0x03090000
+#define URSA_TPFLAGS_HEAPTYPE_VECTORCALL Py_TPFLAGS_HAVE_VECTORCALL
+#else
+#define URSA_TPFLAGS_HEAPTYPE_VECTORCALL 0
 #endif
 
 #endif

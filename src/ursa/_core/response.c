@@ -1,4 +1,6 @@
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
 #include "response.h"
 
 #include <errno.h>
@@ -794,7 +796,7 @@ static PyType_Slot start_response_slots[] = {
 static PyType_Spec start_response_spec = {
     .name = "ursa._core.StartResponse",
     .basicsize = sizeof(StartResponseObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .flags = Py_TPFLAGS_DEFAULT | URSA_TPFLAGS_HEAPTYPE_VECTORCALL,
     .slots = start_response_slots,
 };
 

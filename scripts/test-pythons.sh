@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds ursa for other CPython versions and runs the core and robustness
+# suites against each (the frameworks and deployment tests need packages
+# that not every version has). Versions: URSA_PYTHONS, default "3.8 3.13",
+# the oldest and newest supported; each is looked up on PATH as python3.X,
+# then among pyenv's versions. A version not installed is skipped, said so.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+find_python() {
+    local version=$1 candidate
+    if command -v "python$version" >/dev/null 2>&1 && "python$version" -c '' 2>/dev/null; then
+        command -v "python$version"
+        return
+    fi
+    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$version".*/bin/python"$version"; do
+        if [ -x "$candidate" ]; then
+            echo "$candidate"
+            return
+        fi
+    done
+}
+
+status=0
+for version in ${URSA_PYTHONS:-3.8 3.13}; do
+    python=$(find_python "$version")
+    if [ -z "$python" ]; then
+        echo "test-pythons: CPython $version is not installed; skipped"
+        continue
+    fi
+    out=build/py$version
+    echo "== CPython $version ($python)"
+    [ -x "$out/venv/bin/python" ] || "$python" -m venv "$out/venv"
+    "$out/venv/bin/pip" install -q --disable-pip-version-check pytest requests setuptools
+    rm -rf "$out/lib"
+    mkdir -p "$out/lib"
+    cp -r src/ursa "$out/lib/ursa"
+    find "$out/lib" -name '*.so' -delete
+    "$out/venv/bin/python" setup.py -q build_ext --build-lib "$out/lib" --build-temp "$out/tmp"
+    PYTHONPATH="$PWD/$out/lib" "$out/venv/bin/python" -m pytest -p no:cacheprovider -q tests \
+        --ignore=tests/deploy --ignore=tests/test_frameworks.py "$@" || status=1
+done
+exit $status
