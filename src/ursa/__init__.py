@@ -148,8 +148,9 @@ def run(*args, **kwargs):
 
 
 def stop():
-    """Ask the running server to stop gracefully (safe from a signal handler)."""
-    _core.stop()
+    """Ask the running server to stop gracefully (safe from a signal handler).
+    Returns whether a server was running."""
+    return _core.stop()
 
 
 def _check_options(options):
