@@ -215,12 +215,33 @@ static int set_headers(PyObject *environ, module_state *state, const request *re
 
 /* ---- the environ ---- */
 
+/* The listener's template with the peer's address: what every environ,
+ * complete or partial, starts from. */
+static PyObject *environ_for_peer(conn *c)
+{
+    module_state *state = c->server->state;
+    PyObject *environ = PyDict_Copy(c->listener->environ_template);
+    if (environ == NULL)
+        return NULL;
+    if (PyDict_SetItem(environ, state->str_REMOTE_ADDR, c->remote_addr) < 0 ||
+        (c->remote_port != NULL && PyDict_SetItem(environ, state->str_REMOTE_PORT, c->remote_port) < 0)) {
+        Py_DECREF(environ);
+        return NULL;
+    }
+    return environ;
+}
+
+static PyObject *protocol_of(module_state *state, const request *req)
+{
+    return req->http_minor == 0 ? state->str_HTTP_1_0 : state->str_HTTP_1_1;
+}
+
 PyObject *environ_build(conn *c)
 {
     module_state *state = c->server->state;
     request *req = &c->req;
     const char *base = c->in.data;
-    PyObject *environ = PyDict_Copy(c->listener->environ_template);
+    PyObject *environ = environ_for_peer(c);
     if (environ == NULL)
         return NULL;
     PyObject *method = req->method < URSA_METHOD_NAMES ? state->method_names[req->method] : NULL;
@@ -230,10 +251,7 @@ PyObject *environ_build(conn *c)
     }
     if (PyDict_SetItem(environ, state->str_REQUEST_METHOD, method) < 0 ||
         set_target(environ, state, base + req->url.offset, req->url.length) < 0 ||
-        PyDict_SetItem(environ, state->str_SERVER_PROTOCOL,
-                       req->http_minor == 0 ? state->str_HTTP_1_0 : state->str_HTTP_1_1) < 0 ||
-        PyDict_SetItem(environ, state->str_REMOTE_ADDR, c->remote_addr) < 0 ||
-        (c->remote_port != NULL && PyDict_SetItem(environ, state->str_REMOTE_PORT, c->remote_port) < 0) ||
+        PyDict_SetItem(environ, state->str_SERVER_PROTOCOL, protocol_of(state, req)) < 0 ||
         set_headers(environ, state, req, base) < 0)
         goto error;
     if (req->chunked && PyDict_DelItem(environ, state->str_CONTENT_LENGTH) < 0)
@@ -258,21 +276,16 @@ PyObject *environ_build_partial(conn *c)
 {
     module_state *state = c->server->state;
     request *req = &c->req;
-    PyObject *environ = PyDict_Copy(c->listener->environ_template);
+    PyObject *environ = environ_for_peer(c);
     if (environ == NULL)
         return NULL;
-    if (PyDict_SetItem(environ, state->str_REMOTE_ADDR, c->remote_addr) < 0 ||
-        (c->remote_port != NULL && PyDict_SetItem(environ, state->str_REMOTE_PORT, c->remote_port) < 0))
-        goto error;
     /* The method is known once the target has begun. */
     PyObject *method = c->parser.method < URSA_METHOD_NAMES ? state->method_names[c->parser.method] : NULL;
     if (req->url.length > 0 && method != NULL &&
         (PyDict_SetItem(environ, state->str_REQUEST_METHOD, method) < 0 ||
          set_target(environ, state, c->in.data + req->url.offset, req->url.length) < 0))
         goto error;
-    if (req->headers_complete &&
-        PyDict_SetItem(environ, state->str_SERVER_PROTOCOL,
-                       req->http_minor == 0 ? state->str_HTTP_1_0 : state->str_HTTP_1_1) < 0)
+    if (req->headers_complete && PyDict_SetItem(environ, state->str_SERVER_PROTOCOL, protocol_of(state, req)) < 0)
         goto error;
     return environ;
 error:
