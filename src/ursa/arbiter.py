@@ -541,6 +541,7 @@ class Arbiter:
                 worker.error = text
             elif kind in ("ready", "waiting") and worker.ready_at is None:
                 worker.ready_at = time.monotonic()
+                log.debug("worker %d is %s", worker.pid, kind)
                 if not self.announced_ready:
                     self.announce_ready()
 
@@ -584,6 +585,10 @@ class Arbiter:
             message = worker.error or f"worker {worker.pid} could not start"
             if not self.announced_ready:
                 self.fatal(message)  # nothing runs yet: the user must fix this
+            elif worker.generation != self.generation:
+                # It was still loading the code when the reload came; the new
+                # generation replaces it, so this says nothing about the reload.
+                log.error("%s", message)
             elif any(w.generation != self.generation and not w.stopping for w in self.workers.values()):
                 self.cancel_reload(message)
             else:

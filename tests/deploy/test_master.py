@@ -123,9 +123,11 @@ def test_hup_lets_the_old_workers_finish_their_requests(procs, tmp_path):
 def test_hup_with_broken_code_keeps_the_old_workers(procs, tmp_path):
     version_file = tmp_path / "version"
     version_file.write_text("good")
-    server = procs.ursa("-b", "127.0.0.1:0", "-w", "2", "deployapp:app",
+    server = procs.ursa("-b", "127.0.0.1:0", "-w", "2", "--log-level", "debug", "deployapp:app",
                         env={"DEPLOYAPP_VERSION_FILE": str(version_file)})
     old = server.wait_workers(2)
+    for pid in old:  # both have imported deployapp before it breaks
+        server.wait_for_log(rf"worker {pid} is ready")
     version_file.unlink()  # the next import of deployapp fails
     server.signal(signal.SIGHUP)
     server.wait_for_log(r"reload failed, the previous workers keep serving: importing 'deployapp' failed")
