@@ -406,6 +406,32 @@ def write_callable(environ, start_response):
     raise ValueError(f"unknown mode {mode!r}")
 
 
+# The callables a previous request of /keep-callables kept past its end.
+KEPT_CALLABLES = {}
+
+
+def keep_callables(environ, start_response):
+    """?keep=start_response|write|both keeps this request's callables;
+    ?call=... first calls the ones an earlier request kept and reports
+    what they raised. A server that reuses the objects must not let a
+    kept one act on a later request."""
+    query = query_of(environ)
+    outcome = {}
+    for name, args in (("start_response", ("200 OK", [])), ("write", (b"stale",))):
+        if query.get("call") in (name, "both") and name in KEPT_CALLABLES:
+            try:
+                KEPT_CALLABLES[name](*args)
+                outcome[name] = "no error"
+            except Exception as exc:  # noqa: BLE001 - reported to the test
+                outcome[name] = f"{type(exc).__name__}: {exc}"
+    write = start_response("200 OK", [("Content-Type", "application/json")])
+    if query.get("keep") in ("start_response", "both"):
+        KEPT_CALLABLES["start_response"] = start_response
+    if query.get("keep") in ("write", "both"):
+        KEPT_CALLABLES["write"] = write
+    return [json.dumps(outcome).encode()]
+
+
 # Each case: the bad arguments given to start_response, keyed by a name the tests use.
 BAD_START_RESPONSE_CALLS = {
     "status-bytes": (b"200 OK", []),
@@ -613,6 +639,7 @@ ROUTES = {
     "/generator-stream": generator_stream,
     "/body-residence": body_residence,
     "/write": write_callable,
+    "/keep-callables": keep_callables,
     "/start-response": start_response_validation,
     "/exc-info-replaces": exc_info_replaces,
     "/exc-info-after-write": exc_info_after_write,

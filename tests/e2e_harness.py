@@ -403,11 +403,14 @@ class ServerProcess:
             return socket.AF_INET6, (address["host"], address["port"])
         return socket.AF_INET, (address["host"], address["port"])
 
-    def connect(self, timeout=IO_TIMEOUT, index=0, nodelay=True):
+    def connect(self, timeout=IO_TIMEOUT, index=0, nodelay=True, source=None):
+        """A raw connection; `source` is the local address to connect from."""
         family, address = self.socket_address(index)
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.settimeout(timeout)
+            if source is not None:
+                sock.bind((source, 0))
             sock.connect(address)
             if nodelay and family != socket.AF_UNIX:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

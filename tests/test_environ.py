@@ -86,6 +86,29 @@ def test_remote_addr_and_remote_port_are_the_clients(server):
     assert report["environ"]["REMOTE_PORT"] == str(local_port)
 
 
+def test_remote_addr_follows_each_ipv4_peer(server):
+    # Every 127/8 address is loopback on Linux: peers that differ in octets
+    # of one, two and three digits, and the same peer again after others.
+    peers = ["127.0.0.1", "127.10.200.3", "127.255.0.99", "127.10.200.3", "127.0.0.1"]
+    for peer in peers:
+        with server.connect(source=peer) as conn:
+            conn.send(b"GET /environ HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert conn.read_response().json()["environ"]["REMOTE_ADDR"] == peer
+
+
+def test_each_request_on_a_connection_gets_its_own_request_line(server):
+    requests = [("POST", "/environ?a=1", "HTTP/1.1"), ("GET", "/environ", "HTTP/1.1"),
+                ("DELETE", "/environ?b=2", "HTTP/1.0"), ("GET", "/environ", "HTTP/1.1")]
+    with server.connect() as conn:
+        for method, target, version in requests:
+            keep_alive = [("Connection", "keep-alive")] if version == "HTTP/1.0" else []
+            conn.send(build_request(method, target, keep_alive, b"", version))
+            environ = conn.read_response(method).json()["environ"]
+            path, _, query = target.partition("?")
+            assert (environ["REQUEST_METHOD"], environ["PATH_INFO"], environ["QUERY_STRING"],
+                    environ["RAW_URI"], environ["SERVER_PROTOCOL"]) == (method, path, query, target, version)
+
+
 def test_request_headers_become_http_variables(server):
     environ = environ_for(server, headers=[("X-Custom-Header", "value 1"), ("Accept", "text/plain")])
     assert environ["HTTP_X_CUSTOM_HEADER"] == "value 1"

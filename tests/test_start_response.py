@@ -113,6 +113,20 @@ def test_write_callable_with_the_apps_content_length(server):
     assert response.body == b"abcdefghi"
 
 
+@pytest.mark.parametrize("kept", ["start_response", "write", "both"])
+def test_callables_kept_past_their_request_raise_and_never_touch_a_later_one(server, kept):
+    with server.connect() as conn:  # one connection: the later request is on the same one
+        conn.send(f"GET /keep-callables?keep={kept} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert conn.read_response().json() == {}
+        for _ in range(2):  # the second time, whatever the server reused is in play
+            conn.send(f"GET /keep-callables?call={kept} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            response = conn.read_response()
+            outcome = response.json()
+            assert response.body.find(b"stale") == -1
+            for name in (["start_response", "write"] if kept == "both" else [kept]):
+                assert outcome[name].startswith("RuntimeError: ") and "after its response ended" in outcome[name]
+
+
 def test_write_callable_response_is_chunked_on_http11_and_keeps_the_connection(server):
     with server.connect() as conn:
         conn.send(b"GET /write?mode=mixed HTTP/1.1\r\nHost: x\r\n\r\nGET /ping HTTP/1.1\r\nHost: x\r\n\r\n")

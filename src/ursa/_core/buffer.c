@@ -4,10 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int buffer_reserve(buffer *b, size_t extra)
+int buffer_grow(buffer *b, size_t extra)
 {
-    if (b->cap - b->len >= extra)
-        return 0;
     size_t need = b->len + extra;
     if (need < b->len) {
         PyErr_NoMemory();
@@ -24,21 +22,6 @@ int buffer_reserve(buffer *b, size_t extra)
     b->data = data;
     b->cap = cap;
     return 0;
-}
-
-int buffer_append(buffer *b, const void *bytes, size_t n)
-{
-    if (buffer_reserve(b, n) < 0)
-        return -1;
-    if (n)
-        memcpy(b->data + b->len, bytes, n);
-    b->len += n;
-    return 0;
-}
-
-int buffer_append_str(buffer *b, const char *s)
-{
-    return buffer_append(b, s, strlen(s));
 }
 
 void buffer_discard_front(buffer *b, size_t n)

@@ -5,6 +5,7 @@
 #define URSA_BUFFER_H
 
 #include <stddef.h>
+#include <string.h>
 
 typedef struct buffer {
     char *data;
@@ -12,10 +13,30 @@ typedef struct buffer {
     size_t cap;
 } buffer;
 
-/* Make room for `extra` more bytes. Returns 0, or -1 with MemoryError set. */
-int buffer_reserve(buffer *b, size_t extra);
-int buffer_append(buffer *b, const void *bytes, size_t n);
-int buffer_append_str(buffer *b, const char *s);
+/* The slow path of buffer_reserve: reallocate. */
+int buffer_grow(buffer *b, size_t extra);
+
+/* Make room for `extra` more bytes. Returns 0, or -1 with MemoryError set.
+ * Inline, as appends run a dozen times per response. */
+static inline int buffer_reserve(buffer *b, size_t extra)
+{
+    return b->cap - b->len >= extra ? 0 : buffer_grow(b, extra);
+}
+
+static inline int buffer_append(buffer *b, const void *bytes, size_t n)
+{
+    if (buffer_reserve(b, n) < 0)
+        return -1;
+    if (n)
+        memcpy(b->data + b->len, bytes, n);
+    b->len += n;
+    return 0;
+}
+
+static inline int buffer_append_str(buffer *b, const char *s)
+{
+    return buffer_append(b, s, strlen(s));
+}
 /* Drop the first n bytes, keeping the rest at the front. */
 void buffer_discard_front(buffer *b, size_t n);
 void buffer_free(buffer *b);

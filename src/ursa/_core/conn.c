@@ -452,13 +452,50 @@ static PyObject *port_text(uint16_t port)
     return PyUnicode_FromStringAndSize(digits + 5 - n, n);
 }
 
+/* Dotted decimal: glibc's inet_ntop goes through sprintf, which costs
+ * more than the rest of accepting a connection. */
+static PyObject *ipv4_text(struct in_addr address)
+{
+    const unsigned char *octets = (const unsigned char *)&address.s_addr;
+    char text[INET_ADDRSTRLEN];
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned octet = octets[i];
+        if (octet >= 100)
+            text[n++] = (char)('0' + octet / 100);
+        if (octet >= 10)
+            text[n++] = (char)('0' + octet / 10 % 10);
+        text[n++] = (char)('0' + octet % 10);
+        text[n++] = '.';
+    }
+    return PyUnicode_FromStringAndSize(text, (Py_ssize_t)n - 1);
+}
+
+/* REMOTE_ADDR of an IPv4 peer. Behind a proxy every connection comes from
+ * the same address: the server keeps the last one's str. */
+static PyObject *ipv4_peer_text(server *s, struct in_addr address)
+{
+    if (s->last_peer_text == NULL || s->last_peer_ipv4 != address.s_addr) {
+        PyObject *text = ipv4_text(address);
+        if (text == NULL)
+            return NULL;
+        Py_XSETREF(s->last_peer_text, text);
+        s->last_peer_ipv4 = address.s_addr;
+    }
+    Py_INCREF(s->last_peer_text);
+    return s->last_peer_text;
+}
+
 static int conn_set_peer(conn *c, const struct sockaddr *peer, socklen_t peer_length)
 {
     char text[INET6_ADDRSTRLEN];
     if (peer->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)peer;
-        inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
         c->remote_port = port_text(ntohs(in->sin_port));
+        if (c->remote_port == NULL)
+            return -1;
+        c->remote_addr = ipv4_peer_text(c->server, in->sin_addr);
+        return c->remote_addr ? 0 : -1;
     } else if (peer->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)peer;
         inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
@@ -540,7 +577,7 @@ void conn_close(conn *c)
     ev_io_stop(s->loop, &c->watcher);
     ev_timer_stop(s->loop, &c->timer);
     response_release(c);
-    buffer_free(&c->resp.header_lines);
+    buffer_free(&c->resp.head);
     outq_free(&c->out);
     request_free(&c->req);
     if (!c->in_shared)

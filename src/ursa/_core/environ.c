@@ -109,15 +109,18 @@ static PyObject *decode_path(const char *path, size_t length)
 }
 
 /* Split the target into path and query; an absolute-form target
- * ("http://host/path") contributes only its path. */
+ * ("http://host/path") contributes only its path. The template holds
+ * QUERY_STRING "", so only a query replaces it. */
 static int set_target(PyObject *environ, module_state *state, const char *target, size_t length)
 {
     PyObject *raw = PyUnicode_DecodeLatin1(target, (Py_ssize_t)length, NULL);
     if (raw == NULL)
         return -1;
-    Py_INCREF(raw);
-    if (set_item(environ, state->str_RAW_URI, raw) < 0 || set_item(environ, state->str_REQUEST_URI, raw) < 0)
-        return -1;
+    int result = -1;
+    PyObject *path_info = NULL;
+    if (PyDict_SetItem(environ, state->str_RAW_URI, raw) < 0 ||
+        PyDict_SetItem(environ, state->str_REQUEST_URI, raw) < 0)
+        goto done;
 
     const char *end = target + length;
     const char *fragment = memchr(target, '#', length);
@@ -132,17 +135,26 @@ static int set_target(PyObject *environ, module_state *state, const char *target
     }
     const char *query = memchr(path, '?', (size_t)(end - path));
     const char *path_end = query ? query : end;
-    PyObject *path_info;
-    if (path_end - path == 1 && path[0] == '*')
-        path_info = state->str_empty, Py_INCREF(path_info); /* OPTIONS * */
-    else
-        path_info = decode_path(path, (size_t)(path_end - path));
-    if (set_item(environ, state->str_PATH_INFO, path_info) < 0)
-        return -1;
-    PyObject *query_string = query ? PyUnicode_DecodeLatin1(query + 1, end - query - 1, NULL) : state->str_empty;
-    if (query == NULL)
-        Py_INCREF(query_string);
-    return set_item(environ, state->str_QUERY_STRING, query_string);
+    size_t path_length = (size_t)(path_end - path);
+    if (path_length == 1 && path[0] == '*') {
+        path_info = state->str_empty; /* OPTIONS * */
+        Py_INCREF(path_info);
+    } else if (path_length == length && memchr(path, '%', path_length) == NULL) {
+        path_info = raw; /* the usual "/some/path": nothing to split or decode */
+        Py_INCREF(path_info);
+    } else {
+        path_info = decode_path(path, path_length);
+    }
+    if (path_info == NULL || PyDict_SetItem(environ, state->str_PATH_INFO, path_info) < 0)
+        goto done;
+    if (query != NULL &&
+        set_item(environ, state->str_QUERY_STRING, PyUnicode_DecodeLatin1(query + 1, end - query - 1, NULL)) < 0)
+        goto done;
+    result = 0;
+done:
+    Py_XDECREF(path_info);
+    Py_DECREF(raw);
+    return result;
 }
 
 /* ---- headers ---- */
@@ -174,19 +186,13 @@ static PyObject *header_key(module_state *state, const char *name, size_t length
 
 static int add_header(PyObject *environ, PyObject *key, PyObject *value)
 {
-    PyObject *previous = PyDict_GetItemWithError(environ, key);
-    if (previous == NULL) {
-        if (PyErr_Occurred())
-            return -1;
-        return PyDict_SetItem(environ, key, value);
-    }
-    /* Repeated fields are one comma-separated list (RFC 9110 5.3). */
-    PyObject *joined = PyUnicode_FromFormat("%U,%U", previous, value);
-    if (joined == NULL)
+    PyObject *previous = PyDict_SetDefault(environ, key, value);
+    if (previous == NULL)
         return -1;
-    int result = PyDict_SetItem(environ, key, joined);
-    Py_DECREF(joined);
-    return result;
+    if (previous == value)
+        return 0;
+    /* Repeated fields are one comma-separated list (RFC 9110 5.3). */
+    return set_item(environ, key, PyUnicode_FromFormat("%U,%U", previous, value));
 }
 
 static int set_headers(PyObject *environ, module_state *state, const request *req, const char *base)
@@ -223,17 +229,28 @@ static PyObject *environ_for_peer(conn *c)
     PyObject *environ = PyDict_Copy(c->listener->environ_template);
     if (environ == NULL)
         return NULL;
-    if (PyDict_SetItem(environ, state->str_REMOTE_ADDR, c->remote_addr) < 0 ||
-        (c->remote_port != NULL && PyDict_SetItem(environ, state->str_REMOTE_PORT, c->remote_port) < 0)) {
+    int result = PyDict_SetItem(environ, state->str_REMOTE_ADDR, c->remote_addr);
+    if (result == 0 && c->remote_port != NULL)
+        result = PyDict_SetItem(environ, state->str_REMOTE_PORT, c->remote_port);
+    else if (result == 0 && PyDict_DelItem(environ, state->str_REMOTE_PORT) < 0)
+        PyErr_Clear(); /* a unix socket's peer has no port */
+    if (result < 0) {
         Py_DECREF(environ);
         return NULL;
     }
     return environ;
 }
 
-static PyObject *protocol_of(module_state *state, const request *req)
+/* The template's REQUEST_METHOD is GET and its SERVER_PROTOCOL HTTP/1.1;
+ * other requests replace them. */
+static int set_request_line(PyObject *environ, module_state *state, PyObject *method, const request *req)
 {
-    return req->http_minor == 0 ? state->str_HTTP_1_0 : state->str_HTTP_1_1;
+    if (method != state->method_names[HTTP_GET] &&
+        PyDict_SetItem(environ, state->str_REQUEST_METHOD, method) < 0)
+        return -1;
+    if (req->http_minor == 0 && PyDict_SetItem(environ, state->str_SERVER_PROTOCOL, state->str_HTTP_1_0) < 0)
+        return -1;
+    return 0;
 }
 
 PyObject *environ_build(conn *c)
@@ -249,27 +266,28 @@ PyObject *environ_build(conn *c)
         PyErr_SetString(PyExc_ValueError, "unknown request method");
         goto error;
     }
-    if (PyDict_SetItem(environ, state->str_REQUEST_METHOD, method) < 0 ||
+    if (set_request_line(environ, state, method, req) < 0 ||
         set_target(environ, state, base + req->url.offset, req->url.length) < 0 ||
-        PyDict_SetItem(environ, state->str_SERVER_PROTOCOL, protocol_of(state, req)) < 0 ||
         set_headers(environ, state, req, base) < 0)
         goto error;
     if (req->chunked && PyDict_DelItem(environ, state->str_CONTENT_LENGTH) < 0)
         PyErr_Clear(); /* a chunked body has no length to tell */
-
-    PyObject *input;
-    if (req->body.size == 0) {
-        input = state->empty_input;
-        Py_INCREF(input);
-    } else {
-        input = input_new(state, &req->body);
-    }
-    if (set_item(environ, state->str_wsgi_input, input) < 0)
+    /* Without a body, the template's shared empty wsgi.input stays. */
+    if (req->body.size != 0 && set_item(environ, state->str_wsgi_input, input_new(state, &req->body)) < 0)
         goto error;
     return environ;
 error:
     Py_DECREF(environ);
     return NULL;
+}
+
+/* Template entries a refused request may not have got to. */
+static int forget(PyObject *environ, PyObject *const *keys, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (PyDict_DelItem(environ, keys[i]) < 0)
+            return -1;
+    return 0;
 }
 
 PyObject *environ_build_partial(conn *c)
@@ -281,11 +299,16 @@ PyObject *environ_build_partial(conn *c)
         return NULL;
     /* The method is known once the target has begun. */
     PyObject *method = c->parser.method < URSA_METHOD_NAMES ? state->method_names[c->parser.method] : NULL;
-    if (req->url.length > 0 && method != NULL &&
-        (PyDict_SetItem(environ, state->str_REQUEST_METHOD, method) < 0 ||
-         set_target(environ, state, c->in.data + req->url.offset, req->url.length) < 0))
+    PyObject *request_line_keys[] = {state->str_REQUEST_METHOD, state->str_PATH_INFO, state->str_QUERY_STRING,
+                                     state->str_RAW_URI, state->str_REQUEST_URI};
+    if (req->url.length > 0 && method != NULL) {
+        if (set_request_line(environ, state, method, req) < 0 ||
+            set_target(environ, state, c->in.data + req->url.offset, req->url.length) < 0)
+            goto error;
+    } else if (forget(environ, request_line_keys, sizeof request_line_keys / sizeof *request_line_keys) < 0) {
         goto error;
-    if (req->headers_complete && PyDict_SetItem(environ, state->str_SERVER_PROTOCOL, protocol_of(state, req)) < 0)
+    }
+    if (!req->headers_complete && PyDict_DelItem(environ, state->str_SERVER_PROTOCOL) < 0)
         goto error;
     return environ;
 error:
@@ -329,6 +352,23 @@ static int set_wsgi_errors(PyObject *template, module_state *state)
     return PyDict_SetItem(template, state->str_wsgi_errors, errors);
 }
 
+/* Keys every request has, with their most common values: a GET of HTTP/1.1
+ * without a query or body then replaces a few values and inserts no key
+ * but its headers. The peer's entries are placeholders. */
+static int set_request_defaults(PyObject *template, module_state *state)
+{
+    PyObject *method_get = state->method_names[HTTP_GET];
+    if (PyDict_SetItem(template, state->str_REQUEST_METHOD, method_get) < 0 ||
+        PyDict_SetItem(template, state->str_SERVER_PROTOCOL, state->str_HTTP_1_1) < 0)
+        return -1;
+    PyObject *empty_keys[] = {state->str_PATH_INFO, state->str_QUERY_STRING, state->str_RAW_URI,
+                              state->str_REQUEST_URI, state->str_REMOTE_ADDR, state->str_REMOTE_PORT};
+    for (size_t i = 0; i < sizeof empty_keys / sizeof *empty_keys; i++)
+        if (PyDict_SetItem(template, empty_keys[i], state->str_empty) < 0)
+            return -1;
+    return PyDict_SetItem(template, state->str_wsgi_input, state->empty_input);
+}
+
 PyObject *environ_template_new(listener *l)
 {
     server *s = l->server;
@@ -345,7 +385,7 @@ PyObject *environ_template_new(listener *l)
         PyDict_SetItem(template, state->str_wsgi_run_once, Py_False) < 0 ||
         PyDict_SetItem(template, state->str_wsgi_file_wrapper, (PyObject *)state->file_wrapper_type) < 0 ||
         PyDict_SetItem(template, state->str_wsgi_input_terminated, Py_True) < 0 ||
-        set_wsgi_errors(template, state) < 0) {
+        set_wsgi_errors(template, state) < 0 || set_request_defaults(template, state) < 0) {
         Py_DECREF(template);
         return NULL;
     }

@@ -7,6 +7,7 @@
 #include "options.h"
 #include "response.h"
 #include "server.h"
+#include "start_response.h"
 
 static module_state *state_of(PyObject *module)
 {
@@ -160,6 +161,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     if (state == NULL)
         return 0;
     Py_VISIT(state->start_response_type);
+    Py_VISIT(state->write_type);
     Py_VISIT(state->input_type);
     Py_VISIT(state->file_wrapper_type);
     Py_VISIT(state->empty_input);
@@ -174,6 +176,7 @@ static int module_clear(PyObject *module)
         return 0;
     Py_CLEAR(state->empty_input);
     Py_CLEAR(state->start_response_type);
+    Py_CLEAR(state->write_type);
     Py_CLEAR(state->input_type);
     Py_CLEAR(state->file_wrapper_type);
     Py_CLEAR(state->wsgi_version);
@@ -212,10 +215,11 @@ static int init_state(PyObject *module, module_state *state)
     URSA_INTERNED_STRINGS(URSA_INTERN_STR)
 #undef URSA_INTERN_STR
     state->start_response_type = (PyTypeObject *)PyType_FromSpec(start_response_type_spec());
+    state->write_type = (PyTypeObject *)PyType_FromSpec(write_type_spec());
     state->input_type = (PyTypeObject *)PyType_FromSpec(input_type_spec());
     state->file_wrapper_type = (PyTypeObject *)PyType_FromSpec(file_wrapper_type_spec());
     state->wsgi_version = Py_BuildValue("(ii)", 1, 0);
-    if (state->start_response_type == NULL || state->input_type == NULL || state->file_wrapper_type == NULL ||
+    if (state->start_response_type == NULL || state->write_type == NULL || state->input_type == NULL || state->file_wrapper_type == NULL ||
         state->wsgi_version == NULL)
         return -1;
     body empty;

@@ -50,6 +50,7 @@ struct server;
 
 typedef struct module_state {
     PyTypeObject *start_response_type;
+    PyTypeObject *write_type;
     PyTypeObject *input_type;
     PyTypeObject *file_wrapper_type;
     PyObject *empty_input;  /* the shared wsgi.input of bodiless requests */
@@ -63,7 +64,7 @@ typedef struct module_state {
 #undef URSA_DECLARE_STR
 } module_state;
 
-/* tp_new of the types only the server makes (StartResponse, Input). */
+/* tp_new of the types only the server makes (StartResponse, Write, Input). */
 PyObject *refuse_instantiation(PyTypeObject *type, PyObject *args, PyObject *kwargs);
 
 /* Log the current exception (which is cleared) or, without one, just the

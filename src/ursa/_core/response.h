@@ -19,10 +19,10 @@ typedef struct response {
     PyObject *environ;
     PyObject *start_response; /* StartResponse object, detached at the end */
     PyObject *result;         /* what the app returned: close() is called on it */
-    PyObject *iterator;
-    PyObject *status;         /* str given to start_response */
+    PyObject *iterator;       /* NULL for a list or tuple: see items_ready */
+    Py_ssize_t next_index;    /* of a list or tuple's next item */
     int status_code;
-    buffer header_lines;      /* the app's headers as "Name: value\r\n" */
+    buffer head;              /* status line and headers; the app's first */
     int64_t content_length;   /* the app's Content-Length, or -1 */
     uint64_t body_sent;       /* body bytes queued so far (not framing) */
     double started_at;
@@ -57,7 +57,8 @@ pump_result response_pump(struct conn *c);
  * start_response, drop every reference. Safe on an empty response. */
 void response_release(struct conn *c);
 
-/* The StartResponse type (start_response and its write()). */
-PyType_Spec *start_response_type_spec(void);
+/* write(data): queue `data` and flush it, waiting (up to write_timeout)
+ * while more than a bounded amount is unsent. 0, or -1 with an exception. */
+int response_write(struct conn *c, PyObject *data);
 
 #endif

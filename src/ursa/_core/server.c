@@ -261,6 +261,8 @@ static void server_clear(server *s)
     if (s->loop != NULL)
         ev_loop_destroy(s->loop);
     buffer_free(&s->read_buffer);
+    Py_XDECREF(s->spare_start_response);
+    Py_XDECREF(s->last_peer_text);
     Py_XDECREF(s->app);
     Py_XDECREF(s->interrupt);
     options_clear(&s->opts);

@@ -47,6 +47,9 @@ typedef struct server {
     PyObject *interrupt; /* exception to raise from serve() (KeyboardInterrupt) */
 
     buffer read_buffer; /* shared by connections with nothing pending */
+    PyObject *spare_start_response; /* a detached, unshared one: see start_response.c */
+    PyObject *last_peer_text; /* REMOTE_ADDR of the last IPv4 peer (see conn.c) */
+    uint32_t last_peer_ipv4;  /* its address, in network order */
     uint64_t requests_served;
     double shortest_timeout; /* of the per-connection timeouts: see conn.c */
     PyThreadState *released_thread; /* the GIL is released while libev polls */
