@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "charclass.h"
+
 /* Chunk extensions carry nothing a WSGI app can see; a long run of them is
  * only a way to make the server read without end. */
 #define MAX_CHUNK_EXTENSION 4096
@@ -128,22 +130,12 @@ static span trimmed(const request *req, span s)
     return s;
 }
 
-static int is_token_char(unsigned char ch)
-{
-    if ((ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z'))
-        return 1;
-    return ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
-}
-
 /* RFC 9112 3.2: uri-host [":" port], the host a reg-name, an IPv4
  * address or an IP literal in brackets. */
 static int is_valid_host(const request *req, span value)
 {
     for (uint32_t i = 0; i < value.length; i++) {
-        unsigned char ch = (unsigned char)req->base[value.offset + i];
-        int ok = (ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z') ||
-                 (ch != 0 && strchr("-._~%!$&'()*+,;=:[]", ch) != NULL);
-        if (!ok)
+        if (!is_host_char((unsigned char)req->base[value.offset + i]))
             return 0;
     }
     return 1;

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <structmember.h>
 
+#include "charclass.h"
 #include "conn.h"
 
 /* The write() callable start_response returns (PEP 3333's legacy API). */
@@ -25,14 +26,6 @@ typedef struct {
 } StartResponseObject;
 
 /* ---- checking what the app gives ---- */
-
-/* RFC 9110 tchar, one bit per ASCII code. */
-static const uint64_t token_chars[2] = {0x03ff6cfa00000000u, 0x57ffffffc7fffffeu};
-
-static int is_token_char(unsigned char ch)
-{
-    return ch < 128 && (token_chars[ch >> 6] >> (ch & 63)) & 1;
-}
 
 /* The latin-1 bytes of a str, or NULL with ValueError. */
 static const char *latin1_of(PyObject *text, Py_ssize_t *length, const char *what)
