@@ -54,7 +54,7 @@ static double conn_deadline(const conn *c)
     case CONN_AWAITING:
         return c->phase_started + (c->served_any ? o->keepalive_timeout : o->header_timeout);
     case CONN_READING:
-        if (!c->req.headers_complete)
+        if (!c->x->req.headers_complete)
             return c->phase_started + o->header_timeout;
         return c->last_progress + o->body_timeout;
     case CONN_RESPONDING:
@@ -138,7 +138,7 @@ static void conn_start_lingering(conn *c)
 static void conn_flush_rejection(conn *c)
 {
     size_t written = 0;
-    flush_result f = outq_flush(&c->out, c->fd, SIZE_MAX, &written);
+    flush_result f = outq_flush(&c->x->out, c->fd, SIZE_MAX, &written);
     if (written)
         c->last_progress = ev_now(c->server->loop);
     if (f == FLUSH_ERROR) {
@@ -191,7 +191,7 @@ static void conn_reject(conn *c, int status, const char *reason)
     c->keep_alive = 0;
     conn_enter(c, CONN_REJECTING);
     c->last_progress = c->phase_started;
-    if (answer == NULL || outq_push(&c->out, answer, PyBytes_AS_STRING(answer), PyBytes_GET_SIZE(answer)) < 0) {
+    if (answer == NULL || outq_push(&c->x->out, answer, PyBytes_AS_STRING(answer), PyBytes_GET_SIZE(answer)) < 0) {
         Py_XDECREF(answer);
         PyErr_Clear();
         conn_close(c);
@@ -204,6 +204,67 @@ static void conn_reject(conn *c, int status, const char *reason)
     conn_flush_rejection(c);
 }
 
+/* ---- the exchange: the state of a request in progress ---- */
+
+/* Spare exchanges the server keeps: enough for every connection that is
+ * mid-request at once in a busy moment, bounded so a burst is given back. */
+#define MAX_SPARE_EXCHANGES 32
+
+static int conn_attach(conn *c)
+{
+    server *s = c->server;
+    exchange *x = s->spare_exchanges;
+    if (x != NULL) {
+        s->spare_exchanges = x->next_spare;
+        s->spare_exchange_count--;
+    } else {
+        x = PyMem_Calloc(1, sizeof *x);
+        if (x == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        body_init(&x->req.body);
+        x->resp.file_fd = -1;
+        x->resp.content_length = -1;
+    }
+    llhttp_init(&x->parser, HTTP_REQUEST, request_parser_settings());
+    c->x = x;
+    return 0;
+}
+
+static void exchange_free(exchange *x)
+{
+    buffer_free(&x->resp.head);
+    outq_free(&x->out);
+    request_free(&x->req);
+    PyMem_Free(x);
+}
+
+/* Give the exchange back; its request and response must be released. */
+static void conn_detach(conn *c)
+{
+    server *s = c->server;
+    exchange *x = c->x;
+    c->x = NULL;
+    if (s->spare_exchange_count >= MAX_SPARE_EXCHANGES) {
+        exchange_free(x);
+        return;
+    }
+    x->next_spare = s->spare_exchanges;
+    s->spare_exchanges = x;
+    s->spare_exchange_count++;
+}
+
+void conn_free_spares(server *s)
+{
+    while (s->spare_exchanges != NULL) {
+        exchange *x = s->spare_exchanges;
+        s->spare_exchanges = x->next_spare;
+        exchange_free(x);
+    }
+    s->spare_exchange_count = 0;
+}
+
 /* ---- one request's cycle ---- */
 
 /* The response is written: log it, let it go, and either wait for the next
@@ -211,14 +272,16 @@ static void conn_reject(conn *c, int status, const char *reason)
 static int conn_finish_request(conn *c)
 {
     server *s = c->server;
-    response *r = &c->resp;
+    response *r = &c->x->resp;
     if (s->opts.access_log != NULL)
         conn_log_access(c, r->environ, r->status_code, r->body_sent, r->started_at);
     response_release(c);
-    request_reset(&c->req);
-    llhttp_resume(&c->parser);
+    request_reset(&c->x->req);
+    llhttp_resume(&c->x->parser);
     buffer_discard_front(&c->in, c->parsed);
     c->parsed = 0;
+    if (c->in.len == 0)
+        conn_detach(c); /* no pipelined request waits: the connection idles */
     s->requests_served++;
     if (s->opts.max_requests && s->requests_served >= s->opts.max_requests)
         server_begin_stop(s);
@@ -257,7 +320,7 @@ static int conn_after_pump(conn *c, pump_result result)
 static int conn_respond(conn *c)
 {
     conn_enter(c, CONN_RESPONDING);
-    c->keep_alive = c->req.keep_alive && !c->server->stopping;
+    c->keep_alive = c->x->req.keep_alive && !c->server->stopping;
     PyObject *environ = environ_build(c);
     if (environ == NULL) {
         server_report_exception(c->server, "ursa: cannot build the WSGI environ");
@@ -269,7 +332,7 @@ static int conn_respond(conn *c)
 
 static void conn_send_continue(conn *c)
 {
-    c->req.expect_continue = 0;
+    c->x->req.expect_continue = 0;
     /* Best effort on an idle socket: if it does not go out, the client
      * sends the body after its own short wait anyway (RFC 9110 10.1.1). */
     ssize_t ignored = send(c->fd, continue_line, sizeof continue_line - 1, MSG_NOSIGNAL);
@@ -279,13 +342,13 @@ static void conn_send_continue(conn *c)
 static void conn_process_input(conn *c)
 {
     while (c->in.len > c->parsed) {
-        parse_result result = request_parse(&c->parser, &c->req, &c->in, &c->parsed, &c->server->opts);
+        parse_result result = request_parse(&c->x->parser, &c->x->req, &c->in, &c->parsed, &c->server->opts);
         if (result == PARSE_ERROR) {
-            conn_reject(c, c->req.error_status, c->req.error_reason);
+            conn_reject(c, c->x->req.error_status, c->x->req.error_reason);
             return;
         }
         if (result == PARSE_NEED_MORE) {
-            if (c->req.expect_continue)
+            if (c->x->req.expect_continue)
                 conn_send_continue(c);
             break;
         }
@@ -308,7 +371,7 @@ static int conn_prepare_read(conn *c)
         c->in_shared = 1;
         return 0;
     }
-    size_t spare = c->req.headers_complete ? BODY_READ_SPARE : HEAD_READ_SPARE;
+    size_t spare = c->x != NULL && c->x->req.headers_complete ? BODY_READ_SPARE : HEAD_READ_SPARE;
     return buffer_reserve(&c->in, spare);
 }
 
@@ -341,6 +404,11 @@ static void conn_on_readable(conn *c)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return;
         conn_close(c); /* the peer is gone, or closed between or within requests */
+        return;
+    }
+    if (c->x == NULL && conn_attach(c) < 0) {
+        PyErr_Clear();
+        conn_close(c);
         return;
     }
     c->in.len += (size_t)n;
@@ -432,7 +500,7 @@ static void conn_check_deadline(conn *c, double now)
         return;
     }
     if (c->state == CONN_READING)
-        conn_reject(c, 408, c->req.headers_complete ? "request body timed out" : "request head timed out");
+        conn_reject(c, 408, c->x->req.headers_complete ? "request body timed out" : "request head timed out");
     else
         conn_close(c); /* idle keep-alive, write timeout, or done lingering */
 }
@@ -538,11 +606,6 @@ int conn_open(listener *l, int fd, const struct sockaddr *peer, socklen_t peer_l
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
-    llhttp_init(&c->parser, HTTP_REQUEST, request_parser_settings());
-    body_init(&c->req.body);
-    c->resp.file_fd = -1;
-    c->resp.content_length = -1;
-
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
@@ -576,10 +639,12 @@ void conn_close(conn *c)
     s->conn_count--;
     ev_io_stop(s->loop, &c->watcher);
     ev_timer_stop(s->loop, &c->timer);
-    response_release(c);
-    buffer_free(&c->resp.head);
-    outq_free(&c->out);
-    request_free(&c->req);
+    if (c->x != NULL) {
+        response_release(c);
+        outq_clear(&c->x->out); /* a refusal's answer */
+        request_reset(&c->x->req);
+        conn_detach(c);
+    }
     if (!c->in_shared)
         buffer_free(&c->in);
     c->in = (buffer){0};

@@ -23,6 +23,18 @@ typedef enum {
     CONN_LINGERING,  /* write side shut; reading what the client still sends */
 } conn_state;
 
+/* What a connection needs only while a request is in progress. It is
+ * attached when a request's first bytes arrive and given back (to the
+ * server's spares) when the connection goes idle, so that an idle
+ * keep-alive connection costs little more than its socket. */
+typedef struct exchange {
+    llhttp_t parser;
+    request req;
+    response resp;
+    outq out;
+    struct exchange *next_spare;
+} exchange;
+
 typedef struct conn {
     server *server;
     listener *listener;
@@ -36,12 +48,9 @@ typedef struct conn {
     double phase_started;     /* start of the current timeout phase */
     double last_progress;     /* last read/write that moved bytes */
     int unsent_when_blocked;  /* SIOCOUTQ when a write last blocked */
-    llhttp_t parser;
+    exchange *x;              /* NULL while idle: see conn_attach */
     buffer in;                /* the request bytes; see conn_keep_input */
     size_t parsed;            /* bytes of `in` llhttp has consumed */
-    request req;
-    response resp;
-    outq out;
     PyObject *remote_addr;
     PyObject *remote_port;    /* NULL for unix peers */
     unsigned keep_alive : 1;  /* may serve another request after this one */
@@ -57,5 +66,7 @@ int conn_open(listener *l, int fd, const struct sockaddr *peer, socklen_t peer_l
 void conn_close(conn *c);
 /* For the graceful stop: close it if idle, else close after this response. */
 void conn_stop(conn *c);
+/* Free the server's spare exchanges (at the end of serve()). */
+void conn_free_spares(server *s);
 
 #endif

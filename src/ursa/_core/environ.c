@@ -256,7 +256,7 @@ static int set_request_line(PyObject *environ, module_state *state, PyObject *me
 PyObject *environ_build(conn *c)
 {
     module_state *state = c->server->state;
-    request *req = &c->req;
+    request *req = &c->x->req;
     const char *base = c->in.data;
     PyObject *environ = environ_for_peer(c);
     if (environ == NULL)
@@ -293,12 +293,12 @@ static int forget(PyObject *environ, PyObject *const *keys, size_t count)
 PyObject *environ_build_partial(conn *c)
 {
     module_state *state = c->server->state;
-    request *req = &c->req;
+    request *req = &c->x->req;
     PyObject *environ = environ_for_peer(c);
     if (environ == NULL)
         return NULL;
     /* The method is known once the target has begun. */
-    PyObject *method = c->parser.method < URSA_METHOD_NAMES ? state->method_names[c->parser.method] : NULL;
+    PyObject *method = c->x->parser.method < URSA_METHOD_NAMES ? state->method_names[c->x->parser.method] : NULL;
     PyObject *request_line_keys[] = {state->str_REQUEST_METHOD, state->str_PATH_INFO, state->str_QUERY_STRING,
                                      state->str_RAW_URI, state->str_REQUEST_URI};
     if (req->url.length > 0 && method != NULL) {

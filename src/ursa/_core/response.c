@@ -29,15 +29,15 @@ static const char internal_error_body[] = "500 Internal Server Error\n";
 
 static int response_has_no_body(const conn *c)
 {
-    int code = c->resp.status_code;
-    return c->req.method == HTTP_HEAD || code < 200 || code == 204 || code == 304;
+    int code = c->x->resp.status_code;
+    return c->x->req.method == HTTP_HEAD || code < 200 || code == 204 || code == 304;
 }
 
 /* Queue the status line and headers. `known_length` is the body's length
  * when the whole body is known now (-1 otherwise): it saves chunking. */
 static int response_send_head(conn *c, int64_t known_length)
 {
-    response *r = &c->resp;
+    response *r = &c->x->resp;
     r->no_body = response_has_no_body(c);
     int add_length = 0;
     if (r->content_length < 0) {
@@ -47,7 +47,7 @@ static int response_send_head(conn *c, int64_t known_length)
             add_length = 1;
         } else if (r->no_body) {
             /* nothing to frame */
-        } else if (c->req.http_minor >= 1) {
+        } else if (c->x->req.http_minor >= 1) {
             r->chunked = 1;
         } else {
             c->keep_alive = 0; /* HTTP/1.0: the end of the body is the close */
@@ -73,12 +73,12 @@ static int response_send_head(conn *c, int64_t known_length)
     }
     if (!c->keep_alive)
         buffer_append_str(head, "Connection: close\r\n");
-    else if (c->req.http_minor == 0)
+    else if (c->x->req.http_minor == 0)
         buffer_append_str(head, "Connection: keep-alive\r\n");
     buffer_append(head, "\r\n", 2);
     r->headers_sent = 1;
     /* The head stays in r->head until the response is released. */
-    return outq_push_borrowed(&c->out, head->data, head->len);
+    return outq_push_borrowed(&c->x->out, head->data, head->len);
 }
 
 /* ---- the body ---- */
@@ -87,7 +87,7 @@ static int response_send_head(conn *c, int64_t known_length)
  * Returns 0, or -1 with an exception. */
 static int response_queue_body(conn *c, PyObject *bytes, const char *data, size_t length)
 {
-    response *r = &c->resp;
+    response *r = &c->x->resp;
     if (length == 0 || r->no_body)
         return 0;
     if (r->content_length >= 0) {
@@ -103,10 +103,10 @@ static int response_queue_body(conn *c, PyObject *bytes, const char *data, size_
     if (r->chunked) {
         char prefix[OUTQ_INLINE_MAX];
         int n = snprintf(prefix, sizeof prefix, "%zx\r\n", length);
-        if (outq_push_inline(&c->out, prefix, (size_t)n) < 0 || outq_push(&c->out, bytes, data, length) < 0 ||
-            outq_push_inline(&c->out, "\r\n", 2) < 0)
+        if (outq_push_inline(&c->x->out, prefix, (size_t)n) < 0 || outq_push(&c->x->out, bytes, data, length) < 0 ||
+            outq_push_inline(&c->x->out, "\r\n", 2) < 0)
             return -1;
-    } else if (outq_push(&c->out, bytes, data, length) < 0) {
+    } else if (outq_push(&c->x->out, bytes, data, length) < 0) {
         return -1;
     }
     r->body_sent += length;
@@ -129,7 +129,7 @@ static PyObject *as_bytes(PyObject *item)
 
 static int response_take_item(conn *c, PyObject *item)
 {
-    response *r = &c->resp;
+    response *r = &c->x->resp;
     PyObject *bytes = as_bytes(item);
     if (bytes == NULL)
         return -1;
@@ -154,7 +154,7 @@ done:
 /* The iterable is exhausted: finish the head and the framing. */
 static int response_end_body(conn *c)
 {
-    response *r = &c->resp;
+    response *r = &c->x->resp;
     r->exhausted = 1;
     if (!r->headers_set) {
         PyErr_SetString(PyExc_RuntimeError, "the application returned without calling start_response()");
@@ -163,7 +163,7 @@ static int response_end_body(conn *c)
     if (!r->headers_sent && response_send_head(c, (int64_t)r->body_sent) < 0)
         return -1;
     if (r->chunked)
-        return outq_push_borrowed(&c->out, "0\r\n\r\n", 5);
+        return outq_push_borrowed(&c->x->out, "0\r\n\r\n", 5);
     if (!r->no_body && r->content_length >= 0 && r->body_sent < (uint64_t)r->content_length)
         c->keep_alive = 0; /* short of its Content-Length: only a close ends it */
     return 0;
@@ -173,7 +173,7 @@ static int response_end_body(conn *c)
  * client gets a 500; after, the connection is closed (returns -1). */
 static int response_fail(conn *c, const char *message)
 {
-    response *r = &c->resp;
+    response *r = &c->x->resp;
     server_report_exception(c->server, message);
     if (c->closed)
         return -1; /* the report stopped the server at once (a second Ctrl-C) */
@@ -186,7 +186,7 @@ static int response_fail(conn *c, const char *message)
     static const char head_keep_alive[] = "HTTP/1.1 500 Internal Server Error\r\n"
                                           "Content-Type: text/plain; charset=utf-8\r\n"
                                           "Content-Length: 26\r\n";
-    outq_clear(&c->out);
+    outq_clear(&c->x->out);
     r->status_code = 500;
     r->headers_sent = 1;
     r->body_sent = 0;
@@ -195,12 +195,12 @@ static int response_fail(conn *c, const char *message)
         buffer_append_str(&r->head, server_date_header(c->server)) < 0 ||
         buffer_append_str(&r->head, c->keep_alive ? "Server: ursa\r\n\r\n"
                                                           : "Server: ursa\r\nConnection: close\r\n\r\n") < 0 ||
-        (c->req.method != HTTP_HEAD &&
+        (c->x->req.method != HTTP_HEAD &&
          buffer_append(&r->head, internal_error_body, sizeof internal_error_body - 1) < 0)) {
         PyErr_Clear();
         return -1;
     }
-    if (outq_push_borrowed(&c->out, r->head.data, r->head.len) < 0) {
+    if (outq_push_borrowed(&c->x->out, r->head.data, r->head.len) < 0) {
         PyErr_Clear();
         return -1;
     }
@@ -223,7 +223,7 @@ static PyObject *response_next_item(response *r)
 
 static int response_pull(conn *c)
 {
-    response *r = &c->resp;
+    response *r = &c->x->resp;
     PyObject *item = response_next_item(r);
     if (item == NULL) {
         if (PyErr_Occurred())
@@ -243,7 +243,7 @@ typedef enum { SEND_DONE, SEND_BLOCKED, SEND_ERROR } send_result;
 
 static send_result response_send_file(conn *c, size_t *budget)
 {
-    response *r = &c->resp;
+    response *r = &c->x->resp;
     while (r->file_remaining > 0 && *budget > 0) {
         size_t want = r->file_remaining < *budget ? (size_t)r->file_remaining : *budget;
         ssize_t n = sendfile(c->fd, r->file_fd, &r->file_offset, want);
@@ -268,19 +268,19 @@ static send_result response_send_file(conn *c, size_t *budget)
 
 pump_result response_pump(conn *c)
 {
-    response *r = &c->resp;
+    response *r = &c->x->resp;
     size_t budget = WRITE_BUDGET;
     for (;;) {
-        if (r->items_ready && !r->exhausted && c->out.pending < COALESCE_BYTES) {
+        if (r->items_ready && !r->exhausted && c->x->out.pending < COALESCE_BYTES) {
             /* Every item of a list is there already: gather them (up to a
              * bound) so that head and body leave in one writev. */
             if (response_pull(c) < 0)
                 return PUMP_ABORT;
             continue;
         }
-        if (c->out.pending > 0) {
+        if (c->x->out.pending > 0) {
             size_t written = 0;
-            flush_result f = outq_flush(&c->out, c->fd, budget, &written);
+            flush_result f = outq_flush(&c->x->out, c->fd, budget, &written);
             if (written > 0)
                 c->last_progress = ev_now(c->server->loop);
             budget -= written < budget ? written : budget;
@@ -327,7 +327,7 @@ static int64_t known_body_length(PyObject *result)
 
 static int response_start_file(conn *c, PyObject *result)
 {
-    response *r = &c->resp;
+    response *r = &c->x->resp;
     int fd;
     off_t offset;
     uint64_t remaining;
@@ -354,7 +354,7 @@ static int response_start_file(conn *c, PyObject *result)
 
 pump_result response_start(conn *c, PyObject *environ)
 {
-    response *r = &c->resp;
+    response *r = &c->x->resp;
     module_state *state = c->server->state;
     r->environ = environ;
     /* Read the clock only for the access log, which reports durations. */
@@ -419,8 +419,8 @@ static void close_iterable(conn *c, PyObject *result)
 
 void response_release(conn *c)
 {
-    response *r = &c->resp;
-    outq_clear(&c->out); /* it may borrow r->head */
+    response *r = &c->x->resp;
+    outq_clear(&c->x->out); /* it may borrow r->head */
     if (r->start_response != NULL) {
         start_response_detach(c->server, r->start_response);
         r->start_response = NULL;
@@ -455,7 +455,7 @@ static int wait_writable(int fd, double seconds)
 
 int response_write(conn *c, PyObject *data)
 {
-    response *r = &c->resp;
+    response *r = &c->x->resp;
     if (!r->headers_set) {
         PyErr_SetString(PyExc_RuntimeError, "write() called before start_response()");
         return -1;
@@ -474,10 +474,10 @@ int response_write(conn *c, PyObject *data)
         return -1;
     for (;;) {
         size_t written = 0;
-        flush_result f = outq_flush(&c->out, c->fd, SIZE_MAX, &written);
+        flush_result f = outq_flush(&c->x->out, c->fd, SIZE_MAX, &written);
         if (f == FLUSH_ERROR)
             break;
-        if (f == FLUSH_DONE || c->out.pending <= WRITE_CALL_BUFFER)
+        if (f == FLUSH_DONE || c->x->out.pending <= WRITE_CALL_BUFFER)
             return 0;
         if (wait_writable(c->fd, c->server->opts.write_timeout) <= 0)
             break;

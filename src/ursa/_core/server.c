@@ -261,6 +261,7 @@ static void server_clear(server *s)
     if (s->loop != NULL)
         ev_loop_destroy(s->loop);
     buffer_free(&s->read_buffer);
+    conn_free_spares(s);
     Py_XDECREF(s->spare_start_response);
     Py_XDECREF(s->last_peer_text);
     Py_XDECREF(s->app);

@@ -47,6 +47,8 @@ typedef struct server {
     PyObject *interrupt; /* exception to raise from serve() (KeyboardInterrupt) */
 
     buffer read_buffer; /* shared by connections with nothing pending */
+    struct exchange *spare_exchanges; /* for connections that begin a request */
+    size_t spare_exchange_count;
     PyObject *spare_start_response; /* a detached, unshared one: see start_response.c */
     PyObject *last_peer_text; /* REMOTE_ADDR of the last IPv4 peer (see conn.c) */
     uint32_t last_peer_ipv4;  /* its address, in network order */

@@ -292,7 +292,7 @@ static PyObject *start_response_impl(StartResponseObject *self, PyObject *status
         PyErr_SetString(PyExc_RuntimeError, "start_response() called after its response ended");
         return NULL;
     }
-    response *r = &self->conn->resp;
+    response *r = &self->conn->x->resp;
     if (exc_info != Py_None) {
         if (r->headers_sent)
             return reraise_exc_info(exc_info), NULL;
