@@ -37,9 +37,11 @@ fuzz: build
 soak: build
 	$(PYTHON) scripts/soak.py
 
+# Every installed server against bjoern, nginx as the ceiling (~15 minutes);
+# writes bench/results/latest.{md,png,json}. BENCH_ARGS=--quick: a smoke run.
 bench: build
-	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
-	$(PYTHON) bench/compare.py
+	bash scripts/bench-setup.sh
+	$(PYTHON) bench/compare.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build src/ursa/*.so src/*.egg-info

@@ -1,14 +1,27 @@
 """The WSGI apps every benchmarked server runs, unchanged from server to server.
 
 Each app is as cheap as its scenario allows, so that what the benchmark
-measures is the server's work around it: parsing, environ, writing.
+measures is the server's work around it: parsing, environ, writing. The
+Flask app is the exception on purpose: it shows what is left of a server's
+advantage under a framework.
 """
+import functools
+import json
+import os
 
 HELLO_BODY = b"Hello, World!"
-LARGE_BODY = b"x" * (64 * 1024)
-CHUNK = b"c" * 1024
-CHUNK_COUNT = 16
+JSON_MESSAGE = {"message": "Hello, World!"}
+JSON_BODY = json.dumps(JSON_MESSAGE).encode()
+LARGE_BODY = b"x" * (256 * 1024)
+STREAM_CHUNK = b"c" * 1024
+STREAM_CHUNK_COUNT = 100
 POST_BODY_SIZE = 4 * 1024
+
+# The file the "file" app sends: the harness writes it once into a temporary
+# directory and passes its path to every server in this environment variable.
+FILE_PATH_ENV = "URSA_BENCH_FILE"
+FILE_SIZE = 1024 * 1024
+FILE_BLOCK_SIZE = 64 * 1024
 
 # The headers a browser behind a proxy sends, roughly; the "headers" scenario
 # sends these and the environ app reads every one of them back.
@@ -49,31 +62,69 @@ ENVIRON_BASE_KEYS = (
 )
 
 
+def file_contents():
+    # A function, not a constant: only the harness needs it, not every server's memory.
+    return bytes(range(256)) * (FILE_SIZE // 256)
+
+
+def write_file(directory):
+    """Write the file the "file" app sends into ``directory``; returns its path."""
+    path = os.path.join(directory, "file.bin")
+    with open(path, "wb") as output:
+        output.write(file_contents())
+    return path
+
+
+def _bytes_response(start_response, body, content_type):
+    start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def hello(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(HELLO_BODY)))])
-    return [HELLO_BODY]
+    return _bytes_response(start_response, HELLO_BODY, "text/plain")
+
+
+def json_hello(environ, start_response):
+    # Serialised on every request, as an API view would.
+    return _bytes_response(start_response, json.dumps(JSON_MESSAGE).encode(), "application/json")
 
 
 def large(environ, start_response):
-    start_response(
-        "200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(LARGE_BODY)))]
-    )
-    return [LARGE_BODY]
+    return _bytes_response(start_response, LARGE_BODY, "application/octet-stream")
 
 
-def chunked(environ, start_response):
+def stream(environ, start_response):
     # No Content-Length: an HTTP/1.1 server must send this chunked.
     start_response("200 OK", [("Content-Type", "application/octet-stream")])
-    return (CHUNK for _ in range(CHUNK_COUNT))
+    return (STREAM_CHUNK for _ in range(STREAM_CHUNK_COUNT))
+
+
+class FileBlocks:
+    """PEP 3333's fallback for a server without wsgi.file_wrapper: the file read in blocks."""
+
+    def __init__(self, file, block_size=FILE_BLOCK_SIZE):
+        self.file = file
+        self.block_size = block_size
+
+    def __iter__(self):
+        return iter(functools.partial(self.file.read, self.block_size), b"")
+
+    def close(self):
+        self.file.close()
+
+
+def file_download(environ, start_response):
+    # Opened on every request, as a download view would; the server's
+    # file_wrapper (sendfile, for most) closes it.
+    file = open(os.environ[FILE_PATH_ENV], "rb")
+    size = os.fstat(file.fileno()).st_size
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(size))])
+    return environ.get("wsgi.file_wrapper", FileBlocks)(file, FILE_BLOCK_SIZE)
 
 
 def echo(environ, start_response):
     length = int(environ.get("CONTENT_LENGTH") or 0)
-    body = environ["wsgi.input"].read(length)
-    start_response(
-        "200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(body)))]
-    )
-    return [body]
+    return _bytes_response(start_response, environ["wsgi.input"].read(length), "application/octet-stream")
 
 
 def environ_heavy(environ, start_response):
@@ -82,18 +133,44 @@ def environ_heavy(environ, start_response):
     # that drops headers is caught by the harness's response check.
     present = sum(1 for key in ENVIRON_BASE_KEYS if key in environ)
     present += sum(1 for key in MANY_HEADERS_ENVIRON_KEYS if environ.get(key))
-    body = b"%d" % present
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-    return [body]
+    return _bytes_response(start_response, b"%d" % present, "text/plain")
+
+
+def flask_hello():
+    """A Flask app answering "/" with the hello body."""
+    from flask import Flask
+
+    app = Flask("bench")
+
+    @app.route("/")
+    def index():
+        return HELLO_BODY.decode()
+
+    return app
 
 
 APPS = {
     "hello": hello,
+    "json": json_hello,
     "large": large,
-    "chunked": chunked,
+    "stream": stream,
+    "file": file_download,
     "echo": echo,
     "environ": environ_heavy,
 }
+# Built only by the server that serves them: importing Flask at the top
+# would put it in the idle memory of every server, whatever its app.
+APP_FACTORIES = {
+    "flask": flask_hello,
+}
+APP_NAMES = (*APPS, *APP_FACTORIES)
 
-# What the harness expects back from each app before it starts measuring.
+
+def load_app(name):
+    if name in APP_FACTORIES:
+        return APP_FACTORIES[name]()
+    return APPS[name]
+
+
+# What the harness expects back from the environ app before it starts measuring.
 EXPECTED_ENVIRON_BODY = b"%d" % (len(ENVIRON_BASE_KEYS) + len(MANY_HEADERS_ENVIRON_KEYS))

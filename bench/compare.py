@@ -1,56 +1,76 @@
-"""Side-by-side benchmark of ursa against bjoern (and, on request, gunicorn).
+"""Benchmark of ursa against bjoern, the other WSGI servers, and nginx as the ceiling.
 
-    .venv/bin/python bench/compare.py                 # about 5 minutes
-    .venv/bin/python bench/compare.py --quick         # smoke run, about a minute
-    .venv/bin/python bench/compare.py --json out.json --servers ursa,bjoern,gunicorn
+    .venv/bin/python bench/compare.py                 # every server and scenario, about 15 minutes
+    .venv/bin/python bench/compare.py --quick         # smoke run, a few minutes
+    .venv/bin/python bench/compare.py --servers ursa,bjoern --scenarios hello,flask
+    .venv/bin/python bench/compare.py --memory-only   # RSS at start and per idle connection
 
-Every server runs the same app (bench/apps.py) in one process pinned to one
-core; wrk loads it from another core. Servers take turns inside each round
-and the order rotates from round to round, so a burst of noise from the rest
-of the machine hits them all alike; the median over rounds is reported. On a
-shared machine the absolute numbers drift; the ratios to bjoern are the result.
+Every server (bench/servers.py: ursa, bjoern, meinheld, granian, gunicorn,
+waitress, nginx; those not installed are left out with a note) runs the same
+app (bench/apps.py) in one process pinned to one core; wrk loads it from
+another core. Servers take turns inside each round and the order rotates from
+round to round, so a burst of noise from the rest of the machine hits them
+all alike; the median over rounds is reported. On a shared machine the
+absolute numbers drift; the ratios to bjoern, paired within each round, are
+the result.
 
-Reported per scenario: requests/s and p99 latency (wrk), memory left after the
-load, instructions per request (callgrind: user space, whole process, the
-same whatever else the machine is doing) and system calls per request
-(strace). Per server: RSS and USS idle after start, peak RSS, and the size of
-the extension module.
+Reported per scenario and server: requests/s, p50 and p99 latency (wrk), the
+server's CPU time per request (/proc/PID/stat), peak RSS, and wrk's errors
+(socket errors and non-2xx answers flag the row). Memory: RSS at start (after
+one request) and per idle keep-alive connection, with 10,000 of them open.
+For ursa and bjoern also: instructions per request (callgrind: user space,
+whole process, the same whatever else the machine is doing) and system calls
+per request (strace). Then the issue's targets, PASS or MISS each.
 
-Exit status: 0 when every run completed, whatever the ratios; 1 when a server
-failed (did not start, answered wrongly, died); 2 on a usage or setup error.
+Writes bench/results/latest.md (tables and the machine), latest.png (req/s
+relative to bjoern) and latest.json (every figure); --output changes the prefix.
+
+Exit status: 0 when every run completed, whatever the ratios and targets; 1
+when a server failed (did not start, answered wrongly, died); 2 on a usage or
+setup error.
 """
 import argparse
-import importlib.metadata
+import datetime
 import importlib.util
 import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, BENCH_DIR)
 
 import apps  # noqa: E402
-from servers import HOST, ServerError, ServerProcess, pinned_command, server_available  # noqa: E402
+import httpclient  # noqa: E402
+import report  # noqa: E402
+import targets  # noqa: E402
+from servers import HOST, SERVERS  # noqa: E402
+from serverprocess import ServerError, ServerProcess, pinned_command, server_environment  # noqa: E402
 
 REFERENCE_SERVER = "bjoern"
-KNOWN_SERVERS = ("ursa", "bjoern", "gunicorn")
-DEFAULT_SERVERS = ("ursa", "bjoern")
-DEFAULT_CALLGRIND_SCENARIOS = "keepalive,close,post,headers"
-CALLGRIND_SERVERS = ("ursa", "bjoern")  # single-process servers
+# Servers whose instructions (callgrind) and system calls (strace) are counted,
+# and whose memory per idle connection is measured, unless told otherwise.
+DEFAULT_DETAIL_SERVERS = "ursa,bjoern"
+DEFAULT_MEMORY_SERVERS = "ursa,bjoern"
+DEFAULT_CALLGRIND_SCENARIOS = "hello,flask"
+DEFAULT_OUTPUT = os.path.join(BENCH_DIR, "results", "latest")
+IDLE_CONNECTIONS = 10_000
+# Descriptors the harness keeps free beside its idle connections (wrk, files).
+DESCRIPTOR_HEADROOM = 1024
 
 # Seconds to let a fresh server settle before its idle memory is read, and a
 # loaded one before its after-load memory is (connections closing, frees).
 SETTLE_SECONDS = 0.2
-CLIENT_SOCKET_TIMEOUT = 60.0  # seconds; generous because of valgrind
 WRK_RESULT_PREFIX = "WRK_JSON "
+# The compiled extension of each server that has one, for the size table.
+EXTENSION_MODULES = {"ursa": "ursa._core", "bjoern": "_bjoern"}
 
 
 class HarnessError(Exception):
@@ -100,6 +120,9 @@ class Scenario:
         lines.append(WRK_DONE_FUNCTION)
         return "\n".join(lines) + "\n"
 
+    def describe(self):
+        return {"name": self.name, "title": self.title, "app": self.app}
+
 
 # wrk calls done() once at the end; printing JSON spares parsing its report.
 WRK_DONE_FUNCTION = """
@@ -114,97 +137,21 @@ end
 """ % WRK_RESULT_PREFIX
 
 SCENARIOS = [
-    Scenario("keepalive", "hello, keep-alive", "hello", expected_body=apps.HELLO_BODY),
-    Scenario("close", "hello, Connection: close", "hello", keep_alive=False, expected_body=apps.HELLO_BODY),
-    Scenario("large", "64 KiB body", "large", expected_body=apps.LARGE_BODY),
-    Scenario("chunked", "generator, 16 chunks", "chunked", expected_body=apps.CHUNK * apps.CHUNK_COUNT,
-             expect_chunked=True),
+    Scenario("hello", "hello, keep-alive", "hello", expected_body=apps.HELLO_BODY),
+    Scenario("flask", "Flask hello", "flask", expected_body=apps.HELLO_BODY),
+    Scenario("json", "JSON, json.dumps", "json", expected_body=apps.JSON_BODY),
+    Scenario("large", "256 KiB body", "large", expected_body=apps.LARGE_BODY),
+    Scenario("stream", f"generator, {apps.STREAM_CHUNK_COUNT} x 1 KiB", "stream",
+             expected_body=apps.STREAM_CHUNK * apps.STREAM_CHUNK_COUNT, expect_chunked=True),
+    Scenario("file", "1 MiB file, file_wrapper", "file", expected_body=apps.file_contents()),
     Scenario("post", "POST 4 KiB echo", "echo", method="POST", body=b"p" * apps.POST_BODY_SIZE,
              headers={"Content-Type": "application/octet-stream"}, expected_body=b"p" * apps.POST_BODY_SIZE),
+    Scenario("close", "hello, Connection: close", "hello", keep_alive=False, expected_body=apps.HELLO_BODY),
     Scenario("headers", "20 headers, environ app", "environ", path="/search/results?q=wsgi&page=2",
              headers=apps.MANY_HEADERS, expected_body=apps.EXPECTED_ENVIRON_BODY),
 ]
 SCENARIOS_BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
-
-
-# --- a minimal HTTP/1.1 client, for checks and for callgrind's fixed load -----
-
-
-def read_response(reader):
-    """Read one response from a buffered socket reader: (status, headers, body)."""
-    status_line = reader.readline()
-    if not status_line:
-        raise ConnectionError("connection closed before a response")
-    parts = status_line.split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
-        raise ConnectionError(f"not an HTTP/1.x status line: {status_line!r}")
-    status = int(parts[1])
-    headers = {}
-    while True:
-        line = reader.readline()
-        if line in (b"\r\n", b"\n"):
-            break
-        if not line:
-            raise ConnectionError("connection closed inside the response headers")
-        name, _, value = line.partition(b":")
-        headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        chunks = []
-        while True:
-            size = int(reader.readline().split(b";")[0], 16)
-            if size == 0:
-                while reader.readline() not in (b"\r\n", b"\n", b""):
-                    pass  # trailer fields
-                break
-            chunks.append(reader.read(size))
-            reader.read(2)  # CRLF after each chunk
-        body = b"".join(chunks)
-    elif "content-length" in headers:
-        body = reader.read(int(headers["content-length"]))
-    else:
-        body = reader.read()  # delimited by close
-    return status, headers, body
-
-
-def send_requests(port, scenario, count):
-    """Send ``count`` requests one after another; returns the last response."""
-    request = scenario.request_bytes(port)
-    connection = reader = None
-    response = None
-    try:
-        for _ in range(count):
-            if connection is None:
-                connection = socket.create_connection((HOST, port), timeout=CLIENT_SOCKET_TIMEOUT)
-                reader = connection.makefile("rb")
-            connection.sendall(request)
-            response = read_response(reader)
-            # gunicorn's sync worker answers keep-alive requests with a close.
-            if not scenario.keep_alive or response[1].get("connection", "").lower() == "close":
-                if reader.read() != b"":  # wait for the server's close
-                    raise ConnectionError("bytes after a response that closes the connection")
-                reader.close()
-                connection.close()
-                connection = reader = None
-    finally:
-        if connection is not None:
-            reader.close()
-            connection.close()
-    return response
-
-
-def check_response(port, scenario):
-    """Return None if the server answers ``scenario`` correctly, else what is wrong."""
-    try:
-        status, headers, body = send_requests(port, scenario, 2 if scenario.keep_alive else 1)
-    except (OSError, ValueError) as error:
-        return f"request failed: {error!r}"
-    if status != 200:
-        return f"status {status}, expected 200; body {body[:200]!r}"
-    if body != scenario.expected_body:
-        return f"body of {len(body)} bytes differs from the expected {len(scenario.expected_body)}: {body[:80]!r}"
-    if scenario.expect_chunked and headers.get("transfer-encoding", "").lower() != "chunked":
-        return f"expected a chunked response, got headers {headers}"
-    return None
+MEMORY_SCENARIO = SCENARIOS_BY_NAME["hello"]
 
 
 # --- measurements ---------------------------------------------------------
@@ -246,6 +193,16 @@ def cpu_seconds_of(pids):
     return total
 
 
+def open_descriptors(pids):
+    total = 0
+    for pid in pids:
+        try:
+            total += len(os.listdir(f"/proc/{pid}/fd"))
+        except FileNotFoundError:
+            continue
+    return total
+
+
 def _kib_fields(lines):
     for line in lines:
         name, _, rest = line.partition(":")
@@ -277,14 +234,19 @@ def run_wrk(port, scenario, duration, options):
     raise HarnessError(f"wrk printed no result (exit {completed.returncode}):\n{completed.stdout}{completed.stderr}")
 
 
+def _check(process, scenario, when):
+    problem = httpclient.check_response(process.port, scenario)
+    if problem:
+        raise ServerError(f"{process.server} answered the {scenario.name} check {when} wrongly: {problem}\n"
+                          f"{process.stderr_text()}")
+
+
 def measure_load(server, scenario, options):
     """Start ``server`` with the scenario's app, check it, load it; one round's figures."""
     with ServerProcess(server, scenario.app, cpu=options.server_cpu) as process:
         time.sleep(SETTLE_SECONDS)
         idle = memory_of(process.pids())
-        problem = check_response(process.port, scenario)
-        if problem:
-            raise ServerError(f"{server} answered the {scenario.name} check wrongly: {problem}")
+        _check(process, scenario, "before the load")
         if options.warmup:
             run_wrk(process.port, scenario, options.warmup, options)
         cpu_before = cpu_seconds_of(process.pids())
@@ -300,11 +262,47 @@ def measure_load(server, scenario, options):
             raise ServerError(f"{server} died under the {scenario.name} load\n{process.stderr_text()}")
         time.sleep(SETTLE_SECONDS)
         after = memory_of(process.pids())
-        problem = check_response(process.port, scenario)
-        if problem:
-            raise ServerError(f"{server} answered wrongly after the {scenario.name} load: {problem}")
+        _check(process, scenario, "after the load")
         process.stop()
     return {"load": load, "memory_idle": idle, "memory_after": after}
+
+
+def measure_memory(server, options):
+    """RSS and USS after one request, and what each of many idle keep-alive connections adds.
+
+    The harness itself holds the connections, each after one answered
+    request; the server's descriptors are counted when its memory is read,
+    so connections it closed meanwhile (an idle timeout) do not go unseen."""
+    scenario = MEMORY_SCENARIO
+    count = options.idle_connections if SERVERS[server].holds_idle_connections else 0
+    with ServerProcess(server, scenario.app, cpu=options.server_cpu) as process:
+        _send_checked(process, scenario, 1)
+        time.sleep(SETTLE_SECONDS)
+        figures = {"start": memory_of(process.pids()), "connections": count}
+        if count:
+            figures.update(_measure_idle_connections(process, scenario, count, figures["start"]))
+        process.stop()
+    return figures
+
+
+def _measure_idle_connections(process, scenario, count, start):
+    descriptors_before = open_descriptors(process.pids())
+    try:
+        with httpclient.idle_connections(process.port, scenario, count):
+            time.sleep(SETTLE_SECONDS)
+            held = memory_of(process.pids())
+            held_connections = open_descriptors(process.pids()) - descriptors_before
+    except OSError as error:
+        raise ServerError(f"{process.server} failed {count} idle connections: {error!r}\n"
+                          f"{process.stderr_text()}") from error
+    if held_connections < count:
+        raise ServerError(f"{process.server} held only {held_connections} of {count} idle connections "
+                          "when its memory was read")
+    return {
+        "held": held,
+        "rss_bytes_per_connection": (held["rss_kib"] - start["rss_kib"]) * 1024 / count,
+        "uss_bytes_per_connection": (held["uss_kib"] - start["uss_kib"]) * 1024 / count,
+    }
 
 
 def callgrind_control(arguments, pids):
@@ -321,12 +319,13 @@ def _send_checked(process, scenario, count):
     if count == 0:
         return
     try:
-        status, _, body = send_requests(process.port, scenario, count)
+        response = httpclient.send_requests(process.port, scenario, count)
     except (OSError, ValueError) as error:
         raise ServerError(f"{process.server} ({scenario.name}): request failed: {error!r}\n"
                           f"{process.stderr_text()}") from error
-    if status != 200 or body != scenario.expected_body:
-        raise ServerError(f"{process.server} answered {scenario.name} wrongly: status {status}, {len(body)} bytes")
+    problem = httpclient.response_problem(response, scenario)
+    if problem:
+        raise ServerError(f"{process.server} answered {scenario.name} wrongly: {problem}")
 
 
 def measure_instructions(server, scenario, options):
@@ -420,13 +419,12 @@ def _parse_strace_summary(text):
     return counts
 
 
-def extension_sizes():
+def extension_sizes(servers):
     """File size and stripped size of each server's compiled extension, in bytes."""
-    modules = {"ursa": "ursa._core", "bjoern": "_bjoern"}
     sizes = {}
-    for server, module in modules.items():
+    for server in servers:
         try:
-            spec = importlib.util.find_spec(module)
+            spec = importlib.util.find_spec(EXTENSION_MODULES[server]) if server in EXTENSION_MODULES else None
         except ImportError:
             spec = None
         if spec is None or not spec.origin or not spec.origin.endswith(".so"):
@@ -441,225 +439,100 @@ def extension_sizes():
     return sizes
 
 
-# --- reporting ------------------------------------------------------------
+# --- the runs -------------------------------------------------------------
 
 
-def _ratio_or_dash(ratio):
-    return "-" if ratio is None else f"{ratio:.2f}"
+class Failures(list):
+    """Every run that failed: {server, scenario, error}. Exit status 1 if any."""
+
+    def attempt(self, kind, server, scenario_name, measure, *arguments):
+        """measure(*arguments), or None after recording and printing its ServerError."""
+        try:
+            return measure(*arguments)
+        except ServerError as error:
+            label = f"{kind} {scenario_name}".strip()
+            self.append({"server": server, "scenario": label, "error": str(error)})
+            print(f"FAILED {server} {label}: {error}", file=sys.stderr, flush=True)
+            return None
 
 
-def ratio_text(value, reference):
-    if value is None or not reference:
-        return "-"
-    return f"{value / reference:.2f}"
+def rotated(names, round_index):
+    """``names`` in the order of round ``round_index``: each round starts one further along."""
+    shift = round_index % len(names) if names else 0
+    return names[shift:] + names[:shift]
 
 
-def print_table(title, header, rows, note=None, text_columns=(0, 1)):
-    """Print rows under header; text columns align left, figures right."""
-    print(f"\n{title}")
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
-    for index, row in enumerate([header, *rows]):
-        cells = [str(cell).ljust(width) if i in text_columns else str(cell).rjust(width)
-                 for i, (cell, width) in enumerate(zip(row, widths))]
-        print("  " + "  ".join(cells).rstrip())
-        if index == 0:
-            print("  " + "  ".join("-" * width for width in widths))
-    if note:
-        print(f"  {note}")
-
-
-def summarize(results, servers, scenarios):
-    """Medians over rounds, per scenario and server."""
-    summary = {}
-    for scenario in scenarios:
-        for server in servers:
-            rounds = results[scenario.name][server]
-            if not rounds:
-                continue
-            loads = [one["load"] for one in rounds]
-            summary.setdefault(scenario.name, {})[server] = {
-                "req_per_s": statistics.median(load["req_per_s"] for load in loads),
-                "req_per_s_min": min(load["req_per_s"] for load in loads),
-                "req_per_s_max": max(load["req_per_s"] for load in loads),
-                "p50_ms": statistics.median(load["p50_us"] for load in loads) / 1000,
-                "p99_ms": statistics.median(load["p99_us"] for load in loads) / 1000,
-                "cpu_us_per_req": statistics.median(_cpu_per_request(load) for load in loads),
-                "server_busy": statistics.median(
-                    _cpu_per_request(load) * load["requests"] / load["duration_us"] for load in loads),
-                "cpu_system_share": statistics.median(
-                    load["cpu_system_us_per_req"] / (_cpu_per_request(load) or 1) for load in loads),
-                "errors": sum(sum(load["errors"].values()) for load in loads),
-                "memory_idle": _median_memory(one["memory_idle"] for one in rounds),
-                "memory_after": _median_memory(one["memory_after"] for one in rounds),
-            }
-    return summary
-
-
-def _cpu_per_request(load):
-    return load["cpu_user_us_per_req"] + load["cpu_system_us_per_req"]
-
-
-def paired_ratio(rounds, reference_rounds, figure):
-    """Median over rounds of server / reference, each pair from the same round.
-
-    Both ran within seconds of each other, so the machine's background load
-    drifts less within a pair than across rounds."""
-    if not rounds or len(rounds) != len(reference_rounds):
-        return None
-    return statistics.median(figure(one["load"]) / figure(base["load"])
-                             for one, base in zip(rounds, reference_rounds))
-
-
-def _median_memory(samples):
-    samples = list(samples)
-    return {key: statistics.median(sample[key] for sample in samples) for key in samples[0]}
-
-
-def print_report(results, summary, instructions, syscalls, sizes, servers, scenarios, options):
-    reference = REFERENCE_SERVER if REFERENCE_SERVER in servers else None
-    vs = f"÷{reference}" if reference else None
-
-    header = ["scenario", "server", "req/s", "spread", "p50 ms", "p99 ms", "CPU µs/req", "sys", "busy", "errors"]
-    if reference:
-        header += [f"req/s {vs}", f"p50 {vs}", f"p99 {vs}", f"CPU/req {vs}"]
-    rows = []
-    for scenario in scenarios:
-        figures = summary.get(scenario.name, {})
-        for index, server in enumerate(servers):
-            figure = figures.get(server)
-            label = scenario.title if index == 0 else ""
-            if figure is None:
-                rows.append([label, server, "FAILED"] + [""] * (len(header) - 3))
-                continue
-            spread = (figure["req_per_s_max"] - figure["req_per_s_min"]) / figure["req_per_s"] * 100
-            row = [label, server, f"{figure['req_per_s']:,.0f}", f"{spread:.0f}%" if options.rounds > 1 else "-",
-                   f"{figure['p50_ms']:.2f}", f"{figure['p99_ms']:.2f}", f"{figure['cpu_us_per_req']:.1f}",
-                   f"{figure['cpu_system_share'] * 100:.0f}%", f"{figure['server_busy'] * 100:.0f}%",
-                   figure["errors"]]
-            if reference:
-                rounds, base_rounds = results[scenario.name][server], results[scenario.name][reference]
-                row += [_ratio_or_dash(paired_ratio(rounds, base_rounds, lambda load: load["req_per_s"])),
-                        _ratio_or_dash(paired_ratio(rounds, base_rounds, lambda load: load["p50_us"])),
-                        _ratio_or_dash(paired_ratio(rounds, base_rounds, lambda load: load["p99_us"])),
-                        _ratio_or_dash(paired_ratio(rounds, base_rounds, _cpu_per_request))]
-            rows.append(row)
-    print_table(
-        f"Throughput and latency (median of {options.rounds} round(s) of {options.duration} s; "
-        f"wrk -t{options.threads} -c{options.connections})",
-        header, rows,
-        "spread = (max - min) / median of req/s over rounds. CPU µs/req = the server's user + system CPU "
-        "time per request (sys = system share),\n  steadier than req/s when other processes take a core. "
-        "busy = the server's CPU use during the load: well under 100% means\n  req/s measured the client "
-        "or the machine, not the server. errors = wrk socket errors + non-2xx, all rounds.\n  Ratios: median "
-        "over rounds of the ratio within each round; req/s above 1, latency and CPU/req below 1 favour the "
-        "server over bjoern.\n  p99 on a shared machine mostly shows when the scheduler ran someone else; p50 is steadier.",
-    )
-
-    header = ["server", "idle RSS", "idle USS", "peak RSS"]
-    if reference:
-        header += [f"idle USS {vs}", f"peak RSS {vs}"]
-    memory_by_server = {}
-    for server in servers:
-        per_scenario = [figures[server] for figures in summary.values() if server in figures]
-        if per_scenario:
-            memory_by_server[server] = {
-                "idle": per_scenario[0]["memory_idle"],
-                "peak_rss_kib": max(f["memory_after"]["peak_rss_kib"] for f in per_scenario),
-            }
-    rows = []
-    for server, memory in memory_by_server.items():
-        row = [server, _mib(memory["idle"]["rss_kib"]), _mib(memory["idle"]["uss_kib"]), _mib(memory["peak_rss_kib"])]
-        if reference:
-            base = memory_by_server.get(reference)
-            row += [ratio_text(memory["idle"]["uss_kib"], base and base["idle"]["uss_kib"]),
-                    ratio_text(memory["peak_rss_kib"], base and base["peak_rss_kib"])]
-        rows.append(row)
-    print_table(
-        "Memory of the server process(es), MiB",
-        header, rows,
-        "idle = just after start; peak = highest VmHWM over all scenarios. USS = private pages "
-        "(smaps_rollup). gunicorn counts master + worker.",
-        text_columns=(0,),
-    )
-
-    header = ["scenario"] + [f"{server} USS" for server in servers]
-    if reference:
-        header += [f"{server} {vs}" for server in servers if server != reference]
-    rows = []
-    for scenario in scenarios:
-        figures = summary.get(scenario.name, {})
-        uss = {server: figures[server]["memory_after"]["uss_kib"] for server in servers if server in figures}
-        row = [scenario.title] + [_mib(uss[server]) if server in uss else "FAILED" for server in servers]
-        if reference:
-            row += [ratio_text(uss.get(server), uss.get(reference)) for server in servers if server != reference]
-        rows.append(row)
-    print_table(
-        "Memory after each load, USS MiB (median over rounds)",
-        header, rows,
-        "growth over the idle USS that stays after the load is memory kept or leaked per connection or request.",
-        text_columns=(0,),
-    )
-
-    if instructions:
-        header = ["scenario"] + [f"{server} instr/req" for server in servers]
-        if reference:
-            header += [f"{server} {vs}" for server in servers if server != reference]
-        rows = []
-        for scenario in scenarios:
-            counts = instructions.get(scenario.name)
-            if not counts:
-                continue
-            row = [scenario.title] + [_instructions_text(counts, s) for s in servers]
-            if reference:
-                row += [ratio_text(counts.get(s), counts.get(reference)) for s in servers if s != reference]
-            rows.append(row)
-        print_table(
-            f"CPU: instructions per request, whole server process incl. the Python app "
-            f"(callgrind, {options.callgrind_requests} sequential requests after {options.warmup_requests})",
-            header, rows, "deterministic, unlike req/s: below 1 means fewer instructions than bjoern.",
-            text_columns=(0,),
-        )
-
-    if syscalls:
-        header = ["scenario", "server", "calls/req"] + ([f"calls {vs}"] if reference else []) + ["made per request"]
-        rows = []
-        for scenario in scenarios:
-            counts = syscalls.get(scenario.name, {})
-            base = counts.get(reference) if reference else None
-            for index, server in enumerate(servers):
-                label = scenario.title if index == 0 else ""
-                per_request = counts.get(server)
-                if per_request is None:
-                    rows.append([label, server, "FAILED", ""] + ([""] if reference else []))
+def run_loads(options, failures):
+    """wrk rounds: {scenario: {server: [one figures per round]}}; a failed pair keeps no rounds."""
+    results = {scenario.name: {server: [] for server in options.servers if SERVERS[server].serves(scenario.app)}
+               for scenario in options.scenarios}
+    failed = set()
+    for round_index in range(options.rounds):
+        for scenario in options.scenarios:
+            for server in rotated(options.servers, round_index):
+                if server not in results[scenario.name] or (server, scenario.name) in failed:
+                    continue  # cannot serve it, or failed once: its figures would be partial
+                one = failures.attempt("", server, scenario.name, measure_load, server, scenario, options)
+                if one is None:
+                    failed.add((server, scenario.name))
                     continue
-                total = sum(per_request.values())
-                row = [label, server, f"{total:.1f}"]
-                if reference:
-                    row.append(ratio_text(total, base and sum(base.values())))
-                common = sorted(((calls, name) for name, calls in per_request.items() if calls >= 0.1), reverse=True)
-                row.append(", ".join(f"{name} {calls:.3g}" for calls, name in common))
-                rows.append(row)
-        print_table(
-            f"Kernel: system calls per request (strace -c, {options.syscall_requests} sequential requests)",
-            header, rows, "made per request: the calls made at least once per 10 requests.",
-            text_columns=(0, 1, len(header) - 1),
-        )
-
-    if sizes:
-        rows = [[server, os.path.basename(entry["path"]), f"{entry['bytes'] / 1024:,.0f}",
-                 f"{entry['stripped_bytes'] / 1024:,.0f}" if "stripped_bytes" in entry else "-"]
-                for server, entry in sizes.items()]
-        print_table("Extension module size, KiB", ["server", "file", "size", "stripped"], rows)
+                results[scenario.name][server].append(one)
+                _print_round(round_index, options.rounds, scenario, server, one["load"])
+    for server, scenario_name in failed:
+        results[scenario_name][server] = []
+    return results
 
 
-def _instructions_text(counts, server):
-    if server not in CALLGRIND_SERVERS:
-        return "-"
-    return f"{counts[server]:,.0f}" if counts.get(server) else "FAILED"
+def _print_round(round_index, rounds, scenario, server, load):
+    errors = {kind: count for kind, count in load["errors"].items() if count}
+    flag = f"  ERRORS {errors}" if errors else ""
+    print(f"  round {round_index + 1}/{rounds} {scenario.name:<8} {server:<9} {load['req_per_s']:>10,.0f} req/s  "
+          f"p99 {load['p99_us'] / 1000:7.2f} ms{flag}", flush=True)
 
 
-def _mib(kib):
-    return f"{kib / 1024:.1f}"
+def run_memory(options, failures):
+    """{server: [one memory figures per round]} for the memory servers."""
+    rounds = {server: [] for server in options.memory_servers}
+    for round_index in range(options.rounds):
+        for server in rotated(options.memory_servers, round_index):
+            one = failures.attempt("memory", server, "", measure_memory, server, options)
+            if one is None:
+                continue
+            rounds[server].append(one)
+            per_connection = (f"  {one['rss_bytes_per_connection']:,.0f} B RSS per idle connection "
+                              f"({one['connections']:,})" if one["connections"] else "")
+            print(f"  memory {round_index + 1}/{options.rounds} {server:<9} RSS at start "
+                  f"{one['start']['rss_kib'] / 1024:.1f} MiB{per_connection}", flush=True)
+    return rounds
+
+
+def run_syscalls(options, failures):
+    syscalls = {}
+    for scenario in options.scenarios if options.syscall_requests else []:
+        for server in options.detail_servers:
+            if not SERVERS[server].serves(scenario.app):
+                continue
+            per_request = failures.attempt("strace", server, scenario.name, measure_syscalls,
+                                           server, scenario, options)
+            if per_request is None:
+                continue
+            syscalls.setdefault(scenario.name, {})[server] = per_request
+            print(f"  strace    {scenario.name:<8} {server:<9} {sum(per_request.values()):>10.2f} "
+                  "system calls/request", flush=True)
+    return syscalls
+
+
+def run_instructions(options, failures):
+    instructions = {}
+    for scenario in options.callgrind_scenarios if options.callgrind_requests else []:
+        for server in options.callgrind_servers:
+            count = failures.attempt("callgrind", server, scenario.name, measure_instructions,
+                                     server, scenario, options)
+            if count is None:
+                continue
+            instructions.setdefault(scenario.name, {})[server] = count
+            print(f"  callgrind {scenario.name:<8} {server:<9} {count:>10,.0f} instructions/request", flush=True)
+    return instructions
 
 
 # --- driver -------------------------------------------------------------------
@@ -668,41 +541,55 @@ def _mib(kib):
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--servers", default=",".join(DEFAULT_SERVERS),
-                        help=f"comma-separated, from {', '.join(KNOWN_SERVERS)} (default: %(default)s)")
+    parser.add_argument("--servers",
+                        help=f"comma-separated, from {', '.join(SERVERS)} (default: all that are installed)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS_BY_NAME),
                         help="comma-separated (default: all: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per scenario; the median is kept")
-    parser.add_argument("--duration", type=int, default=5, help="seconds of wrk load per run")
+    parser.add_argument("--duration", type=int, default=2, help="seconds of wrk load per run")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of wrk load before each run (0: none)")
     parser.add_argument("--connections", type=int, default=50, help="wrk -c")
     parser.add_argument("--threads", type=int, default=1, help="wrk -t")
     parser.add_argument("--server-cpu", type=int, default=0, help="core the server is pinned to")
     parser.add_argument("--client-cpu", type=int, default=1, help="core wrk and the harness are pinned to")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
+    parser.add_argument("--detail-servers", default=DEFAULT_DETAIL_SERVERS,
+                        help="servers whose instructions (single-process servers only) and system calls per "
+                        "request are counted (default: %(default)s)")
     parser.add_argument("--callgrind-requests", type=int, default=2000,
                         help="requests counted per callgrind run (0: skip the instruction count)")
     parser.add_argument("--warmup-requests", type=int, default=100,
                         help="requests sent, uncounted, before those callgrind and strace count")
-    parser.add_argument("--callgrind-scenarios",
-                        help=f"scenarios whose instructions are counted (default: {DEFAULT_CALLGRIND_SCENARIOS}; "
-                        "chunked is left out because bjoern stalls ~40 ms per chunked response)")
+    parser.add_argument("--callgrind-scenarios", default=DEFAULT_CALLGRIND_SCENARIOS,
+                        help="scenarios whose instructions are counted (default: %(default)s; post, headers and "
+                        "close are useful extras; stream is slow under bjoern, ~40 ms per response)")
     parser.add_argument("--callgrind-out", metavar="DIR",
                         help="keep callgrind's counts of the counted requests in DIR, one file per server and "
                         "scenario, for callgrind_annotate")
     parser.add_argument("--syscall-requests", type=int, default=200,
                         help="requests counted under strace per scenario (0: skip the system call count)")
+    parser.add_argument("--memory-servers", default=DEFAULT_MEMORY_SERVERS,
+                        help="servers whose RSS at start and per idle connection is measured; 'all' for every "
+                        "server run (default: %(default)s)")
+    parser.add_argument("--idle-connections", type=int, default=IDLE_CONNECTIONS,
+                        help="idle keep-alive connections held open for the memory per connection (0: skip)")
+    sections = parser.add_mutually_exclusive_group()
+    sections.add_argument("--memory-only", action="store_true", help="only the memory section")
+    sections.add_argument("--no-memory", action="store_true", help="skip the memory section")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 1 round of 2 s; 500 requests under callgrind (keep-alive only unless told), 50 under strace")
-    parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE as JSON")
+                        help="smoke run: 1 round of 1 s without warm-up; 500 requests under callgrind, "
+                        "50 under strace")
+    parser.add_argument("--output", default=DEFAULT_OUTPUT, metavar="PREFIX",
+                        help="write PREFIX.md, PREFIX.png and PREFIX.json (default: %(default)s)")
     options = parser.parse_args(argv)
     if options.quick:
-        options.rounds, options.duration = 1, 2
+        options.rounds, options.duration, options.warmup = 1, 1, 0
         options.callgrind_requests = min(options.callgrind_requests, 500)
         options.syscall_requests = min(options.syscall_requests, 50)
-        options.callgrind_scenarios = options.callgrind_scenarios or "keepalive"
-    options.callgrind_scenarios = options.callgrind_scenarios or DEFAULT_CALLGRIND_SCENARIOS
-    options.servers = _split_names(options.servers, KNOWN_SERVERS, "server", parser)
+    if options.rounds < 1 or options.duration < 1 or options.warmup < 0 or options.idle_connections < 0:
+        parser.error("--rounds and --duration must be at least 1, --warmup and --idle-connections at least 0")
+    options.chosen_servers = options.servers is not None
+    options.servers = _split_names(options.servers or ",".join(SERVERS), SERVERS, "server", parser)
     options.scenarios = [SCENARIOS_BY_NAME[name]
                          for name in _split_names(options.scenarios, SCENARIOS_BY_NAME, "scenario", parser)]
     options.callgrind_scenarios = [
@@ -710,8 +597,9 @@ def parse_arguments(argv):
         _split_names(options.callgrind_scenarios, SCENARIOS_BY_NAME, "callgrind scenario", parser)
         if SCENARIOS_BY_NAME[name] in options.scenarios
     ]
-    if options.rounds < 1 or options.duration < 1 or options.warmup < 0:
-        parser.error("--rounds and --duration must be at least 1, --warmup at least 0")
+    options.detail_servers = _split_names(options.detail_servers, SERVERS, "detail server", parser)
+    if options.memory_servers != "all":
+        options.memory_servers = _split_names(options.memory_servers, SERVERS, "memory server", parser)
     if options.callgrind_out:
         os.makedirs(options.callgrind_out, exist_ok=True)
     if options.no_pin:
@@ -728,16 +616,10 @@ def _split_names(text, known, kind, parser):
 
 
 def check_setup(options):
-    """Raise HarnessError for anything missing; returns notes about what is skipped."""
-    notes = []
-    if shutil.which("wrk") is None:
-        raise HarnessError("wrk not found: apt-get install wrk")
-    for server in options.servers:
-        problem = server_available(server)
-        if problem:
-            raise HarnessError(f"server {server!r} is not usable: {problem}\n"
-                               "(build ursa: make build; the others: pip install -r requirements-bench.txt; "
-                               "or choose --servers)")
+    """Raise HarnessError for anything missing; returns notes about what is left out."""
+    notes = _choose_servers(options)
+    if shutil.which("wrk") is None and not options.memory_only:
+        raise HarnessError("wrk not found: apt-get install wrk (or make bench, which installs it)")
     if options.server_cpu is not None:
         usable = os.sched_getaffinity(0)
         if options.server_cpu not in usable or options.client_cpu not in usable:
@@ -745,7 +627,7 @@ def check_setup(options):
                                f"(usable: {sorted(usable)}); pick --server-cpu/--client-cpu or --no-pin")
         if options.server_cpu == options.client_cpu:
             notes.append("server and client share a core: throughput halves, ratios still hold")
-        # The harness is wrk's neighbour, not the server's: its callgrind client runs here.
+        # The harness is wrk's neighbour, not the server's: its own clients run here.
         os.sched_setaffinity(0, {options.client_cpu})
     if options.callgrind_requests and not (shutil.which("valgrind") and shutil.which("callgrind_control")):
         notes.append("valgrind not found (apt-get install valgrind): instructions per request skipped")
@@ -753,21 +635,138 @@ def check_setup(options):
     if options.syscall_requests and shutil.which("strace") is None:
         notes.append("strace not found (apt-get install strace): system calls per request skipped")
         options.syscall_requests = 0
-    skipped = [server for server in options.servers if server not in CALLGRIND_SERVERS]
-    if options.callgrind_requests and skipped:
-        notes.append(f"no instruction count for {', '.join(skipped)}: callgrind_control cannot reach "
-                     "a worker process forked under valgrind")
+    notes += _raise_descriptor_limit(options)
     return notes
 
 
-def versions(servers):
-    found = {}
-    for server in servers:
-        try:
-            found[server] = importlib.metadata.version(server)
-        except importlib.metadata.PackageNotFoundError:
-            found[server] = "unknown"
-    return found
+def _choose_servers(options):
+    """Keep the servers that can run; an unavailable one is a note, or an error if required or asked for."""
+    notes = []
+    available = []
+    for server in options.servers:
+        reason = SERVERS[server].unavailable_reason(server_environment())
+        if reason is None:
+            available.append(server)
+        elif SERVERS[server].required or options.chosen_servers:
+            raise HarnessError(f"server {server!r} is not usable: {reason}\n(build ursa: make build; the others: "
+                               "make bench, or pip install -r requirements-bench.txt; or choose --servers)")
+        else:
+            notes.append(f"{server} left out: {reason}")
+    options.servers = available
+    if options.memory_servers == "all":
+        options.memory_servers = list(available)
+    options.memory_servers = [server for server in options.memory_servers if server in available]
+    options.detail_servers = [server for server in options.detail_servers if server in available]
+    options.callgrind_servers = [server for server in options.detail_servers if SERVERS[server].single_process]
+    if options.callgrind_requests and options.callgrind_servers != options.detail_servers:
+        left_out = sorted(set(options.detail_servers) - set(options.callgrind_servers))
+        notes.append(f"no instruction count for {', '.join(left_out)}: callgrind_control cannot reach "
+                     "a worker process forked under valgrind")
+    cannot_hold = [server for server in options.memory_servers if not SERVERS[server].holds_idle_connections]
+    if cannot_hold and options.idle_connections:
+        notes.append(f"no memory per idle connection for {', '.join(cannot_hold)}: as configured it cannot "
+                     f"hold {options.idle_connections:,} connections (see servers.py)")
+    unserved = {server: [s.name for s in options.scenarios if not SERVERS[server].serves(s.app)]
+                for server in ([] if options.memory_only else available)}
+    notes += [f"{server} does not run {', '.join(names)}" for server, names in unserved.items() if names]
+    return notes
+
+
+def _raise_descriptor_limit(options):
+    """Lift RLIMIT_NOFILE to what the idle connections need; the servers inherit it.
+
+    Raised before any server starts, so every server runs under the same limit."""
+    if options.no_memory or not options.idle_connections or not options.memory_servers:
+        return []
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = options.idle_connections + DESCRIPTOR_HEADROOM
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        options.idle_connections = max(0, hard - DESCRIPTOR_HEADROOM)
+        wanted = hard
+        note = [f"RLIMIT_NOFILE hard limit {hard}: only {options.idle_connections:,} idle connections"]
+    else:
+        note = []
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return note
+
+
+def machine_description():
+    cpu_model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    cpu_model = line.partition(":")[2].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu": cpu_model, "cores": os.cpu_count(), "kernel": platform.release(),
+            "os": _os_name(), "python": f"{platform.python_implementation()} {platform.python_version()}"}
+
+
+def _os_name():
+    try:
+        return platform.freedesktop_os_release().get("PRETTY_NAME", "unknown")
+    except OSError:
+        return "unknown"
+
+
+def run_all(options, failures):
+    """Every section the options ask for; {section: figures}."""
+    figures = {"rounds": {}, "memory": {}, "syscalls": {}, "instructions": {}}
+    if not options.memory_only:
+        figures["rounds"] = run_loads(options, failures)
+    if not options.no_memory:
+        figures["memory"] = run_memory(options, failures)
+    if not options.memory_only:
+        figures["syscalls"] = run_syscalls(options, failures)
+        figures["instructions"] = run_instructions(options, failures)
+    return figures
+
+
+def build_document(options, versions, notes, figures, failures, elapsed):
+    """Everything the run found, as the JSON file holds it; the report is made from this."""
+    document = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "quick": options.quick,
+        "machine": machine_description(),
+        "servers": {server: {"version": versions[server], "how": SERVERS[server].how}
+                    for server in options.servers},
+        "reference": REFERENCE_SERVER,
+        "scenarios": [scenario.describe() for scenario in options.scenarios],
+        "options": {key: getattr(options, key) for key in
+                    ("rounds", "duration", "warmup", "connections", "threads", "server_cpu", "client_cpu",
+                     "callgrind_requests", "warmup_requests", "syscall_requests", "idle_connections",
+                     "detail_servers", "memory_servers")},
+        "notes": notes,
+        "summary": report.summarize(figures["rounds"]),
+        "ratios": report.paired_ratios(figures["rounds"], REFERENCE_SERVER),
+        "rounds": figures["rounds"],
+        "memory": {"rounds": figures["memory"], "summary": report.summarize_memory(figures["memory"])},
+        "instructions_per_request": figures["instructions"],
+        "syscalls_per_request": figures["syscalls"],
+        "extension_sizes": extension_sizes(options.servers),
+        "failures": list(failures),
+        "elapsed_seconds": elapsed,
+    }
+    document["targets"] = targets.evaluate(document)
+    return document
+
+
+def write_outputs(document, prefix):
+    directory = os.path.dirname(os.path.abspath(prefix))
+    os.makedirs(directory, exist_ok=True)
+    with open(f"{prefix}.json", "w") as output:
+        json.dump(document, output, indent=2)
+    report.write_markdown(document, f"{prefix}.md", os.path.basename(prefix) + ".png")
+    written = [f"{prefix}.json", f"{prefix}.md"]
+    problem = report.write_chart(document, f"{prefix}.png")
+    if problem:
+        print(f"note: no chart: {problem}")
+    else:
+        written.append(f"{prefix}.png")
+    print(f"wrote {', '.join(written)}")
 
 
 def main(argv=None):
@@ -778,62 +777,19 @@ def main(argv=None):
         print(f"compare: {error}", file=sys.stderr)
         return 2
     started = time.monotonic()
-    server_versions = versions(options.servers)
-    print(f"ursa benchmark: {', '.join(f'{s} {v}' for s, v in server_versions.items())}; "
+    versions = {server: SERVERS[server].version() for server in options.servers}
+    print(f"ursa benchmark: {', '.join(f'{s} {v}' for s, v in versions.items())}; "
           f"Python {platform.python_version()}; {os.cpu_count()} cores; "
           f"server on core {options.server_cpu}, wrk on core {options.client_cpu}")
     for note in notes:
         print(f"note: {note}")
 
-    results = {scenario.name: {server: [] for server in options.servers} for scenario in options.scenarios}
-    failures = []
+    failures = Failures()
     try:
-        for round_index in range(options.rounds):
-            shift = round_index % len(options.servers)
-            order = options.servers[shift:] + options.servers[:shift]
-            for scenario in options.scenarios:
-                for server in order:
-                    if any(f["server"] == server and f["scenario"] == scenario.name for f in failures):
-                        continue  # failed once: its figures for this scenario would be partial
-                    try:
-                        one = measure_load(server, scenario, options)
-                    except ServerError as error:
-                        failures.append({"server": server, "scenario": scenario.name, "error": str(error)})
-                        print(f"FAILED {server} {scenario.name}: {error}", file=sys.stderr)
-                        continue
-                    results[scenario.name][server].append(one)
-                    load = one["load"]
-                    print(f"  round {round_index + 1}/{options.rounds} {scenario.name:<9} {server:<8} "
-                          f"{load['req_per_s']:>10,.0f} req/s  p99 {load['p99_us'] / 1000:7.2f} ms", flush=True)
-            for scenario in options.scenarios:  # a failed pair keeps no partial rounds
-                for server in options.servers:
-                    if any(f["server"] == server and f["scenario"] == scenario.name for f in failures):
-                        results[scenario.name][server] = []
-
-        syscalls = {}
-        for scenario in options.scenarios if options.syscall_requests else []:
-            for server in options.servers:
-                try:
-                    per_request = measure_syscalls(server, scenario, options)
-                except ServerError as error:
-                    failures.append({"server": server, "scenario": f"strace {scenario.name}", "error": str(error)})
-                    print(f"FAILED strace {server} {scenario.name}: {error}", file=sys.stderr)
-                    continue
-                syscalls.setdefault(scenario.name, {})[server] = per_request
-                print(f"  strace    {scenario.name:<9} {server:<8} {sum(per_request.values()):>10.2f} "
-                      "system calls/request", flush=True)
-
-        instructions = {}
-        for scenario in options.callgrind_scenarios if options.callgrind_requests else []:
-            for server in [server for server in options.servers if server in CALLGRIND_SERVERS]:
-                try:
-                    count = measure_instructions(server, scenario, options)
-                except ServerError as error:
-                    failures.append({"server": server, "scenario": f"callgrind {scenario.name}", "error": str(error)})
-                    print(f"FAILED callgrind {server} {scenario.name}: {error}", file=sys.stderr)
-                    continue
-                instructions.setdefault(scenario.name, {})[server] = count
-                print(f"  callgrind {scenario.name:<9} {server:<8} {count:>10,.0f} instructions/request", flush=True)
+        with tempfile.TemporaryDirectory(prefix="bench-files-") as files_dir:
+            # Inherited by every server started from here on: the file the "file" app sends.
+            os.environ[apps.FILE_PATH_ENV] = apps.write_file(files_dir)
+            figures = run_all(options, failures)
     except HarnessError as error:
         print(f"compare: {error}", file=sys.stderr)
         return 2
@@ -841,31 +797,10 @@ def main(argv=None):
         print("compare: interrupted", file=sys.stderr)
         return 2
 
-    summary = summarize(results, options.servers, options.scenarios)
-    sizes = extension_sizes()
-    print_report(results, summary, instructions, syscalls, sizes, options.servers, options.scenarios, options)
-    elapsed = time.monotonic() - started
-    print(f"\n{len(failures)} failure(s); {elapsed:.0f} s")
-
-    if options.json:
-        document = {
-            "servers": server_versions,
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "options": {key: getattr(options, key) for key in
-                        ("rounds", "duration", "warmup", "connections", "threads", "server_cpu", "client_cpu",
-                         "callgrind_requests", "warmup_requests", "syscall_requests")},
-            "summary": summary,
-            "rounds": results,
-            "instructions_per_request": instructions,
-            "syscalls_per_request": syscalls,
-            "extension_sizes": sizes,
-            "failures": failures,
-            "elapsed_seconds": elapsed,
-        }
-        with open(options.json, "w") as output:
-            json.dump(document, output, indent=2)
-        print(f"wrote {options.json}")
+    document = build_document(options, versions, notes, figures, failures, time.monotonic() - started)
+    report.print_report(document)
+    print(f"\n{len(failures)} failure(s); {document['elapsed_seconds']:.0f} s")
+    write_outputs(document, options.output)
     return 1 if failures else 0
 
 

@@ -1,79 +1,112 @@
-"""Starts one benchmarked server, as a child process, on a port of its choosing.
+"""The benchmarked servers: how each one serves, and the script that starts one.
 
 As a script (what the harness runs, pinned to a core by taskset):
 
     python bench/servers.py SERVER APP
 
-binds 127.0.0.1 on a free port through the server's own listen(), prints
-"port N" on stdout once it listens, and serves APP (a name from apps.APPS)
-until SIGINT. The harness uses start_server() below instead of doing that
-by hand.
+listens on 127.0.0.1, prints "port N" on stdout and serves APP (a name from
+apps.APP_NAMES) until SIGINT. Servers that bind through their own listen()
+announce the port they were given on port 0; the others (granian, nginx) are
+handed a port found free just before. Either way the harness then waits until
+the port accepts connections (serverprocess.ServerProcess), so a server is
+only measured once it listens.
 
-Each server runs as it would in production with one process: ursa.run and
-bjoern.run as documented; gunicorn with one sync worker (its master process
-stays beside the worker, and both are counted).
+Each server runs as it would in production with one process (SERVERS says
+how); where a server keeps a master beside its worker, both are measured.
+
+The script imports as little as it can: whatever it imports sits in every
+server's memory, which the benchmark measures. What only the harness needs is
+imported where it is used, or lives in serverprocess.py.
 """
 import os
-import selectors
-import shutil
-import signal
-import subprocess
+import socket
 import sys
-import tempfile
-import time
 
-BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+import apps  # beside this file: on sys.path both as a script and in the harness
+
 HOST = "127.0.0.1"
 PORT_LINE_PREFIX = "port "
+# A directory the harness makes for each server run (nginx's config and logs).
+SERVER_DIR_ENV = "URSA_BENCH_SERVER_DIR"
+NGINX = "/usr/sbin/nginx"
 
-# Seconds a server gets to print its port; valgrind makes startup ~50x slower.
-START_TIMEOUT = 15.0
-START_TIMEOUT_UNDER_VALGRIND = 120.0
-# Seconds a server gets to exit after SIGINT before it is killed.
-STOP_TIMEOUT = 10.0
-STOP_TIMEOUT_UNDER_VALGRIND = 120.0
-
-
-class ServerError(Exception):
-    """A server did not start, or died: the message says which and shows its stderr."""
-
-
-# --- inside the child process ----------------------------------------------
+# meinheld closes the connection after every response unless it is given a
+# keep-alive timeout; gunicorn's meinheld worker sets it the same way.
+MEINHELD_KEEPALIVE_SECONDS = 10
 
 
 def _announce_port(port):
     print(f"{PORT_LINE_PREFIX}{port}", flush=True)
+    # Nobody reads stdout after the port line: whatever the server prints
+    # later goes to stderr (a file), where it cannot fill a pipe and block.
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
 
-def _serve_with_ursa(app):
-    import ursa
-
-    sock = ursa.listen(app, HOST, 0)
-    _announce_port(sock.getsockname()[1])
-    ursa.run()
-
-
-def _serve_with_bjoern(app):
-    import bjoern
-
-    sock = bjoern.listen(app, HOST, 0)
-    _announce_port(sock.getsockname()[1])
-    bjoern.run()
+def _free_port():
+    """A port nothing listens on now, for servers that cannot bind port 0 themselves."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
 
 
-def _serve_with_gunicorn(app):
-    import socket
-
-    from gunicorn.app.base import BaseApplication
-
-    # gunicorn's master binds before forking the worker; handing it a socket
-    # we bound on port 0 (bind "fd://N") lets us learn the port without races.
+def _listening_socket():
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((HOST, 0))
     sock.listen(1024)
+    return sock
+
+
+def _serve_with_ursa(app_name):
+    import ursa
+
+    sock = ursa.listen(apps.load_app(app_name), HOST, 0)
+    _announce_port(sock.getsockname()[1])
+    ursa.run()
+
+
+def _serve_with_bjoern(app_name):
+    import bjoern
+
+    sock = bjoern.listen(apps.load_app(app_name), HOST, 0)
+    _announce_port(sock.getsockname()[1])
+    bjoern.run()
+
+
+def _serve_with_meinheld(app_name):
+    from meinheld import server
+
+    sock = _listening_socket()  # kept referenced: meinheld takes only its descriptor
+    server.set_listen_socket(sock.fileno())
+    server.set_keepalive(MEINHELD_KEEPALIVE_SECONDS)
+    app = apps.load_app(app_name)
+    _announce_port(sock.getsockname()[1])
+    server.run(app)
+
+
+def _serve_with_granian(app_name):
+    from granian import Granian
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+
+    # Granian's worker binds the socket itself, so the port is picked here.
+    # Its worker is forked and calls the loader, which builds the app there.
+    port = _free_port()
+    server = Granian("bench", address=HOST, port=port, interface=Interfaces.WSGI, workers=1,
+                     log_level=LogLevels.warning)
+    _announce_port(port)
+    server.serve(target_loader=lambda _target: apps.load_app(app_name))
+
+
+def _serve_with_gunicorn(app_name):
+    from gunicorn.app.base import BaseApplication
+
+    # gunicorn's master binds before forking the worker; handing it a socket
+    # we bound on port 0 (bind "fd://N") lets us learn the port without races.
+    sock = _listening_socket()
     sock.set_inheritable(True)
     port = sock.getsockname()[1]
+    app = apps.load_app(app_name)
 
     class OneWorker(BaseApplication):
         def load_config(self):
@@ -92,173 +125,157 @@ def _serve_with_gunicorn(app):
     OneWorker().run()
 
 
-SERVE_FUNCTIONS = {
-    "ursa": _serve_with_ursa,
-    "bjoern": _serve_with_bjoern,
-    "gunicorn": _serve_with_gunicorn,
+def _serve_with_waitress(app_name):
+    import waitress
+
+    # waitress drops X-Forwarded-* headers from clients it does not trust as
+    # proxies; the other servers pass every header on, and so it does here.
+    server = waitress.create_server(apps.load_app(app_name), host=HOST, port=0,
+                                    clear_untrusted_proxy_headers=False)
+    _announce_port(server.effective_port)
+    server.run()
+
+
+# nginx answers with a static copy of what the WSGI app sends: text in the
+# config, or a file it sends as it would any static file (sendfile).
+NGINX_TEXT_ANSWERS = {
+    "hello": ("text/plain", apps.HELLO_BODY),
+    "json": ("application/json", apps.JSON_BODY),
 }
+NGINX_FILE_ANSWERS = ("large", "file")
+NGINX_APPS = (*NGINX_TEXT_ANSWERS, *NGINX_FILE_ANSWERS)
+NGINX_CONFIG = """\
+daemon off;
+master_process off;
+worker_processes 1;
+pid {directory}/nginx.pid;
+error_log {directory}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    # The WSGI servers never end a keep-alive connection after N requests.
+    keepalive_requests 1000000;
+    client_body_temp_path {directory}/client_body;
+    proxy_temp_path {directory}/proxy;
+    fastcgi_temp_path {directory}/fastcgi;
+    uwsgi_temp_path {directory}/uwsgi;
+    scgi_temp_path {directory}/scgi;
+    server {{
+        listen {host}:{port};
+        location / {{
+            {answer}
+        }}
+    }}
+}}
+"""
+
+
+def _nginx_answer(app_name, directory):
+    """The directives with which nginx answers like the WSGI app ``app_name``."""
+    if app_name in NGINX_TEXT_ANSWERS:
+        content_type, body = NGINX_TEXT_ANSWERS[app_name]
+        text = body.decode()
+        # Single-quoted, and nginx would expand a "$" in the text.
+        if "'" in text or "$" in text or "\\" in text:
+            raise ValueError(f"cannot quote {text!r} for nginx's return")
+        return f"default_type {content_type}; return 200 '{text}';"
+    if app_name == "large":
+        path = os.path.join(directory, "large.bin")
+        with open(path, "wb") as output:
+            output.write(apps.LARGE_BODY)
+    else:
+        path = os.environ[apps.FILE_PATH_ENV]
+    return (f"default_type application/octet-stream; root {os.path.dirname(path)}; "
+            f"try_files /{os.path.basename(path)} =404;")
+
+
+def _serve_with_nginx(app_name):
+    directory = os.environ[SERVER_DIR_ENV]
+    config_path = os.path.join(directory, "nginx.conf")
+    port = _free_port()
+    with open(config_path, "w") as config:
+        config.write(NGINX_CONFIG.format(directory=directory, host=HOST, port=port,
+                                         answer=_nginx_answer(app_name, directory)))
+    _announce_port(port)
+    # exec: the process the harness started (and measures) is nginx itself.
+    os.execv(NGINX, [NGINX, "-p", directory, "-c", config_path])
+
+
+class Server:
+    """One benchmarked server: how the child serves, and what the harness may ask of it."""
+
+    def __init__(self, name, serve, how, package, apps=None, single_process=True,
+                 holds_idle_connections=True, required=False):
+        self.name = name
+        self.serve = serve  # runs in the child: serve(app_name)
+        self.how = how  # how it runs, for the report
+        self.package = package  # its Python distribution, imported by that name; None: not Python
+        self.apps = apps  # the app names it can serve; None: all
+        self.single_process = single_process  # callgrind_control reaches it (no forked worker)
+        self.holds_idle_connections = holds_idle_connections  # can keep 10,000 idle connections open
+        self.required = required
+
+    def serves(self, app_name):
+        return self.apps is None or app_name in self.apps
+
+    def unavailable_reason(self, environment):
+        """None if the benchmark's Python (or the machine) can run this server, else why not.
+
+        The import also writes the server's bytecode cache before any measurement."""
+        import subprocess  # harness only, as below
+
+        if self.package is None:
+            return None if os.access(NGINX, os.X_OK) else f"{NGINX} not found (apt-get install nginx)"
+        probe = subprocess.run([sys.executable, "-c", f"import {self.package}"],
+                               capture_output=True, text=True, timeout=60, env=environment)
+        if probe.returncode == 0:
+            return None
+        last_line = (probe.stderr.strip().splitlines() or ["(no error output)"])[-1]
+        return f"cannot import {self.package} with {sys.executable}: {last_line}"
+
+    def version(self):
+        import importlib.metadata
+        import re
+        import subprocess
+
+        if self.package is None:
+            completed = subprocess.run([NGINX, "-v"], capture_output=True, text=True)
+            match = re.search(r"nginx/(\S+)", completed.stderr)
+            return match.group(1) if match else "unknown"
+        try:
+            return importlib.metadata.version(self.package)
+        except importlib.metadata.PackageNotFoundError:
+            return "unknown"
+
+
+SERVERS = {server.name: server for server in (
+    Server("ursa", _serve_with_ursa, "ursa.listen() + ursa.run()", "ursa", required=True),
+    Server("bjoern", _serve_with_bjoern, "bjoern.listen() + bjoern.run()", "bjoern", required=True),
+    Server("meinheld", _serve_with_meinheld, f"meinheld.server.run(), keep-alive {MEINHELD_KEEPALIVE_SECONDS} s",
+           "meinheld", holds_idle_connections=False),  # picoev's default limit is 4096 descriptors
+    Server("granian", _serve_with_granian, "Granian(interface='wsgi', workers=1): main + worker process",
+           "granian", single_process=False,
+           holds_idle_connections=False),  # its backpressure (1024) bounds the connections it serves
+    Server("gunicorn", _serve_with_gunicorn, "1 sync worker: master + worker process", "gunicorn",
+           single_process=False, holds_idle_connections=False),  # a sync worker holds one connection
+    Server("waitress", _serve_with_waitress, "waitress.create_server(), its default 4 threads, proxy headers kept",
+           "waitress", holds_idle_connections=False),  # connection_limit 100 by default
+    Server("nginx", _serve_with_nginx, "nginx, master_process off: static answers, the ceiling", None,
+           apps=NGINX_APPS, holds_idle_connections=False),  # worker_connections 1024
+)}
+
 
 def _child_main(argv):
-    sys.path.insert(0, BENCH_DIR)
-    from apps import APPS
-
-    if len(argv) != 2 or argv[0] not in SERVE_FUNCTIONS or argv[1] not in APPS:
-        sys.exit(f"usage: servers.py {{{','.join(SERVE_FUNCTIONS)}}} {{{','.join(APPS)}}}")
+    if len(argv) != 2 or argv[0] not in SERVERS or argv[1] not in apps.APP_NAMES:
+        sys.exit(f"usage: servers.py {{{','.join(SERVERS)}}} {{{','.join(apps.APP_NAMES)}}}")
     server, app_name = argv
+    if not SERVERS[server].serves(app_name):
+        sys.exit(f"{server} cannot serve the {app_name} app")
     try:
-        SERVE_FUNCTIONS[server](APPS[app_name])
+        SERVERS[server].serve(app_name)
     except KeyboardInterrupt:
         pass
-
-
-# --- in the harness --------------------------------------------------------
-
-
-def server_environment(base=None):
-    """The environment a benchmarked server runs in.
-
-    Bytecode caching stays on even if the caller turned it off: an installed
-    package (bjoern) has its .pyc from pip, while a package run from the
-    source tree (ursa) would otherwise recompile at every start, which costs
-    time and leaves the compiler's memory in the server's heap.
-    PYTHONHASHSEED is fixed so that instruction counts repeat.
-    """
-    environment = dict(os.environ if base is None else base)
-    environment.pop("PYTHONDONTWRITEBYTECODE", None)
-    environment["PYTHONHASHSEED"] = "0"
-    return environment
-
-
-def server_available(server):
-    """Return None if ``server`` can be imported by the benchmark's Python, else why not.
-
-    The import also writes the server's bytecode cache before any measurement."""
-    module = server  # each server's Python package bears its name
-    probe = subprocess.run(
-        [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=60,
-        env=server_environment(),
-    )
-    if probe.returncode == 0:
-        return None
-    last_line = (probe.stderr.strip().splitlines() or ["(no error output)"])[-1]
-    return f"cannot import {module} with {sys.executable}: {last_line}"
-
-
-def pinned_command(command, cpu):
-    """``command`` run on CPU ``cpu`` only (taskset), or unpinned if cpu is None."""
-    if cpu is None:
-        return list(command)
-    if shutil.which("taskset") is None:
-        raise ServerError("taskset not found (Debian package util-linux); run with --no-pin to skip pinning")
-    return ["taskset", "-c", str(cpu), *command]
-
-
-class ServerProcess:
-    """A running server: its port, its process ids, and a clean stop()."""
-
-    def __init__(self, server, app_name, cpu=0, wrapper=(), env=None):
-        self.server = server
-        self.app_name = app_name
-        self.under_valgrind = bool(wrapper)
-        self._stderr = tempfile.TemporaryFile(mode="w+", prefix=f"bench-{server}-")
-        child_env = server_environment(env)
-        command = pinned_command([*wrapper, sys.executable, os.path.abspath(__file__), server, app_name], cpu)
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=self._stderr, env=child_env, text=True
-        )
-        self.pid = self.process.pid
-        try:
-            self.port = self._read_port()
-        except BaseException:
-            self.kill()
-            raise
-
-    def _read_port(self):
-        timeout = START_TIMEOUT_UNDER_VALGRIND if self.under_valgrind else START_TIMEOUT
-        deadline = time.monotonic() + timeout
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
-            while time.monotonic() < deadline:
-                if selector.select(timeout=max(0.0, deadline - time.monotonic())):
-                    line = self.process.stdout.readline()
-                    if line.startswith(PORT_LINE_PREFIX):
-                        return int(line[len(PORT_LINE_PREFIX):])
-                    if not line:  # end of output: the child exited
-                        break
-        self.process.poll()
-        state = "timed out" if self.process.returncode is None else f"exited {self.process.returncode}"
-        raise ServerError(
-            f"{self.server} ({self.app_name}) did not report its port ({state} after start)\n{self.stderr_text()}"
-        )
-
-    def stderr_text(self):
-        self._stderr.flush()
-        self._stderr.seek(0)
-        text = self._stderr.read()
-        return "--- server stderr ---\n" + (text[-4000:] if text else "(empty)")
-
-    def alive(self):
-        return self.process.poll() is None
-
-    def pids(self):
-        """The server's process and every descendant (gunicorn's worker)."""
-        children_of = {}
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat") as stat_file:
-                    stat = stat_file.read()
-            except OSError:
-                continue
-            parent = int(stat[stat.rindex(")") + 2:].split()[1])
-            children_of.setdefault(parent, []).append(int(entry))
-        found, pending = [], [self.pid]
-        while pending:
-            pid = pending.pop()
-            found.append(pid)
-            pending.extend(children_of.get(pid, []))
-        return found
-
-    def stop(self):
-        """SIGINT, wait for a clean exit, and return the exit status.
-
-        Raises ServerError if the server had died before, or does not exit in time.
-        """
-        if not self.alive():
-            raise ServerError(f"{self.server} ({self.app_name}) died with status {self.process.returncode}\n"
-                              f"{self.stderr_text()}")
-        self.process.send_signal(signal.SIGINT)
-        timeout = STOP_TIMEOUT_UNDER_VALGRIND if self.under_valgrind else STOP_TIMEOUT
-        try:
-            status = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise ServerError(f"{self.server} ({self.app_name}) did not exit {timeout:.0f} s after SIGINT; killed")
-        finally:
-            self.process.stdout.close()
-        return status
-
-    def kill(self):
-        if self.alive():
-            for pid in reversed(self.pids()):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            self.process.wait()
-        if not self.process.stdout.closed:
-            self.process.stdout.close()
-
-    def close(self):
-        self.kill()
-        self._stderr.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 # Idempotent: each step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/apt-install.sh
 
 # The build (libev, llhttp's sources, a compiler), and what the tests drive:
 # nginx in front of ursa, curl and strace as clients and observers.
@@ -13,15 +14,7 @@ missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
-if [ "${#missing[@]}" -gt 0 ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "setup: missing Debian packages ${missing[*]}; run as root or install them" >&2
-        exit 1
-    fi
-    echo "setup: installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+apt_install setup "${missing[@]}"
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

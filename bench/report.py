@@ -1,0 +1,416 @@
+"""From what bench/compare.py measured to figures, tables, a Markdown page and a chart.
+
+Every function here reads the run's document (compare.build_document, the
+same dict the JSON file holds), so a report can be made again from a JSON
+file. The tables are built once and rendered twice: as text on the terminal
+and as Markdown.
+"""
+import statistics
+
+
+class Table:
+    def __init__(self, title, header, rows, note=None, text_columns=(0, 1)):
+        self.title = title
+        self.header = header
+        self.rows = rows
+        self.note = note
+        self.text_columns = text_columns  # aligned left; figures align right
+
+
+# --- figures from rounds ----------------------------------------------------
+
+
+def cpu_per_request(load):
+    return load["cpu_user_us_per_req"] + load["cpu_system_us_per_req"]
+
+
+# What paired_ratios compares, each from one wrk run's figures.
+RATIO_FIGURES = {
+    "req_per_s": lambda load: load["req_per_s"],
+    "p50": lambda load: load["p50_us"],
+    "p99": lambda load: load["p99_us"],
+    "cpu": cpu_per_request,
+}
+
+
+def summarize(rounds):
+    """Medians over rounds, per scenario and server: {scenario: {server: figures}}."""
+    summary = {}
+    for scenario_name, by_server in rounds.items():
+        for server, ones in by_server.items():
+            if ones:
+                summary.setdefault(scenario_name, {})[server] = _medians(ones)
+    return summary
+
+
+def _medians(ones):
+    loads = [one["load"] for one in ones]
+    return {
+        "req_per_s": statistics.median(load["req_per_s"] for load in loads),
+        "req_per_s_min": min(load["req_per_s"] for load in loads),
+        "req_per_s_max": max(load["req_per_s"] for load in loads),
+        "p50_ms": statistics.median(load["p50_us"] for load in loads) / 1000,
+        "p99_ms": statistics.median(load["p99_us"] for load in loads) / 1000,
+        "cpu_us_per_req": statistics.median(cpu_per_request(load) for load in loads),
+        "server_busy": statistics.median(
+            cpu_per_request(load) * load["requests"] / load["duration_us"] for load in loads),
+        "cpu_system_share": statistics.median(
+            load["cpu_system_us_per_req"] / (cpu_per_request(load) or 1) for load in loads),
+        "errors": sum(sum(load["errors"].values()) for load in loads),
+        "peak_rss_kib": statistics.median(one["memory_after"]["peak_rss_kib"] for one in ones),
+        "memory_idle": _median_memory(one["memory_idle"] for one in ones),
+        "memory_after": _median_memory(one["memory_after"] for one in ones),
+    }
+
+
+def _median_memory(samples):
+    samples = list(samples)
+    return {key: statistics.median(sample[key] for sample in samples) for key in samples[0]}
+
+
+def paired_ratios(rounds, reference):
+    """{scenario: {server: {figure: median over rounds of server / reference}}}.
+
+    Each ratio pairs two runs of the same round: both ran within seconds of
+    each other, so the machine's background load drifts less within a pair
+    than across rounds."""
+    ratios = {}
+    for scenario_name, by_server in rounds.items():
+        base = by_server.get(reference)
+        if not base:
+            continue
+        for server, ones in by_server.items():
+            if len(ones) != len(base):
+                continue  # failed, or not run
+            ratios.setdefault(scenario_name, {})[server] = {
+                name: _median_ratio([figure(one["load"]) for one in ones], [figure(b["load"]) for b in base])
+                for name, figure in RATIO_FIGURES.items()
+            }
+    return ratios
+
+
+def _median_ratio(values, references):
+    pairs = [value / reference for value, reference in zip(values, references) if reference]
+    return statistics.median(pairs) if pairs else None
+
+
+def summarize_memory(memory_rounds):
+    """Medians over rounds of the memory section, per server."""
+    summary = {}
+    for server, ones in memory_rounds.items():
+        if not ones:
+            continue
+        figures = {
+            "start_rss_kib": statistics.median(one["start"]["rss_kib"] for one in ones),
+            "start_uss_kib": statistics.median(one["start"]["uss_kib"] for one in ones),
+            "connections": ones[0]["connections"],
+        }
+        for key in ("rss_bytes_per_connection", "uss_bytes_per_connection"):
+            if ones[0]["connections"]:
+                figures[key] = statistics.median(one[key] for one in ones)
+        summary[server] = figures
+    return summary
+
+
+# --- tables ---------------------------------------------------------------
+
+
+def _reference(document):
+    return document["reference"] if document["reference"] in document["servers"] else None
+
+
+def _ratio_text(ratio):
+    return "-" if ratio is None else f"{ratio:.2f}"
+
+
+def _quotient_text(value, reference):
+    if value is None or not reference:
+        return "-"
+    return f"{value / reference:.2f}"
+
+
+def _mib(kib):
+    return f"{kib / 1024:.1f}"
+
+
+def throughput_table(document):
+    reference = _reference(document)
+    vs = f"÷{reference}"
+    options = document["options"]
+    header = ["scenario", "server", "req/s", "spread", "p50 ms", "p99 ms", "CPU µs/req", "sys", "busy",
+              "peak RSS MiB", "errors"]
+    if reference:
+        header += [f"req/s {vs}", f"p50 {vs}", f"p99 {vs}", f"CPU/req {vs}"]
+    rows = []
+    for scenario in document["scenarios"]:
+        ran = document["rounds"].get(scenario["name"], {})
+        label = scenario["title"]
+        for server in [server for server in document["servers"] if server in ran]:
+            rows.append(_throughput_row(document, scenario["name"], server, label, len(header)))
+            label = ""
+    if not rows:
+        return None
+    return Table(
+        f"Throughput and latency (median of {options['rounds']} round(s) of {options['duration']} s; "
+        f"wrk -t{options['threads']} -c{options['connections']})",
+        header, rows,
+        "spread = (max - min) / median of req/s over rounds. CPU µs/req = the server's user + system CPU "
+        "time per request (sys = system share),\n  steadier than req/s when other processes take a core. "
+        "busy = the server's CPU use during the load: well under 100% means\n  req/s measured the client "
+        "or the machine, not the server. peak RSS = VmHWM, all processes of the server.\n  errors = wrk socket "
+        "errors + non-2xx answers, all rounds; a row with errors is marked \"!\".\n  Ratios: median over rounds "
+        "of the ratio within each round; req/s above 1, latency and CPU/req below 1 favour the server "
+        "over bjoern.\n  p99 on a shared machine mostly shows when the scheduler ran someone else; p50 is steadier.",
+    )
+
+
+def _throughput_row(document, scenario_name, server, label, width):
+    figure = document["summary"].get(scenario_name, {}).get(server)
+    if figure is None:
+        return [label, server, "FAILED"] + [""] * (width - 3)
+    spread = (figure["req_per_s_max"] - figure["req_per_s_min"]) / figure["req_per_s"] * 100
+    errors = figure["errors"]
+    row = [label, server, f"{figure['req_per_s']:,.0f}", f"{spread:.0f}%" if document["options"]["rounds"] > 1 else "-",
+           f"{figure['p50_ms']:.2f}", f"{figure['p99_ms']:.2f}", f"{figure['cpu_us_per_req']:.1f}",
+           f"{figure['cpu_system_share'] * 100:.0f}%", f"{figure['server_busy'] * 100:.0f}%",
+           _mib(figure["peak_rss_kib"]), f"{errors:,} !" if errors else "0"]
+    if width > len(row):
+        ratios = document["ratios"].get(scenario_name, {}).get(server, {})
+        row += [_ratio_text(ratios.get(name)) for name in RATIO_FIGURES]
+    return row
+
+
+def memory_table(document):
+    memory = document["memory"]["summary"]
+    if not memory:
+        return None
+    reference = _reference(document)
+    base = memory.get(reference, {})
+    header = ["server", "RSS at start MiB", "USS at start MiB", "idle connections", "RSS B/connection",
+              "USS B/connection"]
+    if reference:
+        header += [f"RSS at start ÷{reference}", f"RSS/connection ÷{reference}"]
+    rows = []
+    for server, figures in memory.items():
+        per_connection = [figures.get(key) for key in ("rss_bytes_per_connection", "uss_bytes_per_connection")]
+        row = [server, _mib(figures["start_rss_kib"]), _mib(figures["start_uss_kib"]),
+               f"{figures['connections']:,}" if figures["connections"] else "-"]
+        row += ["-" if value is None else f"{value:,.0f}" for value in per_connection]
+        if reference:
+            row += [_quotient_text(figures["start_rss_kib"], base.get("start_rss_kib")),
+                    _quotient_text(per_connection[0], base.get("rss_bytes_per_connection"))]
+        rows.append(row)
+    return Table(
+        "Memory: at start and per idle keep-alive connection (hello app; median over rounds)",
+        header, rows,
+        "at start = after one request. Per connection = (memory with the connections open - at start) / "
+        "connections; each connection\n  sent one keep-alive request, got its answer and stays idle; the "
+        "server's open descriptors are counted to make sure it still holds them all.",
+        text_columns=(0,),
+    )
+
+
+def after_load_table(document):
+    servers = [server for server in document["servers"]
+               if any(server in figures for figures in document["summary"].values())]
+    rows = []
+    for scenario in document["scenarios"]:
+        figures = document["summary"].get(scenario["name"])
+        if not figures:
+            continue
+        rows.append([scenario["title"]] + [
+            f"{_mib(figures[server]['memory_idle']['uss_kib'])} → {_mib(figures[server]['memory_after']['uss_kib'])}"
+            if server in figures else "-" for server in servers])
+    if not rows:
+        return None
+    return Table(
+        "USS before → after each load, MiB (median over rounds)",
+        ["scenario"] + servers, rows,
+        "growth that stays after the load is memory kept or leaked per connection or request.",
+        text_columns=(0,),
+    )
+
+
+def instructions_table(document):
+    instructions = document["instructions_per_request"]
+    if not instructions:
+        return None
+    reference = _reference(document)
+    servers = [server for server in document["servers"] if any(server in counts for counts in instructions.values())]
+    header = ["scenario"] + [f"{server} instr/req" for server in servers]
+    if reference:
+        header += [f"{server} ÷{reference}" for server in servers if server != reference]
+    rows = []
+    for scenario in document["scenarios"]:
+        counts = instructions.get(scenario["name"])
+        if not counts:
+            continue
+        row = [scenario["title"]] + [f"{counts[server]:,.0f}" if server in counts else "FAILED" for server in servers]
+        if reference:
+            row += [_quotient_text(counts.get(server), counts.get(reference)) for server in servers
+                    if server != reference]
+        rows.append(row)
+    options = document["options"]
+    return Table(
+        f"CPU: instructions per request, whole server process incl. the Python app "
+        f"(callgrind, {options['callgrind_requests']} sequential requests after {options['warmup_requests']})",
+        header, rows, "deterministic, unlike req/s: below 1 means fewer instructions than bjoern.",
+        text_columns=(0,),
+    )
+
+
+def syscalls_table(document):
+    syscalls = document["syscalls_per_request"]
+    if not syscalls:
+        return None
+    reference = _reference(document)
+    header = ["scenario", "server", "calls/req"] + ([f"calls ÷{reference}"] if reference else []) + ["made per request"]
+    rows = []
+    for scenario in document["scenarios"]:
+        counts = syscalls.get(scenario["name"], {})
+        base = counts.get(reference)
+        label = scenario["title"]
+        for server, per_request in counts.items():
+            total = sum(per_request.values())
+            row = [label, server, f"{total:.1f}"]
+            if reference:
+                row.append(_quotient_text(total, base and sum(base.values())))
+            common = sorted(((calls, name) for name, calls in per_request.items() if calls >= 0.1), reverse=True)
+            row.append(", ".join(f"{name} {calls:.3g}" for calls, name in common))
+            rows.append(row)
+            label = ""
+    options = document["options"]
+    return Table(
+        f"Kernel: system calls per request (strace -c, {options['syscall_requests']} sequential requests)",
+        header, rows, "made per request: the calls made at least once per 10 requests.",
+        text_columns=(0, 1, len(header) - 1),
+    )
+
+
+def sizes_table(document):
+    sizes = document["extension_sizes"]
+    if not sizes:
+        return None
+    rows = [[server, entry["path"].rsplit("/", 1)[-1], f"{entry['bytes'] / 1024:,.0f}",
+             f"{entry['stripped_bytes'] / 1024:,.0f}" if "stripped_bytes" in entry else "-"]
+            for server, entry in sizes.items()]
+    return Table("Extension module size, KiB", ["server", "file", "size", "stripped"], rows)
+
+
+def targets_table(document):
+    rows = [[target["result"], target["target"], target["figure"]] for target in document["targets"]]
+    return Table("Targets (issue 5): ursa against bjoern", ["result", "target", "figure"], rows,
+                 "PASS/MISS do not change the exit status; n/a: not measured in this run.",
+                 text_columns=(0, 1, 2))
+
+
+TABLE_BUILDERS = (throughput_table, memory_table, after_load_table, instructions_table, syscalls_table,
+                  sizes_table, targets_table)
+
+
+def tables(document):
+    return [table for table in (build(document) for build in TABLE_BUILDERS) if table is not None]
+
+
+# --- rendering ------------------------------------------------------------
+
+
+def print_table(table):
+    """Print the table's rows under its header; text columns align left, figures right."""
+    print(f"\n{table.title}")
+    widths = [max(len(str(cell)) for cell in column) for column in zip(table.header, *table.rows)]
+    for index, row in enumerate([table.header, *table.rows]):
+        cells = [str(cell).ljust(width) if i in table.text_columns else str(cell).rjust(width)
+                 for i, (cell, width) in enumerate(zip(row, widths))]
+        print("  " + "  ".join(cells).rstrip())
+        if index == 0:
+            print("  " + "  ".join("-" * width for width in widths))
+    if table.note:
+        print(f"  {table.note}")
+
+
+def print_report(document):
+    for table in tables(document):
+        print_table(table)
+
+
+def markdown_table(table):
+    def cells(row):
+        return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |"
+
+    alignment = ["---" if index in table.text_columns else "---:" for index in range(len(table.header))]
+    lines = [f"### {table.title}", "", cells(table.header), "| " + " | ".join(alignment) + " |"]
+    lines += [cells(row) for row in table.rows]
+    if table.note:
+        lines += ["", " ".join(line.strip() for line in table.note.splitlines())]
+    return "\n".join(lines)
+
+
+def write_markdown(document, path, chart_name):
+    machine = document["machine"]
+    options = document["options"]
+    lines = [f"# ursa benchmark, {document['date']}", ""]
+    if document["quick"]:
+        lines += [f"**`--quick` smoke run** ({options['rounds']} round of {options['duration']} s per server and "
+                  "scenario): the figures only show that everything runs; compare with a full `make bench`.", ""]
+    lines += [
+        f"Machine: {machine['cpu']}, {machine['cores']} cores; Linux {machine['kernel']} ({machine['os']}); "
+        f"{machine['python']}. Server pinned to core {options['server_cpu']}, wrk and the harness to core "
+        f"{options['client_cpu']}; `bench/compare.py` took {document['elapsed_seconds'] / 60:.1f} minutes.",
+        "",
+        "| server | version | how it runs |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {server} | {entry['version']} | {entry['how']} |" for server, entry in document["servers"].items()]
+    lines += ["", f"![requests/s relative to bjoern, per scenario]({chart_name})", ""]
+    lines += [markdown_table(table) + "\n" for table in tables(document)]
+    for heading, items in (("Notes", document["notes"]),
+                           ("Failures", [f"{f['server']} {f['scenario']}: {f['error'].splitlines()[0]}"
+                                         for f in document["failures"]])):
+        if items:
+            lines += [f"### {heading}", ""] + [f"- {item}" for item in items] + [""]
+    with open(path, "w") as output:
+        output.write("\n".join(lines))
+
+
+def write_chart(document, path):
+    """Bar chart of req/s ÷ bjoern per scenario, one bar per server; returns None or why there is none."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as pyplot
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    except ImportError as error:
+        return f"matplotlib cannot be imported ({error}); pip install -r requirements-bench.txt"
+    ratios = document["ratios"]
+    scenarios = [scenario for scenario in document["scenarios"] if scenario["name"] in ratios]
+    servers = [server for server in document["servers"] if any(server in ratios[s["name"]] for s in scenarios)]
+    if not scenarios or not servers:
+        return f"no requests/s relative to {document['reference']} were measured"
+    width = 0.85 / len(servers)
+    figure, axes = pyplot.subplots(figsize=(max(8.0, 1.4 * len(scenarios) + 2), 5.5))
+    for index, server in enumerate(servers):
+        offset = (index - (len(servers) - 1) / 2) * width
+        placed = [(position + offset, ratios[scenario["name"]][server]["req_per_s"])
+                  for position, scenario in enumerate(scenarios)
+                  if ratios[scenario["name"]].get(server, {}).get("req_per_s")]
+        axes.bar([x for x, _ in placed], [y for _, y in placed], width, label=server)
+    axes.set_yscale("log")
+    # Ticks at 1, 2 and 5 times the powers of ten, written as plain numbers.
+    axes.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axes.yaxis.set_minor_formatter(NullFormatter())
+    axes.axhline(1.0, color="black", linewidth=0.8)
+    axes.set_xticks(range(len(scenarios)), [scenario["name"] for scenario in scenarios])
+    axes.set_ylabel(f"requests/s ÷ {document['reference']} (log scale)")
+    quick = ", --quick" if document["quick"] else ""
+    axes.set_title(f"WSGI servers, one process on one core: {document['machine']['cpu']}, "
+                   f"{document['date']}{quick}", fontsize=10)
+    axes.grid(axis="y", which="both", alpha=0.3)
+    # Below the axes, where it hides no bar.
+    figure.legend(loc="lower center", ncol=len(servers), fontsize=9, frameon=False)
+    figure.tight_layout(rect=(0, 0.06, 1, 1))
+    figure.savefig(path, dpi=110)
+    pyplot.close(figure)
+    return None
