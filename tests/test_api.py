@@ -99,6 +99,13 @@ def test_unix_socket_path_serves_and_its_file_is_removed_after_run_returns(serve
     assert not path.exists()
 
 
+def test_unix_socket_peer_has_an_empty_remote_addr_and_no_remote_port(servers, tmp_path):
+    server = servers.start(mode="run", host=f"unix:{tmp_path}/peer.sock", port=None)
+    environ = environ_of(server)
+    assert environ["REMOTE_ADDR"] == ""
+    assert "REMOTE_PORT" not in environ
+
+
 def test_unix_socket_path_made_by_listen_is_removed_after_run_returns(servers, tmp_path):
     path = tmp_path / "listen.sock"
     server = servers.start(mode="listen-run", host=f"unix:{path}", port=None)

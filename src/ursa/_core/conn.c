@@ -640,8 +640,7 @@ void conn_close(conn *c)
     ev_io_stop(s->loop, &c->watcher);
     ev_timer_stop(s->loop, &c->timer);
     if (c->x != NULL) {
-        response_release(c);
-        outq_clear(&c->x->out); /* a refusal's answer */
+        response_release(c); /* also drops a refusal's queued answer */
         request_reset(&c->x->req);
         conn_detach(c);
     }

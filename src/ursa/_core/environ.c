@@ -229,12 +229,9 @@ static PyObject *environ_for_peer(conn *c)
     PyObject *environ = PyDict_Copy(c->listener->environ_template);
     if (environ == NULL)
         return NULL;
-    int result = PyDict_SetItem(environ, state->str_REMOTE_ADDR, c->remote_addr);
-    if (result == 0 && c->remote_port != NULL)
-        result = PyDict_SetItem(environ, state->str_REMOTE_PORT, c->remote_port);
-    else if (result == 0 && PyDict_DelItem(environ, state->str_REMOTE_PORT) < 0)
-        PyErr_Clear(); /* a unix socket's peer has no port */
-    if (result < 0) {
+    /* A unix socket's template has no REMOTE_PORT, nor its peers a port. */
+    if (PyDict_SetItem(environ, state->str_REMOTE_ADDR, c->remote_addr) < 0 ||
+        (c->remote_port != NULL && PyDict_SetItem(environ, state->str_REMOTE_PORT, c->remote_port) < 0)) {
         Py_DECREF(environ);
         return NULL;
     }
@@ -316,12 +313,15 @@ error:
     return NULL;
 }
 
-static int set_server_address(PyObject *template, module_state *state, listener *l)
+/* SERVER_NAME and SERVER_PORT; `*has_ports` tells whether the socket is
+ * TCP, whose peers have a REMOTE_PORT. */
+static int set_server_address(PyObject *template, module_state *state, listener *l, int *has_ports)
 {
     struct sockaddr_storage address;
     socklen_t length = sizeof address;
     char text[INET6_ADDRSTRLEN] = "localhost";
     unsigned port = 80;
+    *has_ports = 0;
     /* A unix socket has no host or port; "localhost" and 80 make URLs that
      * apps rebuild from them (without a Host header) still well-formed. */
     if (getsockname(l->fd, (struct sockaddr *)&address, &length) == 0) {
@@ -329,10 +329,12 @@ static int set_server_address(PyObject *template, module_state *state, listener 
             struct sockaddr_in *in = (struct sockaddr_in *)&address;
             inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
             port = ntohs(in->sin_port);
+            *has_ports = 1;
         } else if (address.ss_family == AF_INET6) {
             struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&address;
             inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
             port = ntohs(in6->sin6_port);
+            *has_ports = 1;
         }
     }
     if (set_item(template, state->str_SERVER_NAME, PyUnicode_FromString(text)) < 0 ||
@@ -354,18 +356,21 @@ static int set_wsgi_errors(PyObject *template, module_state *state)
 
 /* Keys every request has, with their most common values: a GET of HTTP/1.1
  * without a query or body then replaces a few values and inserts no key
- * but its headers. The peer's entries are placeholders. */
-static int set_request_defaults(PyObject *template, module_state *state)
+ * but its headers. The peer's entries are placeholders; REMOTE_PORT only
+ * where peers have ports. */
+static int set_request_defaults(PyObject *template, module_state *state, int has_ports)
 {
     PyObject *method_get = state->method_names[HTTP_GET];
     if (PyDict_SetItem(template, state->str_REQUEST_METHOD, method_get) < 0 ||
         PyDict_SetItem(template, state->str_SERVER_PROTOCOL, state->str_HTTP_1_1) < 0)
         return -1;
     PyObject *empty_keys[] = {state->str_PATH_INFO, state->str_QUERY_STRING, state->str_RAW_URI,
-                              state->str_REQUEST_URI, state->str_REMOTE_ADDR, state->str_REMOTE_PORT};
+                              state->str_REQUEST_URI, state->str_REMOTE_ADDR};
     for (size_t i = 0; i < sizeof empty_keys / sizeof *empty_keys; i++)
         if (PyDict_SetItem(template, empty_keys[i], state->str_empty) < 0)
             return -1;
+    if (has_ports && PyDict_SetItem(template, state->str_REMOTE_PORT, state->str_empty) < 0)
+        return -1;
     return PyDict_SetItem(template, state->str_wsgi_input, state->empty_input);
 }
 
@@ -376,7 +381,8 @@ PyObject *environ_template_new(listener *l)
     PyObject *template = PyDict_New();
     if (template == NULL)
         return NULL;
-    if (set_server_address(template, state, l) < 0 ||
+    int has_ports;
+    if (set_server_address(template, state, l, &has_ports) < 0 ||
         PyDict_SetItem(template, state->str_SCRIPT_NAME, state->str_empty) < 0 ||
         PyDict_SetItem(template, state->str_wsgi_version, state->wsgi_version) < 0 ||
         PyDict_SetItem(template, state->str_wsgi_url_scheme, s->opts.url_scheme) < 0 ||
@@ -385,7 +391,7 @@ PyObject *environ_template_new(listener *l)
         PyDict_SetItem(template, state->str_wsgi_run_once, Py_False) < 0 ||
         PyDict_SetItem(template, state->str_wsgi_file_wrapper, (PyObject *)state->file_wrapper_type) < 0 ||
         PyDict_SetItem(template, state->str_wsgi_input_terminated, Py_True) < 0 ||
-        set_wsgi_errors(template, state) < 0 || set_request_defaults(template, state) < 0) {
+        set_wsgi_errors(template, state) < 0 || set_request_defaults(template, state, has_ports) < 0) {
         Py_DECREF(template);
         return NULL;
     }
