@@ -12,6 +12,13 @@
 #define Py_IS_TYPE(ob, type) (Py_TYPE(ob) == (type))
 #endif
 
+/* The extension is built with hidden visibility; before 3.9 PyMODINIT_FUNC
+ * does not mark the init function as exported itself. */
+#if PY_VERSION_HEX < 0x03090000 && defined(__GNUC__)
+#undef PyMODINIT_FUNC
+#define PyMODINIT_FUNC __attribute__((visibility("default"))) PyObject *
+#endif
+
 /* Heap types honour "__vectorcalloffset__" from 3.9 on; before, calls go
  * through tp_call. */
 #if PY_VERSION_HEX >= 0x03090000
