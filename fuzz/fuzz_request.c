@@ -74,12 +74,12 @@ static void check_span(const conn *c, span s)
 
 static void check_spans(const conn *c)
 {
-    check_span(c, c->req.url);
-    if (c->req.header_count > c->req.header_capacity)
+    check_span(c, c->x->req.url);
+    if (c->x->req.header_count > c->x->req.header_capacity)
         fail("more headers than the header array holds");
-    for (uint32_t i = 0; i < c->req.header_count; i++) {
-        check_span(c, c->req.headers[i].name);
-        check_span(c, c->req.headers[i].value);
+    for (uint32_t i = 0; i < c->x->req.header_count; i++) {
+        check_span(c, c->x->req.headers[i].name);
+        check_span(c, c->x->req.headers[i].value);
     }
 }
 
@@ -118,7 +118,7 @@ static void drain_input(PyObject *environ, uint64_t expected, int by_lines)
 static int dispatch(conn *c, int by_lines)
 {
     check_spans(c);
-    uint64_t body_size = c->req.body.size;
+    uint64_t body_size = c->x->req.body.size;
     PyObject *environ = environ_build(c);
     if (environ == NULL)
         fail("environ_build failed on a request the parser accepted");
@@ -127,9 +127,9 @@ static int dispatch(conn *c, int by_lines)
     drain_input(environ, body_size, by_lines);
     Py_DECREF(environ);
 
-    int keep_alive = c->req.keep_alive;
-    request_reset(&c->req);
-    llhttp_resume(&c->parser);
+    int keep_alive = c->x->req.keep_alive;
+    request_reset(&c->x->req);
+    llhttp_resume(&c->x->parser);
     buffer_discard_front(&c->in, c->parsed);
     c->parsed = 0;
     return keep_alive ? 0 : -1;
@@ -139,16 +139,16 @@ static int dispatch(conn *c, int by_lines)
 static int process_input(conn *c, int by_lines)
 {
     while (c->in.len > c->parsed) {
-        parse_result result = request_parse(&c->parser, &c->req, &c->in, &c->parsed, &fake_server.opts);
+        parse_result result = request_parse(&c->x->parser, &c->x->req, &c->in, &c->parsed, &fake_server.opts);
         poison_spare(&c->in);
         if (c->parsed > c->in.len)
             fail("parsed past the end of the read buffer");
         if (result == PARSE_ERROR) {
-            int status = c->req.error_status;
-            if (status < 400 || status > 599 || c->req.error_reason == NULL)
+            int status = c->x->req.error_status;
+            if (status < 400 || status > 599 || c->x->req.error_reason == NULL)
                 fail("a refusal without an error status and reason");
             unpoison_all(&c->in);
-            check_span(c, c->req.url);
+            check_span(c, c->x->req.url);
             PyObject *environ = environ_build_partial(c);
             if (environ == NULL)
                 fail("environ_build_partial failed on a refused request");
@@ -234,20 +234,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     fake_server.opts = (flags & FLAG_SMALL_LIMITS) ? small_limits : default_limits;
     conn c;
+    exchange x;
     memset(&c, 0, sizeof c);
+    memset(&x, 0, sizeof x);
+    c.x = &x;
     c.server = &fake_server;
     c.listener = &fake_listener;
     c.fd = -1;
     c.remote_addr = state->str_empty;
     Py_INCREF(c.remote_addr);
-    llhttp_init(&c.parser, HTTP_REQUEST, request_parser_settings());
-    body_init(&c.req.body);
+    llhttp_init(&x.parser, HTTP_REQUEST, request_parser_settings());
+    body_init(&x.req.body);
 
     if (receive(&c, data, split, by_lines) == 0)
         receive(&c, data + split, size - split, by_lines);
 
     unpoison_all(&c.in);
-    request_free(&c.req);
+    request_free(&x.req);
     buffer_free(&c.in);
     Py_DECREF(c.remote_addr);
     if (PyErr_Occurred())
