@@ -41,6 +41,7 @@ def test_serves_the_sockets_systemd_passes(procs, tmp_path):
     unix.listen(16)
     server = socket_activated(procs, [tcp, unix], "-w", "2", "deployapp:app")
     server.wait_listening()
+    server.wait_for_log("Listening at: ", count=2)  # one line per socket, written one after the other
     listening = [line.split("Listening at: ")[1].split()[0] for line in server.stderr().splitlines()
                  if "Listening at: " in line]
     port = tcp.getsockname()[1]
