@@ -29,6 +29,11 @@ DEFAULT_LISTEN_BACKLOG = 1024
 # is the one that checks the values. Sizes are bytes, times are seconds.
 OPTIONS = dict(_core.DEFAULT_OPTIONS)
 
+# Keywords serve() also takes that are not settings of a deployment:
+# bjoern's keepalive and tcp_nodelay, and what the prefork master gives
+# its workers. They have no command-line flags.
+_API_ONLY_OPTIONS = frozenset(_core.API_ONLY_OPTIONS)
+
 _default_instance = None  # (socket, app, options) set by listen(), used by run()
 
 
@@ -154,7 +159,7 @@ def stop():
 
 
 def _check_options(options):
-    unknown = sorted(set(options) - set(OPTIONS))
+    unknown = sorted(set(options) - set(OPTIONS) - _API_ONLY_OPTIONS)
     if unknown:
         raise TypeError(f"unknown server option(s): {', '.join(unknown)}; known: {', '.join(sorted(OPTIONS))}")
 

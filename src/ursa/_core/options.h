@@ -1,5 +1,8 @@
 /* Server options: limits, timeouts and hooks, parsed once from the
- * keywords of serve(). Sizes are bytes, times are seconds. */
+ * keywords of serve(). Sizes are bytes, times are seconds. One table in
+ * options.c holds every option's kind, default and bounds; the CLI, the
+ * config file and PasteDeploy check values against it (OPTION_SPECS,
+ * check_option) before anything is bound. */
 #ifndef URSA_OPTIONS_H
 #define URSA_OPTIONS_H
 
@@ -13,10 +16,11 @@ typedef struct server_options {
     size_t max_headers;       /* more header fields -> 431 */
     size_t max_header_bytes;  /* whole request head larger -> 431 */
     uint64_t max_body_size;   /* body larger -> 413 */
-    size_t body_buffer_size;  /* bodies larger spill to a temporary file */
+    size_t body_buffer_size;  /* bodies (and write() backlogs) larger spill to a temporary file */
     size_t max_connections;   /* beyond: stop accepting until one closes */
     double header_timeout;    /* first byte to end of head -> 408 */
     double body_timeout;      /* gap between body reads -> 408 */
+    double min_body_rate;     /* bytes/s a body must keep up after body_timeout; 0: off */
     double keepalive_timeout; /* idle between requests -> silent close */
     double write_timeout;     /* no write progress -> close */
     double graceful_timeout;  /* bound on draining at stop */
@@ -24,10 +28,22 @@ typedef struct server_options {
     PyObject *access_log;     /* callable or NULL (owned) */
     PyObject *url_scheme;     /* str (owned) */
     int multiprocess;
+    /* Python-API-only options (bjoern's keywords and the prefork worker's) */
+    int keepalive;            /* 0: every response closes its connection */
+    int tcp_nodelay;
+    int shared_listeners;     /* other processes serve the sockets too */
+    PyObject *heartbeat;      /* writable buffer shared with the master, or NULL (owned) */
 } server_options;
 
-/* The defaults as a new dict, exported as _core.DEFAULT_OPTIONS. */
+/* The defaults of the public options as a new dict (_core.DEFAULT_OPTIONS). */
 PyObject *options_defaults(void);
+/* {name: (kind, minimum, maximum)} of every option (_core.OPTION_SPECS). */
+PyObject *options_specs(void);
+/* The names accepted by serve() but not listed in DEFAULT_OPTIONS. */
+PyObject *options_api_only(void);
+/* Check one value against its option's rules without keeping it: None, or
+ * NULL with TypeError/ValueError ("must be ..., got ..."). */
+PyObject *options_check(PyObject *name, PyObject *value);
 /* Fill `opts` from defaults overridden by `kwargs` (may be NULL).
  * Returns 0, or -1 with TypeError/ValueError naming the bad option. */
 int options_parse(server_options *opts, PyObject *kwargs);
