@@ -689,6 +689,9 @@ class WorkerProcess:
 
         options = self.settings.core_options()
         options["multiprocess"] = self.arbiter.target_workers > 1
+        # The master and the other workers serve these sockets too: a
+        # retiring worker must leave them open to new connections.
+        options["shared_listeners"] = True
         max_requests = 0
         if self.settings.max_requests:
             max_requests = self.settings.max_requests + random.randint(0, self.settings.max_requests_jitter)

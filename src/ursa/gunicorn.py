@@ -89,6 +89,8 @@ class Worker(base.Worker):
             "max_connections": max(1, cfg.worker_connections),
             "graceful_timeout": float(cfg.graceful_timeout),
             "multiprocess": cfg.workers > 1,
+            # gunicorn's arbiter and the other workers share the sockets.
+            "shared_listeners": True,
         }
         if self.max_requests < sys.maxsize:  # gunicorn's "no limit" is sys.maxsize
             options["max_requests"] = self.max_requests

@@ -105,9 +105,17 @@ def test_body_that_stops_right_after_the_head_gets_408(quick):
         assert_rejected(conn, 408)
 
 
-def test_slow_body_with_gaps_shorter_than_body_timeout_is_received_whole(quick):
-    """body_timeout bounds the gap between reads, not the whole body: ten
-    bytes at 0.15 s intervals take longer than the timeout and are fine."""
+@pytest.fixture(scope="module")
+def quick_without_min_rate(module_pool):
+    return module_pool.start(name="quick-timeouts-no-min-rate", options={
+        "header_timeout": TIMEOUT, "body_timeout": TIMEOUT, "min_body_rate": 0})
+
+
+def test_slow_body_with_gaps_shorter_than_body_timeout_is_received_whole(quick_without_min_rate):
+    """With min_body_rate off, body_timeout bounds the gap between reads,
+    not the whole body: ten bytes at 0.15 s intervals take longer than the
+    timeout and are fine."""
+    quick = quick_without_min_rate
     body = b"0123456789"
     with quick.connect() as conn:
         conn.send(build_request("POST", "/hit?token=slow-body", [("Content-Length", str(len(body)))]))

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "anonfile.h"
+
 #define INITIAL_RESERVE (64 * 1024)
 
 void body_init(body *b)
@@ -20,50 +22,12 @@ void body_init(body *b)
     b->size = 0;
 }
 
-/* An unnamed file: gone from the file system from the start, so nothing is
- * left behind however the process ends. */
-static int open_anonymous_file(void)
-{
-    const char *dir = getenv("TMPDIR");
-    if (dir == NULL || *dir == '\0')
-        dir = "/tmp";
-#ifdef O_TMPFILE
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd >= 0)
-        return fd;
-#endif
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s/ursa-body-XXXXXX", dir) >= (int)sizeof path) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    fd = mkostemp(path, O_CLOEXEC);
-    if (fd >= 0)
-        unlink(path);
-    return fd;
-}
-
-static int write_all(int fd, const char *data, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, data, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        data += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static int spill_to_file(body *b)
 {
-    int fd = open_anonymous_file();
+    int fd = anonfile_open();
     if (fd < 0)
         return -1;
-    if (write_all(fd, b->memory, (size_t)b->size) < 0) {
+    if (anonfile_write_all(fd, b->memory, (size_t)b->size) < 0) {
         int saved = errno;
         close(fd);
         errno = saved;
@@ -96,7 +60,7 @@ static int reserve_memory(body *b, size_t need)
 int body_expect(body *b, uint64_t expected, size_t memory_limit)
 {
     if (expected > memory_limit) {
-        int fd = open_anonymous_file();
+        int fd = anonfile_open();
         if (fd < 0)
             return -1;
         b->file = fd;
@@ -111,7 +75,7 @@ int body_append(body *b, const char *data, size_t n, size_t memory_limit)
     if (b->file < 0 && b->size + n > memory_limit && spill_to_file(b) < 0)
         return -1;
     if (b->file >= 0) {
-        if (write_all(b->file, data, n) < 0)
+        if (anonfile_write_all(b->file, data, n) < 0)
             return -1;
     } else {
         if (reserve_memory(b, (size_t)b->size + n) < 0)

@@ -30,7 +30,7 @@ static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 static void conn_process_input(conn *c);
 static void conn_dispatch_io(conn *c);
-static void conn_check_deadline(conn *c, double now);
+static void conn_check_deadline(conn *c);
 
 /* ---- events ---- */
 
@@ -53,10 +53,18 @@ static double conn_deadline(const conn *c)
     switch (c->state) {
     case CONN_AWAITING:
         return c->phase_started + (c->served_any ? o->keepalive_timeout : o->header_timeout);
-    case CONN_READING:
+    case CONN_READING: {
         if (!c->x->req.headers_complete)
             return c->phase_started + o->header_timeout;
-        return c->last_progress + o->body_timeout;
+        double gap_due = c->last_progress + o->body_timeout;
+        if (o->min_body_rate <= 0)
+            return gap_due;
+        /* mod_reqtimeout's MinRate: past body_timeout, each min_body_rate
+         * bytes received buy one second more, so a trickle ends however
+         * steady it is, and an upload above the rate never does. */
+        double rate_due = c->body_started + o->body_timeout + (double)c->x->req.body.size / o->min_body_rate;
+        return rate_due < gap_due ? rate_due : gap_due;
+    }
     case CONN_RESPONDING:
     case CONN_REJECTING:
         return c->watching == EV_WRITE ? c->last_progress + o->write_timeout : 0;
@@ -78,7 +86,7 @@ static void conn_schedule_timer(conn *c)
     if (ev_is_active(&c->timer) && c->timer_due <= due)
         return;
     struct ev_loop *loop = c->server->loop;
-    double now = ev_now(loop);
+    double now = server_network_time(c->server);
     double fire_at = due < now + c->server->shortest_timeout ? due : now + c->server->shortest_timeout;
     ev_timer_stop(loop, &c->timer);
     ev_timer_set(&c->timer, fire_at > now ? fire_at - now : 0, 0);
@@ -89,7 +97,7 @@ static void conn_schedule_timer(conn *c)
 static void conn_enter(conn *c, conn_state state)
 {
     c->state = state;
-    c->phase_started = ev_now(c->server->loop);
+    c->phase_started = server_network_time(c->server);
 }
 
 /* ---- errors: answer, then close ---- */
@@ -140,7 +148,7 @@ static void conn_flush_rejection(conn *c)
     size_t written = 0;
     flush_result f = outq_flush(&c->x->out, c->fd, SIZE_MAX, &written);
     if (written)
-        c->last_progress = ev_now(c->server->loop);
+        c->last_progress = server_network_time(c->server);
     if (f == FLUSH_ERROR) {
         conn_close(c);
     } else if (f == FLUSH_BLOCKED) {
@@ -152,15 +160,17 @@ static void conn_flush_rejection(conn *c)
     }
 }
 
-static void conn_log_access(conn *c, PyObject *environ, int status, uint64_t body_bytes, double started_at)
+/* `duration` is in seconds. The hook is app code: its time is the app's. */
+static void conn_log_access(conn *c, PyObject *environ, int status, uint64_t body_bytes, double duration)
 {
     server *s = c->server;
-    long long duration_us = (long long)((ev_time() - started_at) * 1e6);
+    double called_at = ev_now(s->loop);
     PyObject *ok = PyObject_CallFunction(s->opts.access_log, "OiKL", environ, status,
-                                         (unsigned long long)body_bytes, duration_us);
+                                         (unsigned long long)body_bytes, (long long)(duration * 1e6));
     if (ok == NULL)
         server_report_exception(s, "ursa: the access_log callable raised");
     Py_XDECREF(ok);
+    server_app_returned(s, called_at);
 }
 
 static void conn_log_rejection(conn *c, int status, size_t body_bytes)
@@ -170,7 +180,7 @@ static void conn_log_rejection(conn *c, int status, size_t body_bytes)
         server_report_exception(c->server, "ursa: cannot describe a refused request for the access log");
         return;
     }
-    conn_log_access(c, environ, status, body_bytes, c->phase_started);
+    conn_log_access(c, environ, status, body_bytes, server_network_time(c->server) - c->phase_started);
     Py_DECREF(environ);
 }
 
@@ -226,6 +236,7 @@ static int conn_attach(conn *c)
         body_init(&x->req.body);
         x->resp.file_fd = -1;
         x->resp.content_length = -1;
+        spool_init(&x->resp.spool);
     }
     llhttp_init(&x->parser, HTTP_REQUEST, request_parser_settings());
     c->x = x;
@@ -274,7 +285,7 @@ static int conn_finish_request(conn *c)
     server *s = c->server;
     response *r = &c->x->resp;
     if (s->opts.access_log != NULL)
-        conn_log_access(c, r->environ, r->status_code, r->body_sent, r->started_at);
+        conn_log_access(c, r->environ, r->status_code, r->body_sent, ev_time() - r->started_at);
     response_release(c);
     request_reset(&c->x->req);
     llhttp_resume(&c->x->parser);
@@ -282,6 +293,7 @@ static int conn_finish_request(conn *c)
     c->parsed = 0;
     if (c->in.len == 0)
         conn_detach(c); /* no pipelined request waits: the connection idles */
+    c->body_clock_started = 0;
     s->requests_served++;
     if (s->opts.max_requests && s->requests_served >= s->opts.max_requests)
         server_begin_stop(s);
@@ -320,7 +332,7 @@ static int conn_after_pump(conn *c, pump_result result)
 static int conn_respond(conn *c)
 {
     conn_enter(c, CONN_RESPONDING);
-    c->keep_alive = c->x->req.keep_alive && !c->server->stopping;
+    c->keep_alive = c->x->req.keep_alive && c->server->opts.keepalive && !c->server->stopping;
     PyObject *environ = environ_build(c);
     if (environ == NULL) {
         server_report_exception(c->server, "ursa: cannot build the WSGI environ");
@@ -346,6 +358,10 @@ static void conn_process_input(conn *c)
         if (result == PARSE_ERROR) {
             conn_reject(c, c->x->req.error_status, c->x->req.error_reason);
             return;
+        }
+        if (c->x->req.headers_complete && !c->body_clock_started) {
+            c->body_started = server_network_time(c->server);
+            c->body_clock_started = 1;
         }
         if (result == PARSE_NEED_MORE) {
             if (c->x->req.expect_continue)
@@ -412,7 +428,7 @@ static void conn_on_readable(conn *c)
         return;
     }
     c->in.len += (size_t)n;
-    c->last_progress = ev_now(c->server->loop);
+    c->last_progress = server_network_time(c->server);
     if (c->state == CONN_AWAITING)
         conn_enter(c, CONN_READING);
     conn_process_input(c);
@@ -460,8 +476,9 @@ static void conn_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
     conn *c = w->data;
+    (void)loop;
     conn_begin_callback(c);
-    conn_check_deadline(c, ev_now(loop));
+    conn_check_deadline(c);
     conn_end_callback(c);
 }
 
@@ -485,11 +502,35 @@ static void conn_dispatch_io(conn *c)
     }
 }
 
-static void conn_check_deadline(conn *c, double now)
+/* Bytes the client sent that the kernel holds for us: a request, or more
+ * of one, that arrived while the worker was busy elsewhere. */
+static int conn_has_unread_bytes(conn *c)
 {
+    char byte;
+    return recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+/* Reads at most this much to catch up before a deadline is judged. */
+#define CATCH_UP_READS 16
+
+static void conn_check_deadline(conn *c)
+{
+    double now = server_network_time(c->server);
     double due = conn_deadline(c);
     if (due == 0)
         return;
+    /* Never expire a connection for bytes it did send: read what is
+     * waiting first, then judge the deadline as it stands after that. */
+    for (int i = 0; due <= now && i < CATCH_UP_READS; i++) {
+        conn_state before = c->state;
+        if ((before != CONN_AWAITING && before != CONN_READING) || !conn_has_unread_bytes(c))
+            break;
+        conn_on_readable(c);
+        if (c->closed || c->state != before)
+            return;
+        now = server_network_time(c->server);
+        due = conn_deadline(c);
+    }
     if (due > now) {
         conn_schedule_timer(c);
         return;
@@ -600,7 +641,7 @@ int conn_open(listener *l, int fd, const struct sockaddr *peer, socklen_t peer_l
         close(fd);
         return -1;
     }
-    if (peer->sa_family == AF_INET || peer->sa_family == AF_INET6) {
+    if ((peer->sa_family == AF_INET || peer->sa_family == AF_INET6) && s->opts.tcp_nodelay) {
         /* Responses go out in as few writes as we can make them; Nagle
          * would only hold back the last piece of each. */
         int one = 1;
@@ -655,13 +696,6 @@ void conn_close(conn *c)
     if (!c->in_callback)
         PyMem_Free(c);
     server_conn_closed(s);
-}
-
-/* Whether the client has sent bytes we have not read yet. */
-static int conn_has_unread_bytes(conn *c)
-{
-    char byte;
-    return recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
 void conn_stop(conn *c)

@@ -44,9 +44,11 @@ typedef struct conn {
     ev_io watcher;
     int watching;             /* EV_READ / EV_WRITE the watcher is started with */
     ev_timer timer;
+    /* Times are on server_network_time()'s clock. */
     double timer_due;         /* when `timer` fires, if active */
     double phase_started;     /* start of the current timeout phase */
     double last_progress;     /* last read/write that moved bytes */
+    double body_started;      /* when the request's head was complete */
     int unsent_when_blocked;  /* SIOCOUTQ when a write last blocked */
     exchange *x;              /* NULL while idle: see conn_attach */
     buffer in;                /* the request bytes; see conn_keep_input */
@@ -55,6 +57,7 @@ typedef struct conn {
     PyObject *remote_port;    /* NULL for unix peers */
     unsigned keep_alive : 1;  /* may serve another request after this one */
     unsigned served_any : 1;  /* a response went out: idle time is keep-alive */
+    unsigned body_clock_started : 1; /* body_started is this request's */
     unsigned in_shared : 1;   /* `in` is the server's read_buffer, for now */
     unsigned in_callback : 1; /* inside conn_on_io/conn_on_timer: free later */
     unsigned closed : 1;

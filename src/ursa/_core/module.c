@@ -1,6 +1,7 @@
 /* ursa._core: module state, and the two entry points serve() and stop(). */
 #include "module.h"
 
+#include "door.h"
 #include "environ.h"
 #include "filewrapper.h"
 #include "input.h"
@@ -149,9 +150,63 @@ static PyObject *ursa_stop(PyObject *module, PyObject *unused)
     Py_RETURN_TRUE;
 }
 
+PyDoc_STRVAR(check_option_doc, "check_option(name, value)\n\n"
+                               "Check `value` against the rules of server option `name` (see OPTION_SPECS).\n"
+                               "Returns None, or raises TypeError/ValueError saying what it must be, or\n"
+                               "KeyError for an unknown option.");
+
+static PyObject *ursa_check_option(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "check_option() takes 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    return options_check(args[0], args[1]);
+}
+
+static int fd_argument(PyObject *arg, int *fd)
+{
+    *fd = PyObject_AsFileDescriptor(arg);
+    return *fd < 0 ? -1 : 0;
+}
+
+PyDoc_STRVAR(close_door_doc, "close_door(sock_or_fd) -> bool\n\n"
+                             "New TCP connections to this listening socket are dropped at the SYN, while\n"
+                             "those already queued can still be accepted. False for a socket that has no\n"
+                             "such door (a unix socket).");
+
+static PyObject *ursa_close_door(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    int fd;
+    if (fd_argument(arg, &fd) < 0)
+        return NULL;
+    int closed = door_close(fd);
+    if (closed < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyBool_FromLong(closed);
+}
+
+PyDoc_STRVAR(open_door_doc, "open_door(sock_or_fd)\n\nUndo close_door().");
+
+static PyObject *ursa_open_door(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    int fd;
+    if (fd_argument(arg, &fd) < 0)
+        return NULL;
+    if (door_open(fd) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"serve", (PyCFunction)(void (*)(void))ursa_serve, METH_VARARGS | METH_KEYWORDS, serve_doc},
     {"stop", ursa_stop, METH_NOARGS, stop_doc},
+    {"check_option", (PyCFunction)(void (*)(void))ursa_check_option, METH_FASTCALL, check_option_doc},
+    {"close_door", ursa_close_door, METH_O, close_door_doc},
+    {"open_door", ursa_open_door, METH_O, open_door_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -230,6 +285,16 @@ static int init_state(PyObject *module, module_state *state)
     PyObject *defaults = options_defaults();
     if (defaults == NULL || PyModule_AddObject(module, "DEFAULT_OPTIONS", defaults) < 0) {
         Py_XDECREF(defaults);
+        return -1;
+    }
+    PyObject *specs = options_specs();
+    if (specs == NULL || PyModule_AddObject(module, "OPTION_SPECS", specs) < 0) {
+        Py_XDECREF(specs);
+        return -1;
+    }
+    PyObject *api_only = options_api_only();
+    if (api_only == NULL || PyModule_AddObject(module, "API_ONLY_OPTIONS", api_only) < 0) {
+        Py_XDECREF(api_only);
         return -1;
     }
     Py_INCREF(state->file_wrapper_type);

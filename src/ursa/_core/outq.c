@@ -60,11 +60,6 @@ int outq_push_inline(outq *q, const char *data, size_t length)
     return 0;
 }
 
-static const char *segment_bytes(const out_segment *seg)
-{
-    return seg->data ? seg->data : seg->inline_bytes;
-}
-
 static void drop_first(outq *q)
 {
     out_segment *seg = &q->segments[q->first];
@@ -105,7 +100,7 @@ flush_result outq_flush(outq *q, int fd, size_t budget, size_t *written)
         size_t batch = 0;
         for (size_t i = 0; i < q->count && n < OUTQ_IOV_MAX && batch < budget; i++) {
             const out_segment *seg = &q->segments[q->first + i];
-            iov[n].iov_base = (void *)segment_bytes(seg);
+            iov[n].iov_base = (void *)outq_segment_bytes(seg);
             iov[n].iov_len = seg->length;
             batch += seg->length;
             n++;

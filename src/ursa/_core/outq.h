@@ -32,6 +32,11 @@ typedef enum {
     FLUSH_ERROR,   /* the peer is gone (errno set) */
 } flush_result;
 
+static inline const char *outq_segment_bytes(const out_segment *seg)
+{
+    return seg->data ? seg->data : seg->inline_bytes;
+}
+
 /* Queue `length` bytes at `data`, owned by `owner` (a new reference is
  * taken). Returns 0, or -1 with MemoryError set. */
 int outq_push(outq *q, PyObject *owner, const char *data, size_t length);

@@ -4,7 +4,6 @@
 #include "response.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -12,16 +11,18 @@
 
 #include "conn.h"
 #include "filewrapper.h"
+#include "heartbeat.h"
 #include "start_response.h"
 
 /* Bytes written for one connection per event before the others get a turn:
  * a fast reader of a huge response must not starve the rest. */
 #define WRITE_BUDGET (1024 * 1024)
-/* write() returns once no more than this is still queued: PEP 3333 lets
- * it buffer, and the bound keeps a slow client from costing memory. */
-#define WRITE_CALL_BUFFER (64 * 1024)
 /* Bytes of a list body gathered before the first write. */
 #define COALESCE_BYTES (64 * 1024)
+/* Items pulled from the iterable per event at most: an iterable of empty
+ * items, or one whose bytes a HEAD response drops, must still give the
+ * loop (signals, timers, other clients) its turn. */
+#define PULLS_PER_EVENT 1024
 
 static const char internal_error_body[] = "500 Internal Server Error\n";
 
@@ -83,30 +84,59 @@ static int response_send_head(conn *c, int64_t known_length)
 
 /* ---- the body ---- */
 
+static int spool_failed(void)
+{
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+}
+
+/* Queue bytes behind whatever is queued already: in memory, or on disk
+ * once a write() backlog went there (see response_write). */
+static int response_emit(conn *c, PyObject *owner, const char *data, size_t n)
+{
+    spool *sp = &c->x->resp.spool;
+    if (spool_pending(sp) > 0)
+        return spool_append(sp, data, n) < 0 ? spool_failed() : 0;
+    return outq_push(&c->x->out, owner, data, n);
+}
+
+static int response_emit_inline(conn *c, const char *data, size_t n)
+{
+    spool *sp = &c->x->resp.spool;
+    if (spool_pending(sp) > 0)
+        return spool_append(sp, data, n) < 0 ? spool_failed() : 0;
+    return outq_push_inline(&c->x->out, data, n);
+}
+
 /* Queue one body item (a new reference to bytes is held by the queue).
  * Returns 0, or -1 with an exception. */
 static int response_queue_body(conn *c, PyObject *bytes, const char *data, size_t length)
 {
     response *r = &c->x->resp;
-    if (length == 0 || r->no_body)
+    if (length == 0)
         return 0;
     if (r->content_length >= 0) {
-        uint64_t room = (uint64_t)r->content_length - r->body_sent;
-        if (length > room) {
-            /* More than the app's Content-Length: never on the wire. */
-            length = (size_t)room;
-            c->keep_alive = 0;
-            if (length == 0)
-                return 0;
+        /* PEP 3333: no more than Content-Length goes out, and the iterable
+         * is not asked for more once it has given that much. */
+        uint64_t room = (uint64_t)r->content_length - r->body_given;
+        if (length >= room) {
+            r->length_reached = 1;
+            if (length > room) {
+                length = (size_t)room;
+                c->keep_alive = 0; /* the app's body and its header disagree */
+            }
         }
     }
+    r->body_given += length;
+    if (length == 0 || r->no_body)
+        return 0;
     if (r->chunked) {
         char prefix[OUTQ_INLINE_MAX];
         int n = snprintf(prefix, sizeof prefix, "%zx\r\n", length);
-        if (outq_push_inline(&c->x->out, prefix, (size_t)n) < 0 || outq_push(&c->x->out, bytes, data, length) < 0 ||
-            outq_push_inline(&c->x->out, "\r\n", 2) < 0)
+        if (response_emit_inline(c, prefix, (size_t)n) < 0 || response_emit(c, bytes, data, length) < 0 ||
+            response_emit_inline(c, "\r\n", 2) < 0)
             return -1;
-    } else if (outq_push(&c->x->out, bytes, data, length) < 0) {
+    } else if (response_emit(c, bytes, data, length) < 0) {
         return -1;
     }
     r->body_sent += length;
@@ -163,7 +193,7 @@ static int response_end_body(conn *c)
     if (!r->headers_sent && response_send_head(c, (int64_t)r->body_sent) < 0)
         return -1;
     if (r->chunked)
-        return outq_push_borrowed(&c->x->out, "0\r\n\r\n", 5);
+        return response_emit(c, NULL, "0\r\n\r\n", 5);
     if (!r->no_body && r->content_length >= 0 && r->body_sent < (uint64_t)r->content_length)
         c->keep_alive = 0; /* short of its Content-Length: only a close ends it */
     return 0;
@@ -207,13 +237,18 @@ static int response_fail(conn *c, const char *message)
     return 0;
 }
 
-/* Pull the next item of the iterable. Returns 0, or -1: close now. */
 /* The next item, a new reference; NULL at the end or with an exception.
  * A list or tuple is read in place, without an iterator. */
-static PyObject *response_next_item(response *r)
+static PyObject *response_next_item(conn *c)
 {
-    if (r->iterator != NULL)
-        return PyIter_Next(r->iterator);
+    response *r = &c->x->resp;
+    if (r->iterator != NULL) {
+        server *s = c->server;
+        double called_at = ev_now(s->loop);
+        PyObject *item = PyIter_Next(r->iterator);
+        server_app_returned(s, called_at);
+        return item;
+    }
     if (r->next_index >= PySequence_Fast_GET_SIZE(r->result))
         return NULL;
     PyObject *item = PySequence_Fast_ITEMS(r->result)[r->next_index++];
@@ -221,10 +256,19 @@ static PyObject *response_next_item(response *r)
     return item;
 }
 
+/* Pull the next item of the iterable. Returns 0, or -1: close now. */
 static int response_pull(conn *c)
 {
     response *r = &c->x->resp;
-    PyObject *item = response_next_item(r);
+    if (r->length_reached) {
+        /* Content-Length is complete: the rest of the iterable is never
+         * asked for; release() closes it. */
+        Py_CLEAR(r->iterator);
+        if (response_end_body(c) < 0)
+            return response_fail(c, "ursa: the application's response is not valid");
+        return 0;
+    }
+    PyObject *item = response_next_item(c);
     if (item == NULL) {
         if (PyErr_Occurred())
             return response_fail(c, "ursa: the application's iterable raised");
@@ -261,16 +305,51 @@ static send_result response_send_file(conn *c, size_t *budget)
         r->file_remaining -= (uint64_t)n;
         r->body_sent += (uint64_t)n;
         *budget -= (size_t)n;
-        c->last_progress = ev_now(c->server->loop);
+        c->last_progress = server_network_time(c->server);
     }
     return r->file_remaining > 0 ? SEND_BLOCKED : SEND_DONE;
+}
+
+/* Write what is queued, memory first, then the spool behind it, as far as
+ * the socket and the budget go. */
+static pump_result response_flush(conn *c, size_t *budget)
+{
+    response *r = &c->x->resp;
+    size_t written = 0;
+    pump_result result = PUMP_DONE;
+    if (c->x->out.pending > 0) {
+        flush_result f = outq_flush(&c->x->out, c->fd, *budget, &written);
+        if (f == FLUSH_ERROR)
+            result = PUMP_ABORT;
+        else if (f == FLUSH_BLOCKED)
+            result = PUMP_BLOCKED;
+        *budget -= written < *budget ? written : *budget;
+    }
+    if (result == PUMP_DONE && spool_pending(&r->spool) > 0) {
+        spool_result f = spool_send(&r->spool, c->fd, budget, &written);
+        if (f == SPOOL_ERROR)
+            result = PUMP_ABORT;
+        else if (f == SPOOL_BLOCKED)
+            result = PUMP_BLOCKED;
+    }
+    if (written > 0)
+        c->last_progress = server_network_time(c->server);
+    return result;
 }
 
 pump_result response_pump(conn *c)
 {
     response *r = &c->x->resp;
     size_t budget = WRITE_BUDGET;
-    for (;;) {
+    for (int pulls = 0;; pulls++) {
+        if (pulls == PULLS_PER_EVENT)
+            return PUMP_BLOCKED; /* the socket is writable: back soon */
+        if (PyErr_CheckSignals() < 0) {
+            /* A handler raised (KeyboardInterrupt): it stops the server. */
+            server_report_exception(c->server, "ursa: a signal handler raised");
+            if (c->closed)
+                return PUMP_ABORT;
+        }
         if (r->items_ready && !r->exhausted && c->x->out.pending < COALESCE_BYTES) {
             /* Every item of a list is there already: gather them (up to a
              * bound) so that head and body leave in one writev. */
@@ -278,17 +357,9 @@ pump_result response_pump(conn *c)
                 return PUMP_ABORT;
             continue;
         }
-        if (c->x->out.pending > 0) {
-            size_t written = 0;
-            flush_result f = outq_flush(&c->x->out, c->fd, budget, &written);
-            if (written > 0)
-                c->last_progress = ev_now(c->server->loop);
-            budget -= written < budget ? written : budget;
-            if (f == FLUSH_ERROR)
-                return PUMP_ABORT;
-            if (f == FLUSH_BLOCKED)
-                return PUMP_BLOCKED;
-        }
+        pump_result flushed = response_flush(c, &budget);
+        if (flushed != PUMP_DONE)
+            return flushed;
         if (r->file_remaining > 0) {
             send_result sent = response_send_file(c, &budget);
             if (sent == SEND_ERROR)
@@ -308,6 +379,15 @@ pump_result response_pump(conn *c)
 }
 
 /* ---- starting ---- */
+
+/* Tell the master which request the app is about to run, for its log
+ * should the worker get stuck in it. */
+static void heartbeat_describe_request(conn *c, heartbeat *h)
+{
+    const request *req = &c->x->req;
+    heartbeat_request(h, llhttp_method_name((llhttp_method_t)req->method), c->in.data + req->url.offset,
+                      req->url.length);
+}
 
 /* The length of a list or tuple of bytes, or -1: such a body can go out
  * with a Content-Length (and with its head, in one write) unchunked. */
@@ -364,10 +444,25 @@ pump_result response_start(conn *c, PyObject *environ)
         return response_fail(c, "ursa: out of memory") < 0 ? PUMP_ABORT : response_pump(c);
     r->start_response = start_response;
 
+    server *s = c->server;
+    if (s->heartbeat != NULL)
+        heartbeat_describe_request(c, s->heartbeat);
     PyObject *args[2] = {environ, start_response};
-    PyObject *result = PyObject_Vectorcall(c->server->app, args, 2, NULL);
+    double called_at = ev_now(s->loop);
+    PyObject *result = PyObject_Vectorcall(s->app, args, 2, NULL);
+    server_app_returned(s, called_at);
     if (result == NULL)
         return response_fail(c, "ursa: the application raised") < 0 ? PUMP_ABORT : response_pump(c);
+    if (PyBytes_Check(result) || PyByteArray_Check(result)) {
+        /* bjoern serves one bytes object returned by the app as the body,
+         * and apps written for it do that: a body of one item. */
+        PyObject *body = PyByteArray_Check(result) ? PyBytes_FromObject(result) : (Py_INCREF(result), result);
+        Py_DECREF(result);
+        result = body ? PyTuple_Pack(1, body) : NULL;
+        Py_XDECREF(body);
+        if (result == NULL)
+            return response_fail(c, "ursa: out of memory") < 0 ? PUMP_ABORT : response_pump(c);
+    }
     r->result = result;
     /* A generator's next item may take a while (a stream of events): what
      * it yielded goes out at once. A list's items are all there now. */
@@ -410,7 +505,9 @@ static void close_iterable(conn *c, PyObject *result)
             server_report_exception(c->server, "ursa: looking up close() of the application's iterable failed");
         return;
     }
+    double called_at = ev_now(c->server->loop);
     PyObject *ok = PyObject_CallNoArgs(close);
+    server_app_returned(c->server, called_at);
     Py_DECREF(close);
     if (ok == NULL)
         server_report_exception(c->server, "ursa: close() of the application's iterable raised");
@@ -421,6 +518,7 @@ void response_release(conn *c)
 {
     response *r = &c->x->resp;
     outq_clear(&c->x->out); /* it may borrow r->head */
+    spool_free(&r->spool);
     if (r->start_response != NULL) {
         start_response_detach(c->server, r->start_response);
         r->start_response = NULL;
@@ -439,18 +537,24 @@ void response_release(conn *c)
     r->head = head;
     r->content_length = -1;
     r->file_fd = -1;
+    spool_init(&r->spool);
 }
 
 /* ---- write(): the legacy imperative API ---- */
 
-static int wait_writable(int fd, double seconds)
+/* The unsent part of the memory queue moves to the spool: the bytes of
+ * write() a slow client has not taken stay bounded in memory. */
+static int response_spill(conn *c)
 {
-    struct pollfd p = {.fd = fd, .events = POLLOUT};
-    int ready;
-    Py_BEGIN_ALLOW_THREADS
-    ready = poll(&p, 1, (int)(seconds * 1000));
-    Py_END_ALLOW_THREADS
-    return ready;
+    outq *q = &c->x->out;
+    spool *sp = &c->x->resp.spool;
+    for (size_t i = 0; i < q->count; i++) {
+        const out_segment *seg = &q->segments[q->first + i];
+        if (spool_append(sp, outq_segment_bytes(seg), seg->length) < 0)
+            return spool_failed();
+    }
+    outq_clear(q);
+    return 0;
 }
 
 int response_write(conn *c, PyObject *data)
@@ -472,17 +576,17 @@ int response_write(conn *c, PyObject *data)
     Py_DECREF(bytes);
     if (!queued)
         return -1;
-    for (;;) {
-        size_t written = 0;
-        flush_result f = outq_flush(&c->x->out, c->fd, SIZE_MAX, &written);
-        if (f == FLUSH_ERROR)
-            break;
-        if (f == FLUSH_DONE || c->x->out.pending <= WRITE_CALL_BUFFER)
-            return 0;
-        if (wait_writable(c->fd, c->server->opts.write_timeout) <= 0)
-            break;
+    /* Never wait for this client here: the loop and every other
+     * connection wait with us. What the socket takes now goes; the rest
+     * waits in memory up to body_buffer_size, then on disk, and leaves as
+     * the client reads once the app has returned. */
+    size_t budget = SIZE_MAX;
+    if (response_flush(c, &budget) == PUMP_ABORT) {
+        r->failed = 1;
+        PyErr_SetString(PyExc_OSError, "write(): the client has gone away");
+        return -1;
     }
-    r->failed = 1;
-    PyErr_SetString(PyExc_OSError, "write(): the client has gone away or stopped reading");
-    return -1;
+    if (c->x->out.pending > c->server->opts.body_buffer_size && response_spill(c) < 0)
+        return -1;
+    return 0;
 }

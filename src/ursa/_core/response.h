@@ -12,6 +12,7 @@
 #include "buffer.h"
 #include "compat.h"
 #include "module.h"
+#include "spool.h"
 
 struct conn;
 
@@ -25,6 +26,8 @@ typedef struct response {
     buffer head;              /* status line and headers; the app's first */
     int64_t content_length;   /* the app's Content-Length, or -1 */
     uint64_t body_sent;       /* body bytes queued so far (not framing) */
+    uint64_t body_given;      /* body bytes the app gave, sent or not (HEAD) */
+    spool spool;              /* write() output the client has not taken, past a bound */
     double started_at;
     /* sendfile(2) from a file_wrapper around a regular file */
     int file_fd;
@@ -40,6 +43,7 @@ typedef struct response {
     unsigned exhausted : 1;     /* the iterable is done and the tail queued */
     unsigned failed : 1;        /* the app failed after the head was sent */
     unsigned items_ready : 1;   /* a list or tuple: pulling never waits */
+    unsigned length_reached : 1; /* the app gave its whole Content-Length */
 } response;
 
 typedef enum {
@@ -57,8 +61,10 @@ pump_result response_pump(struct conn *c);
  * start_response, drop every reference. Safe on an empty response. */
 void response_release(struct conn *c);
 
-/* write(data): queue `data` and flush it, waiting (up to write_timeout)
- * while more than a bounded amount is unsent. 0, or -1 with an exception. */
+/* write(data): queue `data` and send what the socket takes now; never
+ * waits. The rest is sent once the app returns, from memory up to
+ * body_buffer_size and from a temporary file past it. 0, or -1 with an
+ * exception. */
 int response_write(struct conn *c, PyObject *data);
 
 #endif

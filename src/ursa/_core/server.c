@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "door.h"
 #include "environ.h"
 
 /* Connections accepted per readiness event: enough to empty a burst,
@@ -30,6 +31,7 @@
 static void release_gil(struct ev_loop *loop)
 {
     server *s = ev_userdata(loop);
+    heartbeat_idle(s->heartbeat);
     s->released_thread = PyEval_SaveThread();
 }
 
@@ -38,6 +40,7 @@ static void acquire_gil(struct ev_loop *loop)
     server *s = ev_userdata(loop);
     PyEval_RestoreThread(s->released_thread);
     s->released_thread = NULL;
+    heartbeat_busy(s->heartbeat);
 }
 
 /* ---- accepting ---- */
@@ -76,6 +79,27 @@ static void pause_accepting(server *s, double seconds)
     }
 }
 
+typedef enum { ACCEPTED, ACCEPT_AGAIN, ACCEPT_EMPTY, ACCEPT_OUT_OF_FDS, ACCEPT_FAILED } accept_result;
+
+static accept_result accept_one(listener *l)
+{
+    struct sockaddr_storage peer;
+    socklen_t peer_length = sizeof peer;
+    int fd = accept4(l->fd, (struct sockaddr *)&peer, &peer_length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED)
+            return ACCEPT_AGAIN;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+            return ACCEPT_OUT_OF_FDS;
+        return ACCEPT_EMPTY; /* EAGAIN, or nothing better to do */
+    }
+    if (conn_open(l, fd, (struct sockaddr *)&peer, peer_length) < 0) {
+        log_error(l->server->state, "ursa: cannot set up a new connection");
+        return ACCEPT_FAILED;
+    }
+    return ACCEPTED;
+}
+
 static void on_listener_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
@@ -87,21 +111,48 @@ static void on_listener_readable(struct ev_loop *loop, ev_io *w, int revents)
             pause_accepting(s, 0); /* resumed by server_conn_closed */
             return;
         }
-        struct sockaddr_storage peer;
-        socklen_t peer_length = sizeof peer;
-        int fd = accept4(l->fd, (struct sockaddr *)&peer, &peer_length, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-                pause_accepting(s, ACCEPT_RETRY_SECONDS);
-            return; /* EAGAIN, or nothing better to do */
-        }
-        if (conn_open(l, fd, (struct sockaddr *)&peer, peer_length) < 0) {
-            log_error(s->state, "ursa: cannot set up a new connection");
+        accept_result result = accept_one(l);
+        if (result == ACCEPT_OUT_OF_FDS)
+            pause_accepting(s, ACCEPT_RETRY_SECONDS);
+        if (result != ACCEPTED && result != ACCEPT_AGAIN)
             return;
+    }
+}
+
+/* At a stop: every connection the kernel has completed is in flight, and
+ * is taken from the accept queue to be served rather than reset when the
+ * socket closes. With the listeners all ours, their doors close first, so
+ * the queue stops growing. Shared with other processes, a worker that
+ * retires alone (reload, max_requests) leaves the queue to the others; one
+ * that finds the door closed knows that the whole service is stopping and
+ * takes its part. A unix socket has no door: a worker takes what is queued. */
+static void drain_accept_queues(server *s)
+{
+    for (size_t i = 0; i < s->listener_count; i++) {
+        listener *l = &s->listeners[i];
+        if (!s->opts.shared_listeners) {
+            if (door_close(l->fd) > 0)
+                s->doors_closed = 1;
+        } else if (l->family != AF_UNIX && !door_is_closed(l->fd)) {
+            continue;
+        }
+        for (;;) {
+            if (s->conn_count >= s->opts.max_connections)
+                return;
+            accept_result result = accept_one(l);
+            if (result != ACCEPTED && result != ACCEPT_AGAIN)
+                break;
         }
     }
+}
+
+static void reopen_doors(server *s)
+{
+    if (!s->doors_closed)
+        return;
+    for (size_t i = 0; i < s->listener_count; i++)
+        door_open(s->listeners[i].fd);
+    s->doors_closed = 0;
 }
 
 void server_conn_closed(server *s)
@@ -134,6 +185,7 @@ void server_begin_stop(server *s)
 {
     if (s->stopping)
         return;
+    drain_accept_queues(s);
     listeners_stop(s);
     ev_timer_stop(s->loop, &s->accept_retry);
     s->stopping = 1;
@@ -253,6 +305,11 @@ static int listener_init(server *s, listener *l, int fd)
 
 static void server_clear(server *s)
 {
+    reopen_doors(s);
+    if (s->heartbeat != NULL) {
+        PyBuffer_Release(&s->heartbeat_view);
+        s->heartbeat = NULL;
+    }
     if (s->listeners != NULL) {
         for (size_t i = 0; i < s->listener_count; i++)
             Py_XDECREF(s->listeners[i].environ_template);
@@ -297,6 +354,12 @@ int server_serve(module_state *state, PyObject *app, const int *listen_fds, size
     }
     ev_set_userdata(s.loop, &s);
     ev_set_loop_release_cb(s.loop, release_gil, acquire_gil);
+    if (s.opts.heartbeat != NULL) {
+        if (PyObject_GetBuffer(s.opts.heartbeat, &s.heartbeat_view, PyBUF_WRITABLE) < 0)
+            goto cleanup;
+        s.heartbeat = s.heartbeat_view.buf;
+        heartbeat_busy(s.heartbeat);
+    }
 
     if (buffer_reserve(&s.read_buffer, SHARED_READ_BUFFER) < 0)
         goto cleanup;

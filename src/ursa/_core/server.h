@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "buffer.h"
+#include "heartbeat.h"
 #include "module.h"
 #include "options.h"
 
@@ -54,6 +55,10 @@ typedef struct server {
     uint32_t last_peer_ipv4;  /* its address, in network order */
     uint64_t requests_served;
     double shortest_timeout; /* of the per-connection timeouts: see conn.c */
+    double app_seconds;      /* spent in app code so far: see server_network_time */
+    heartbeat *heartbeat;    /* shared with the master, or NULL */
+    Py_buffer heartbeat_view;
+    int doors_closed;        /* the listeners' doors were closed by the stop */
     PyThreadState *released_thread; /* the GIL is released while libev polls */
 
     time_t date_second; /* the second date_header was made for */
@@ -84,5 +89,25 @@ void server_conn_closed(server *s);
 
 /* The cached "Date: ...\r\n" header line for the current second. */
 const char *server_date_header(server *s);
+
+/* The clock every connection timeout is measured on: the loop's time less
+ * the time the worker spent in app code. A connection is charged only for
+ * the time it kept the server waiting on the network, never for the
+ * seconds another request held the worker. */
+static inline double server_network_time(const server *s)
+{
+    return ev_now(s->loop) - s->app_seconds;
+}
+
+/* App code that began at ev_now() == `started` has returned: bring the
+ * loop's clock up to date (it is read once per loop turn) and count the
+ * time as the app's. */
+static inline void server_app_returned(server *s, double started)
+{
+    ev_now_update(s->loop);
+    double spent = ev_now(s->loop) - started;
+    if (spent > 0)
+        s->app_seconds += spent;
+}
 
 #endif
