@@ -63,8 +63,10 @@ def run_input_ops(stream, ops):
     """Apply a comma-separated list of file operations to ``stream``.
 
     Operations: ``read``, ``read:N``, ``readline``, ``readline:N``,
-    ``readlines``, ``iter`` (list(stream)). Returns one summary per operation;
-    the tests compare it with the same operations on io.BytesIO(body).
+    ``readlines``, ``iter`` (list(stream)), ``seek:N`` (from the start),
+    ``seekend:N`` (N from the end; N <= 0), ``tell``, ``seekable``. Returns
+    one summary per operation; the tests compare it with the same
+    operations on io.BytesIO(body).
     """
     results = []
     for op in ops.split(","):
@@ -78,6 +80,14 @@ def run_input_ops(stream, ops):
             value = stream.readlines(*args)
         elif name == "iter":
             value = list(stream)
+        elif name == "seek":
+            value = stream.seek(*args)
+        elif name == "seekend":
+            value = stream.seek(args[0], 2)
+        elif name == "tell":
+            value = stream.tell()
+        elif name == "seekable":
+            value = stream.seekable()
         else:
             raise ValueError(f"unknown input operation {op!r}")
         results.append({"op": op, "result": summarize(value)})

@@ -222,6 +222,35 @@ OPERATIONS = [
     "read:1048570,readline,read:20,readline:7,readlines",
 ]
 
+# Zope re-reads the body after a database conflict: seek(0) and again.
+REWIND_OPERATIONS = [
+    "seekable,tell,read,tell,seek:0,tell,read",
+    "read:7,tell,seek:3,readline,seek:0,readlines",
+    "readline,seekend:-5,read,seekend:0,read,tell",
+    "read:1048570,seekend:-40,readline,seek:0,read:10,tell",
+]
+
+
+@pytest.mark.parametrize("body_name", list(BODIES))
+@pytest.mark.parametrize("operations", REWIND_OPERATIONS)
+def test_wsgi_input_can_be_rewound_and_read_again(server, apps_module, body_name, operations):
+    body = BODIES[body_name]
+    with server.connect() as conn:
+        conn.send(build_request("POST", f"/input?ops={operations}", body=body))
+        response = conn.read_response()
+    assert response.status == 200, response
+    assert response.json() == apps_module.run_input_ops(io.BytesIO(body), operations)
+
+
+def test_seeking_past_the_end_stops_at_the_end(server, apps_module):
+    """Unlike BytesIO, whose position may pass the end: every bodiless
+    request shares one empty wsgi.input, and a seek must not reach the next."""
+    summarize = apps_module.summarize
+    first = server.get_json("/input?ops=seek:5,tell,read")
+    assert first == [{"op": "seek:5", "result": summarize(0)}, {"op": "tell", "result": summarize(0)},
+                     {"op": "read", "result": summarize(b"")}]
+    assert server.get_json("/input?ops=tell,read") == apps_module.run_input_ops(io.BytesIO(b""), "tell,read")
+
 
 @pytest.mark.parametrize("body_name", list(BODIES))
 @pytest.mark.parametrize("operations", OPERATIONS)

@@ -192,6 +192,57 @@ static PyObject *input_iternext(InputObject *self)
     return readline_limited(self, -1);
 }
 
+/* The body is whole before the app runs, so it can be read again: Zope
+ * retries a request after a database conflict by seeking back to 0, and
+ * bjoern's BytesIO allowed it. */
+static PyObject *input_seek(InputObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "wsgi.input.seek() takes 1 or 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    long long offset = PyLong_AsLongLong(args[0]);
+    if (offset == -1 && PyErr_Occurred())
+        return NULL;
+    int whence = 0;
+    if (nargs == 2) {
+        whence = PyLong_AsLong(args[1]);
+        if (whence == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    long long base;
+    switch (whence) {
+    case 0: base = 0; break;
+    case 1: base = (long long)self->position; break;
+    case 2: base = (long long)self->size; break;
+    default:
+        PyErr_Format(PyExc_ValueError, "wsgi.input.seek(): whence must be 0, 1 or 2, not %d", whence);
+        return NULL;
+    }
+    long long target = base + offset;
+    if ((offset > 0 && target < base) || target < 0) {
+        PyErr_Format(PyExc_ValueError, "wsgi.input.seek(): negative position %lld", target);
+        return NULL;
+    }
+    /* A position past the end is the end: the bodiless requests share
+     * one empty wsgi.input, whose position must stay 0. */
+    self->position = (uint64_t)target < self->size ? (uint64_t)target : self->size;
+    return PyLong_FromUnsignedLongLong((unsigned long long)self->position);
+}
+
+static PyObject *input_tell(InputObject *self, PyObject *unused)
+{
+    (void)unused;
+    return PyLong_FromUnsignedLongLong((unsigned long long)self->position);
+}
+
+static PyObject *input_true(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    Py_RETURN_TRUE;
+}
+
 static void input_dealloc(InputObject *self)
 {
     PyTypeObject *type = Py_TYPE(self);
@@ -206,6 +257,10 @@ static PyMethodDef input_methods[] = {
     {"read", (PyCFunction)(void (*)(void))input_read, METH_FASTCALL, "read(size=-1) -> bytes"},
     {"readline", (PyCFunction)(void (*)(void))input_readline, METH_FASTCALL, "readline(size=-1) -> bytes"},
     {"readlines", (PyCFunction)(void (*)(void))input_readlines, METH_FASTCALL, "readlines(hint=-1) -> list"},
+    {"seek", (PyCFunction)(void (*)(void))input_seek, METH_FASTCALL, "seek(offset, whence=0) -> position"},
+    {"tell", (PyCFunction)input_tell, METH_NOARGS, "tell() -> position"},
+    {"seekable", input_true, METH_NOARGS, "seekable() -> True: the body is whole and can be read again"},
+    {"readable", input_true, METH_NOARGS, "readable() -> True"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,6 +1,6 @@
-/* wsgi.input: a read-only file over a request body that is already
- * complete, in memory or in an anonymous temporary file. It never blocks
- * on the network and returns b"" at the end. */
+/* wsgi.input: a read-only, seekable file over a request body that is
+ * already complete, in memory or in an anonymous temporary file. It never
+ * blocks on the network and returns b"" at the end. */
 #ifndef URSA_INPUT_H
 #define URSA_INPUT_H
 
