@@ -288,7 +288,9 @@ def unsized(environ, start_response):
 def status(environ, start_response):
     query = query_of(environ)
     line = query.get("line") or {"204": "204 No Content", "304": "304 Not Modified"}[query["code"]]
-    start_response(line, TEXT_HEADERS)
+    # ?length=N: a Content-Length as Django's CommonMiddleware (204) and Zope (304) add one.
+    length = [("Content-Length", query["length"])] if "length" in query else []
+    start_response(line, TEXT_HEADERS + length)
     # A body the server must not send for 204/304 (the app is wrong to give one).
     return [b"a body that must not be sent"]
 
@@ -719,6 +721,10 @@ def make_flask_app():
     def sum_numbers():
         payload = request.get_json()
         return jsonify({"sum": sum(payload["numbers"]), "label": payload["label"]})
+
+    @app.get("/cookies")
+    def cookies():
+        return jsonify(request.cookies)
 
     return app
 

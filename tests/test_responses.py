@@ -106,6 +106,27 @@ def test_no_content_and_not_modified_responses_carry_no_body(server, code):
         assert conn.read_response().body == b"pong"
 
 
+@pytest.mark.parametrize("code, length", [(204, "0"), (304, "0"), (304, "1234")])
+def test_content_length_from_the_app_is_dropped_from_204_and_304(server, code, length):
+    """RFC 9110 8.6: no Content-Length in a 204; a 304's would be another
+    response's length. Django adds one to 204s, Zope to 304s."""
+    with server.connect() as conn:
+        conn.send(build_request("GET", f"/status?code={code}&length={length}") + build_request("GET", "/ping"))
+        response = conn.read_response()
+        assert response.status == code
+        assert response.headers_named("Content-Length") == []
+        assert response.header("Transfer-Encoding") is None
+        assert conn.read_response().body == b"pong"
+
+
+def test_the_same_content_length_twice_from_the_app_is_sent_once(server):
+    body = b"headers set by the app"
+    length = f"Content-Length:{len(body)}"
+    response = server.get("/headers?" + urlencode([("h", length), ("h", length)]))
+    assert (response.status, response.body) == (200, body)
+    assert response.headers_named("Content-Length") == [str(len(body))]
+
+
 def test_head_request_iterable_is_consumed_and_closed(server, token):
     with server.connect() as conn:
         conn.send(build_request("HEAD", f"/iter?kind=custom&token={token}"))

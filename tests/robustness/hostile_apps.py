@@ -136,6 +136,15 @@ BAD_RESPONSE_HEADS = {
     "status-crlf": ("200 OK\r\nInjected: yes", []),
     "status-lf": ("200 OK\nInjected: yes", []),
     "status-nul": ("200 OK\0Injected: yes", []),
+    "value-control-01": ("200 OK", [("X-Note", "a\x01Injected: yes")]),
+    "value-control-1f": ("200 OK", [("X-Note", "a\x1fInjected: yes")]),
+    "value-control-vt": ("200 OK", [("X-Note", "a\x0bInjected: yes")]),
+    "value-del": ("200 OK", [("X-Note", "a\x7fInjected: yes")]),
+    "two-content-lengths": ("200 OK", [("Content-Length", "2"), ("Content-Length", "5"), ("X-Injected", "1")]),
+    "transfer-coding": ("200 OK", [("Transfer-Encoding", "gzip"), ("X-Injected", "1")]),
+    "interim-100": ("100 Continue", [("X-Injected", "1")]),
+    "interim-101": ("101 Switching Protocols", [("Upgrade", "websocket"), ("X-Injected", "1")]),
+    "interim-103": ("103 Early Hints", [("Link", "</style.css>; rel=preload"), ("X-Injected", "1")]),
 }
 
 

@@ -107,12 +107,20 @@ static const char *check_header_value(PyObject *name, PyObject *value, Py_ssize_
     if (bytes == NULL)
         return NULL;
     for (Py_ssize_t i = 0; i < *length; i++) {
-        char ch = bytes[i];
+        unsigned char ch = (unsigned char)bytes[i];
         if (ch == '\r' || ch == '\n' || ch == '\0') {
             PyErr_Format(PyExc_ValueError,
                          "start_response: value of header %R contains CR, LF or NUL, which would break the "
                          "response: %R",
                          name, value);
+            return NULL;
+        }
+        /* RFC 9110 5.5: no other control character either, the same bytes
+         * ursa refuses in a request. */
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+            PyErr_Format(PyExc_ValueError,
+                         "start_response: value of header %R contains the control character 0x%02x: %R", name,
+                         ch, value);
             return NULL;
         }
     }
@@ -122,6 +130,7 @@ static const char *check_header_value(PyObject *name, PyObject *value, Py_ssize_
 typedef enum {
     FIELD_OTHER,
     FIELD_CONTENT_LENGTH,
+    FIELD_TRANSFER_ENCODING,
     FIELD_CONNECTION,
     FIELD_HOP_BY_HOP, /* the server's to send (PEP 3333): dropped */
     FIELD_DATE,
@@ -156,7 +165,7 @@ static field_kind field_kind_of(const char *name, Py_ssize_t length)
     case 16:
         return NAME_IS(name, length, "proxy-connection") ? FIELD_HOP_BY_HOP : FIELD_OTHER;
     case 17:
-        return NAME_IS(name, length, "transfer-encoding") ? FIELD_HOP_BY_HOP : FIELD_OTHER;
+        return NAME_IS(name, length, "transfer-encoding") ? FIELD_TRANSFER_ENCODING : FIELD_OTHER;
     default:
         return FIELD_OTHER;
     }
@@ -195,10 +204,35 @@ static int add_header(response *r, PyObject *item, Py_ssize_t index)
     if (v == NULL)
         return -1;
     switch (field_kind_of(n, name_length)) {
-    case FIELD_CONTENT_LENGTH:
-        if (parse_content_length(name, value, v, value_length, &r->content_length) < 0)
+    case FIELD_CONTENT_LENGTH: {
+        int64_t length;
+        if (parse_content_length(name, value, v, value_length, &length) < 0)
             return -1;
+        /* Two lengths would let a client and a proxy frame the response
+         * differently; the same one twice is harmless and sent once. */
+        if (r->content_length >= 0 && length != r->content_length) {
+            PyErr_Format(PyExc_ValueError, "start_response: two Content-Length values, %lld and %lld",
+                         (long long)r->content_length, (long long)length);
+            return -1;
+        }
+        /* RFC 9110 8.6: a 204 has no Content-Length, nor a 304 another
+         * response's length; gunicorn drops both too. */
+        if (r->content_length >= 0 || r->status_code == 204 || r->status_code == 304)
+            return 0;
+        r->content_length = length;
         break;
+    }
+    case FIELD_TRANSFER_ENCODING:
+        /* The server frames the body itself: "chunked" from the app is
+         * dropped; a coding it would have to apply is an error. */
+        if (!NAME_IS(v, value_length, "chunked")) {
+            PyErr_Format(PyExc_ValueError,
+                         "start_response: Transfer-Encoding %R: the server chooses the framing, and an app "
+                         "cannot apply a transfer coding (use Content-Encoding)",
+                         value);
+            return -1;
+        }
+        return 0;
     case FIELD_CONNECTION:
         if (value_length >= 5 && strcasestr(v, "close") != NULL)
             r->app_wants_close = 1;
@@ -239,8 +273,17 @@ static int set_head(response *r, PyObject *status, PyObject *headers)
                      Py_TYPE(headers)->tp_name);
         return -1;
     }
+    /* WSGI has no interim responses: a 1xx would be taken for the final
+     * answer by ursa and for an interim one by the client. */
+    if (code < 200) {
+        PyErr_Format(PyExc_ValueError,
+                     "start_response: %R is an interim (1xx) status; a WSGI app can only give a final one",
+                     status);
+        return -1;
+    }
     r->head.len = 0;
     r->content_length = -1;
+    r->status_code = code;
     r->has_date = r->has_server = r->app_wants_close = 0;
     if (buffer_reserve(&r->head, (size_t)status_length + 11) < 0)
         return -1;
@@ -250,7 +293,6 @@ static int set_head(response *r, PyObject *status, PyObject *headers)
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++)
         if (add_header(r, PyList_GET_ITEM(headers, i), i) < 0)
             return -1;
-    r->status_code = code;
     return 0;
 }
 
