@@ -121,6 +121,25 @@ def test_repeated_request_headers_are_joined_with_commas(server):
     assert environ["HTTP_X_MULTI"] == "a,b,c"
 
 
+def test_repeated_cookie_lines_are_joined_as_cookie_crumbs(server):
+    """RFC 6265 5.4 and RFC 9113 8.2.3: "a=1; session=abc", never
+    "a=1,session=abc", which every cookie parser reads as one cookie a."""
+    environ = environ_for(server, headers=[("Cookie", "a=1"), ("cookie", "session=abc"), ("COOKIE", "c=3")])
+    assert environ["HTTP_COOKIE"] == "a=1; session=abc; c=3"
+
+
+def test_empty_host_is_allowed(server):
+    """RFC 9112 3.2: a request target without an authority sends Host empty."""
+    environ = environ_for(server, headers=[("Host", "")])
+    assert environ["HTTP_HOST"] == ""
+
+
+@pytest.mark.parametrize("host", ["example.com", "example.com:", "example.com:8080", "127.0.0.1:65535", "[::1]",
+                                  "[::1]:80", "[v1.fe80::a+en1]:443", "xn--caf-dma.example"])
+def test_host_forms_of_rfc_9112_are_accepted(server, host):
+    assert environ_for(server, headers=[("Host", host)])["HTTP_HOST"] == host
+
+
 def test_header_names_with_underscores_are_dropped(server):
     # Otherwise "X_Forwarded_For" could pass for "X-Forwarded-For".
     environ = environ_for(server, headers=[("X_Forwarded_For", "1.2.3.4"), ("X-Kept", "yes")])

@@ -36,3 +36,12 @@ def test_keep_alive_session_serves_many_requests(framework_server):
         for number in range(20):
             response = session.get(framework_server.url(f"/hello?name=n{number}"), timeout=30)
             assert response.text == f"Hello, n{number}!"
+
+
+def test_flask_sees_every_cookie_of_repeated_cookie_lines(module_servers):
+    """A browser behind an HTTP/2 proxy sends its cookies as several lines;
+    joined with "," Flask saw one cookie and the session was lost."""
+    server = module_servers.start(name="flask-cookies", app="make_flask_app", factory=True, ready_path="/hello")
+    response = server.get("/cookies", headers=[("Cookie", "a=1"), ("Cookie", "session=abc")])
+    assert response.status == 200, response
+    assert response.json() == {"a": "1", "session": "abc"}

@@ -163,11 +163,16 @@ def test_chunked_body_over_max_body_size_gets_413_while_it_is_decoded(small):
     small.assert_serving()
 
 
-def test_chunked_body_declaring_a_huge_chunk_is_refused_once_its_data_crosses_the_limit(small):
+@pytest.mark.parametrize("size_line", [b"fffffff0", b"3e9", b"1f4\r\n" + b"a" * 500 + b"\r\n1f5"])
+def test_chunk_larger_than_what_is_left_of_max_body_size_gets_413_at_its_header(small, size_line):
+    """Refused when the chunk is announced, before any of its data is
+    spooled: only the size line is sent, and the answer is a 413, not a
+    408 after the body timeout."""
     head = build_request("POST", "/hit?token=huge-chunk", [("Transfer-Encoding", "chunked")])
     with small.connect(timeout=10) as conn:
-        conn.send(head + b"fffffffffff\r\n" + b"c" * 1001)
+        conn.send(head + size_line + b"\r\n")
         assert_rejected(conn, 413)
+    assert small.record("huge-chunk")["calls"] == 0
     small.assert_serving()
 
 

@@ -14,6 +14,7 @@
 
 /* Headers most requests carry: their environ keys are made once. The
  * order matches module_state.header_keys. */
+#define COOKIE_HEADER 8 /* its index below */
 static const struct {
     const char *name;
     const char *key;
@@ -184,15 +185,18 @@ static PyObject *header_key(module_state *state, const char *name, size_t length
     return key;
 }
 
-static int add_header(PyObject *environ, PyObject *key, PyObject *value)
+static int add_header(PyObject *environ, module_state *state, PyObject *key, PyObject *value)
 {
     PyObject *previous = PyDict_SetDefault(environ, key, value);
     if (previous == NULL)
         return -1;
     if (previous == value)
         return 0;
-    /* Repeated fields are one comma-separated list (RFC 9110 5.3). */
-    return set_item(environ, key, PyUnicode_FromFormat("%U,%U", previous, value));
+    /* Repeated fields are one comma-separated list (RFC 9110 5.3), but
+     * cookie crumbs are joined with "; " (RFC 6265 5.4, RFC 9113 8.2.3):
+     * "a=1,session=x" would be one cookie named a. */
+    const char *separator = key == state->header_keys[COOKIE_HEADER] ? "; " : ",";
+    return set_item(environ, key, PyUnicode_FromFormat("%U%s%U", previous, separator, value));
 }
 
 static int set_headers(PyObject *environ, module_state *state, const request *req, const char *base)
@@ -210,7 +214,7 @@ static int set_headers(PyObject *environ, module_state *state, const request *re
         while (length > 0 && (value[length - 1] == ' ' || value[length - 1] == '\t'))
             length--;
         PyObject *text = PyUnicode_DecodeLatin1(value, length, NULL);
-        int result = text ? add_header(environ, key, text) : -1;
+        int result = text ? add_header(environ, state, key, text) : -1;
         Py_XDECREF(text);
         Py_DECREF(key);
         if (result < 0)

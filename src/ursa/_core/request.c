@@ -131,14 +131,37 @@ static span trimmed(const request *req, span s)
 }
 
 /* RFC 9112 3.2: uri-host [":" port], the host a reg-name, an IPv4
- * address or an IP literal in brackets. */
+ * address or an IP literal in brackets, the port at most 65535. An empty
+ * value is allowed: a request target without an authority has one. */
 static int is_valid_host(const request *req, span value)
 {
-    for (uint32_t i = 0; i < value.length; i++) {
-        if (!is_host_char((unsigned char)req->base[value.offset + i]))
-            return 0;
+    const char *p = req->base + value.offset, *end = p + value.length;
+    if (p < end && *p == '[') {
+        for (p++; p < end && *p != ']'; p++)
+            if (!is_host_char((unsigned char)*p) || *p == '[')
+                return 0;
+        if (p == end)
+            return 0; /* no closing bracket */
+        p++;
+    } else {
+        for (; p < end && *p != ':'; p++)
+            if (!is_host_char((unsigned char)*p) || *p == '[' || *p == ']')
+                return 0;
     }
-    return 1;
+    if (p == end)
+        return 1;
+    if (*p++ != ':')
+        return 0;
+    /* port = *DIGIT: empty is allowed, more than five digits never fit. */
+    unsigned long port = 0;
+    if (end - p > 5)
+        return 0;
+    for (; p < end; p++) {
+        if (*p < '0' || *p > '9')
+            return 0;
+        port = port * 10 + (unsigned long)(*p - '0');
+    }
+    return port <= 65535;
 }
 
 static int on_header_field_complete(llhttp_t *parser)
@@ -186,6 +209,9 @@ static int on_header_value_complete(llhttp_t *parser)
          * encoded, and a repeated one is a smuggling attempt. */
         if (req->chunked)
             return refuse(req, 400, "repeated Transfer-Encoding");
+        /* RFC 9112 6.1: in HTTP/1.0 its framing is faulty, whatever it says. */
+        if (parser->http_major == 1 && parser->http_minor == 0)
+            return refuse(req, 400, "Transfer-Encoding in an HTTP/1.0 request");
         if (!span_equals(req, trimmed(req, h->value), "chunked"))
             return refuse(req, 501, "Transfer-Encoding other than chunked is not supported");
         req->chunked = 1;
@@ -269,6 +295,10 @@ static int on_chunk_header(llhttp_t *parser)
     request *req = request_of(parser);
     req->chunk_extension = 0;
     req->chunk_left = parser->content_length;
+    /* Refuse a chunk that cannot fit at its header, before spooling any
+     * of it. */
+    if (req->chunk_left > req->limits->max_body_size - req->body.size)
+        return refuse(req, 413, "request body too large");
     return 0;
 }
 
