@@ -12,6 +12,7 @@ test can ask the server process what its app saw.
 import gc
 import hashlib
 import io
+import itertools
 import json
 import os
 import sys
@@ -608,6 +609,70 @@ def file_wrapper(environ, start_response):
     return environ["wsgi.file_wrapper"](filelike, block_size)
 
 
+class EndlessRecording:
+    """``item`` forever, counting what was pulled and whether close() came."""
+
+    def __init__(self, token, item):
+        self.record = record(token)
+        self.item = item
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        self.record["items_pulled"] += 1
+        return self.item
+
+    def close(self):
+        self.record["close_calls"] += 1
+
+
+def endless(environ, start_response):
+    """An iterable without end. ?length=N: with that Content-Length (PEP
+    3333: the server stops asking once it has N bytes). ?item=...: the
+    bytes of each item (default "ab"; "" gives empty items). ?kind=itertools
+    is itertools.repeat, a C iterator that never runs Python code."""
+    query = query_of(environ)
+    item = query.get("item", "ab").encode()
+    headers = TEXT_HEADERS + ([("Content-Length", query["length"])] if "length" in query else [])
+    start_response("200 OK", headers)
+    if query.get("kind") == "itertools":
+        return itertools.repeat(item)
+    return EndlessRecording(query["token"], item)
+
+
+def write_big(environ, start_response):
+    """Sends ?size= bytes of the pattern through write(), in ?piece= bytes."""
+    query = query_of(environ)
+    size, piece = int(query["size"]), int(query.get("piece", 65536))
+    write = start_response("200 OK", TEXT_HEADERS + [("Content-Length", str(size))])
+    entry = record(query["token"])
+    entry["pieces"] = sent = 0
+    data = b"".join(pattern_chunks(size))
+    try:
+        for start in range(0, size, piece):
+            write(data[start:start + piece])
+            sent += len(data[start:start + piece])
+            entry["pieces"] += 1
+    except OSError as error:
+        entry["error"] = str(error)
+        raise
+    entry["written"] = sent
+    return []
+
+
+class BytesSubclass(bytes):
+    pass
+
+
+def plain_bytes(environ, start_response):
+    """bjoern's habit: the app returns one bytes object, not an iterable of them."""
+    kind = query_of(environ).get("kind", "bytes")
+    start_response("200 OK", TEXT_HEADERS)
+    body = b"returned as bytes"
+    return {"bytes": body, "bytearray": bytearray(body), "subclass": BytesSubclass(body)}[kind]
+
+
 def read_record(environ, start_response):
     return respond_json(start_response, record(query_of(environ)["token"]))
 
@@ -659,6 +724,9 @@ ROUTES = {
     "/start-response-twice": start_response_twice,
     "/error": app_error,
     "/file": file_wrapper,
+    "/endless": endless,
+    "/write-big": write_big,
+    "/bytes": plain_bytes,
     "/record": read_record,
     "/stats": process_stats,
     "/pid": process_id,

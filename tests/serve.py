@@ -79,7 +79,7 @@ def serve(arguments, app, options):
     elif arguments.mode == "bjoern":
         import ursa as bjoern
 
-        sock = bjoern.listen(app, host, port)
+        sock = bjoern.listen(app, host, port, **options)
         announce(addresses=[address_of(sock)])
         bjoern.run()
     elif arguments.mode in ("server-run-socket", "server-run-fd"):

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 import ursa
+from e2e_harness import build_request
 
 
 def free_port():
@@ -145,6 +146,28 @@ def test_reuse_port_lets_two_processes_serve_the_same_port(servers):
 def test_ursa_works_imported_as_bjoern(servers):
     server = servers.start(mode="bjoern")
     server.assert_serving()
+
+
+@pytest.mark.parametrize("mode", ["bjoern", "run"])
+def test_bjoern_keepalive_false_closes_every_connection_after_its_response(servers, mode):
+    """bjoern 4's keepalive=False, as its users pass it to run()/listen()."""
+    server = servers.start(mode=mode, port=free_port() if mode == "run" else 0,
+                           options={"keepalive": False})
+    with server.connect() as conn:
+        conn.send(build_request("GET", "/ping"))
+        response = conn.read_response()
+        assert (response.body, response.header("Connection")) == (b"pong", "close")
+        assert conn.is_closed_by_server()
+
+
+@pytest.mark.parametrize("nodelay", [True, False])
+def test_bjoern_tcp_nodelay_is_accepted(servers, nodelay):
+    server = servers.start(mode="bjoern", options={"tcp_nodelay": nodelay, "keepalive": True})
+    with server.connect() as conn:
+        for _ in range(3):
+            conn.send(build_request("GET", "/ping"))
+            response = conn.read_response()
+            assert (response.body, response.header("Connection")) == (b"pong", None)
 
 
 @pytest.mark.parametrize("call", ["run", "listen", "server_run", "serve"])

@@ -15,6 +15,18 @@ def test_iterable_kind_is_sent_in_full(server, kind):
     assert (response.status, response.body) == (200, b"abc")
 
 
+@pytest.mark.parametrize("kind", ["bytes", "bytearray", "subclass"])
+def test_bytes_returned_instead_of_an_iterable_is_the_body(server, kind):
+    """bjoern serves `return b"..."` as the body, and apps written for it
+    do that; iterated, it would be a sequence of ints."""
+    with server.connect() as conn:
+        conn.send(build_request("GET", f"/bytes?kind={kind}") + build_request("GET", "/ping"))
+        response = conn.read_response()
+        assert (response.status, response.body) == (200, b"returned as bytes")
+        assert response.header("Content-Length") == str(len(b"returned as bytes"))
+        assert conn.read_response().body == b"pong"
+
+
 @pytest.mark.parametrize("version", ["HTTP/1.0", "HTTP/1.1"])
 def test_empty_items_are_skipped_and_do_not_end_a_chunked_body(server, version):
     with server.connect() as conn:

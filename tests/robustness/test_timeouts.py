@@ -128,6 +128,69 @@ def test_slow_body_with_gaps_shorter_than_body_timeout_is_received_whole(quick_w
     assert (response.status, response.body) == (200, b"hit 10")
 
 
+# ---------------------------------------------------------------- min_body_rate
+
+@pytest.fixture(scope="module")
+def rated(module_pool):
+    return module_pool.start(name="min-body-rate", options={"body_timeout": 1.0, "min_body_rate": 500})
+
+
+def test_body_trickled_below_min_body_rate_gets_408_though_no_gap_reaches_body_timeout(rated):
+    """128 bytes/s in 16-byte pieces: every gap is far below body_timeout,
+    yet past it each 500 bytes buy only one more second (mod_reqtimeout's
+    MinRate): at this pace the body is refused within seconds."""
+    with rated.connect() as conn:
+        conn.send(build_request("POST", "/hit?token=trickle", [("Content-Length", "100000")]))
+        trickle_until_answered(conn, (b"t" * 16 for _ in range(10000)), interval=0.125, limit=LATE)
+        assert_rejected(conn, 408, reason="request body timed out")
+    assert rated.record("trickle")["calls"] == 0
+    rated.assert_serving()
+
+
+def test_upload_above_min_body_rate_completes_however_long_it_takes(rated):
+    """4 KiB/s for three times body_timeout: well above the rate, never cut."""
+    body = bytes(range(256)) * 48  # 12 KiB
+    with rated.connect() as conn:
+        conn.send(build_request("POST", "/hit?token=steady", [("Content-Length", str(len(body)))]))
+        for start in range(0, len(body), 1024):
+            time.sleep(0.25)
+            conn.send(body[start:start + 1024])
+        response = conn.read_response()
+    assert (response.status, response.body) == (200, b"hit %d" % len(body))
+
+
+def test_min_body_rate_ends_a_crowd_of_trickling_uploads(rated):
+    """Fifty clients at 128 bytes/s each: every one gets its 408 and is
+    closed; the server serves the next client."""
+    conns = [rated.connect() for _ in range(50)]
+    try:
+        for conn in conns:
+            conn.send(build_request("POST", "/hit?token=crowd", [("Content-Length", "100000")]))
+        answered = set()
+        deadline = time.monotonic() + LATE * 3
+        while len(answered) < len(conns) and time.monotonic() < deadline:
+            for index, conn in enumerate(conns):
+                if index in answered:
+                    continue
+                readable, _, _ = select.select([conn.sock], [], [], 0)
+                if readable:
+                    answered.add(index)
+                    continue
+                try:
+                    conn.send(b"c" * 16)
+                except (BrokenPipeError, ConnectionResetError):
+                    answered.add(index)
+            time.sleep(0.125)
+        assert len(answered) == len(conns), f"{len(conns) - len(answered)} uploads still open"
+        for conn in conns:
+            assert conn.read_response().status == 408
+    finally:
+        for conn in conns:
+            conn.close()
+    assert rated.record("crowd")["calls"] == 0
+    rated.assert_serving()
+
+
 # ---------------------------------------------------------------- keep-alive
 
 def test_idle_keep_alive_connection_is_closed_silently_after_keepalive_timeout(quick):

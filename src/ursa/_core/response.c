@@ -456,7 +456,7 @@ pump_result response_start(conn *c, PyObject *environ)
     if (PyBytes_Check(result) || PyByteArray_Check(result)) {
         /* bjoern serves one bytes object returned by the app as the body,
          * and apps written for it do that: a body of one item. */
-        PyObject *body = PyByteArray_Check(result) ? PyBytes_FromObject(result) : (Py_INCREF(result), result);
+        PyObject *body = PyBytes_CheckExact(result) ? (Py_INCREF(result), result) : PyBytes_FromObject(result);
         Py_DECREF(result);
         result = body ? PyTuple_Pack(1, body) : NULL;
         Py_XDECREF(body);
