@@ -62,6 +62,14 @@ def writer(servers):
     return servers.start(name="writer", options={"body_buffer_size": 256 * 1024})
 
 
+def written(server, token):
+    """What /write-big reports it wrote; asked on a connection of its own,
+    which a worker stuck in write() would never answer."""
+    with server.connect(timeout=10) as conn:
+        conn.send(build_request("GET", f"/record?token={token}"))
+        return conn.read_response().json().get("written")
+
+
 def deleted_files_open_in(pid):
     found = []
     for name in os.listdir(f"/proc/{pid}/fd"):
@@ -84,9 +92,7 @@ def test_write_to_a_client_that_does_not_read_never_stalls_the_other_clients(wri
         slow.send(build_request("GET", f"/write-big?size={size}&token={token}"))
         # Answered while the slow client has read nothing: write() did not
         # wait for it (the app finished writing all of it).
-        with writer.connect(timeout=10) as other:
-            other.send(build_request("GET", f"/record?token={token}"))
-            assert other.read_response().json().get("written") == size
+        wait_until(lambda: written(writer, token) == size, 20, "the app has written everything")
         assert writer.get("/ping").body == b"pong"
         assert deleted_files_open_in(writer.pid), "the backlog is not in a temporary file"
         rss_during = writer.get_json("/stats")["rss_kib"]
@@ -102,8 +108,7 @@ def test_write_to_a_client_that_vanishes_leaves_nothing_behind(writer, token):
     fds_before = writer.get_json("/stats")["open_fds"]
     with writer.connect(timeout=10) as gone:
         gone.send(build_request("GET", f"/write-big?size={8 * MIB}&token={token}"))
-        wait_until(lambda: writer.get_json(f"/record?token={token}").get("written") == 8 * MIB, 10,
-                   "the app has written everything")
+        wait_until(lambda: written(writer, token) == 8 * MIB, 20, "the app has written everything")
         gone.abort()
     wait_until(lambda: writer.get_json("/stats")["open_fds"] == fds_before, 10,
                "the connection and its backlog file are closed")
