@@ -51,8 +51,14 @@ static double conn_deadline(const conn *c)
 {
     const server_options *o = &c->server->opts;
     switch (c->state) {
-    case CONN_AWAITING:
-        return c->phase_started + (c->served_any ? o->keepalive_timeout : o->header_timeout);
+    case CONN_AWAITING: {
+        if (!c->served_any)
+            return c->phase_started + o->header_timeout;
+        double idle_due = c->phase_started + o->keepalive_timeout;
+        /* Retiring: an idle connection gets a short drain (see conn_stop). */
+        double retire_due = c->server->stop_started + c->server->retire_drain;
+        return c->server->stopping && retire_due < idle_due ? retire_due : idle_due;
+    }
     case CONN_READING: {
         if (!c->x->req.headers_complete)
             return c->phase_started + o->header_timeout;
@@ -331,8 +337,13 @@ static int conn_after_pump(conn *c, pump_result result)
 
 static int conn_respond(conn *c)
 {
+    server *s = c->server;
     conn_enter(c, CONN_RESPONDING);
-    c->keep_alive = c->x->req.keep_alive && c->server->opts.keepalive && !c->server->stopping;
+    s->requests_started++;
+    /* The response that reaches max_requests says it is the last: the
+     * client must not send another request on a connection about to go. */
+    int last = s->opts.max_requests && s->requests_started >= s->opts.max_requests;
+    c->keep_alive = c->x->req.keep_alive && s->opts.keepalive && !s->stopping && !last;
     PyObject *environ = environ_build(c);
     if (environ == NULL) {
         server_report_exception(c->server, "ursa: cannot build the WSGI environ");
@@ -700,11 +711,13 @@ void conn_close(conn *c)
 
 void conn_stop(conn *c)
 {
-    /* Only a connection idle after a response is closed at once. A new one
-     * was accepted for a request that is surely on its way (bounded by the
-     * header timeout), and unread bytes are a request already sent. */
-    if (c->state == CONN_AWAITING && c->served_any && !conn_has_unread_bytes(c))
-        conn_close(c);
-    else
-        c->keep_alive = 0;
+    /* Every response from now on says Connection: close. A connection idle
+     * after a response may be sending its next request right now, with
+     * no way to know the server is going: it is closed only after a short
+     * drain (conn_deadline), and a request that arrives meanwhile, or was
+     * already in the kernel, is answered. A new connection was accepted
+     * for a request surely on its way (bounded by the header timeout). */
+    c->keep_alive = 0;
+    if (c->state == CONN_AWAITING)
+        conn_schedule_timer(c);
 }

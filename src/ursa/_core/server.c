@@ -22,6 +22,10 @@
 /* Out of file descriptors: wait this long before accepting again rather
  * than spinning on a listening socket that stays readable. */
 #define ACCEPT_RETRY_SECONDS 0.1
+/* At a stop, idle keep-alive connections stay open this long (or the
+ * keep-alive timeout, if shorter): a client that sent its next request in
+ * the instant before it could know is answered, not cut off. */
+#define RETIRE_DRAIN_SECONDS 1.0
 /* One read's worth for every connection that has nothing pending: most
  * requests arrive whole in one read and never need a buffer of their own. */
 #define SHARED_READ_BUFFER (64 * 1024)
@@ -189,6 +193,7 @@ void server_begin_stop(server *s)
     listeners_stop(s);
     ev_timer_stop(s->loop, &s->accept_retry);
     s->stopping = 1;
+    s->stop_started = server_network_time(s);
     ev_timer_set(&s->graceful_timer, s->opts.graceful_timeout, 0);
     ev_timer_start(s->loop, &s->graceful_timer);
     /* conn_stop may close (and unlink) the connection it is given. */
@@ -346,6 +351,7 @@ int server_serve(module_state *state, PyObject *app, const int *listen_fds, size
         s.shortest_timeout = s.opts.keepalive_timeout;
     if (s.opts.write_timeout < s.shortest_timeout)
         s.shortest_timeout = s.opts.write_timeout;
+    s.retire_drain = s.opts.keepalive_timeout < RETIRE_DRAIN_SECONDS ? s.opts.keepalive_timeout : RETIRE_DRAIN_SECONDS;
 
     s.loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV | EVFLAG_NOSIGMASK);
     if (s.loop == NULL) {

@@ -44,6 +44,8 @@ typedef struct server {
     int signal_fd;
 
     int stopping;
+    double stop_started;  /* server_network_time() when the stop began */
+    double retire_drain;  /* how long idle keep-alive connections stay then */
     ev_timer graceful_timer;
     PyObject *interrupt; /* exception to raise from serve() (KeyboardInterrupt) */
 
@@ -54,6 +56,7 @@ typedef struct server {
     PyObject *last_peer_text; /* REMOTE_ADDR of the last IPv4 peer (see conn.c) */
     uint32_t last_peer_ipv4;  /* its address, in network order */
     uint64_t requests_served;
+    uint64_t requests_started; /* for max_requests' last response */
     double shortest_timeout; /* of the per-connection timeouts: see conn.c */
     double app_seconds;      /* spent in app code so far: see server_network_time */
     heartbeat *heartbeat;    /* shared with the master, or NULL */
