@@ -139,7 +139,8 @@ static int dispatch(conn *c, int by_lines)
 static int process_input(conn *c, int by_lines)
 {
     while (c->in.len > c->parsed) {
-        parse_result result = request_parse(&c->x->parser, &c->x->req, &c->in, &c->parsed, &fake_server.opts);
+        parse_result result =
+            request_parse(&c->x->parser, &c->x->req, &c->in, &c->parsed, &fake_server.opts, &fake_server.budget);
         poison_spare(&c->in);
         if (c->parsed > c->in.len)
             fail("parsed past the end of the read buffer");
@@ -233,6 +234,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int by_lines = (flags & FLAG_READ_LINES) != 0;
 
     fake_server.opts = (flags & FLAG_SMALL_LIMITS) ? small_limits : default_limits;
+    fake_server.budget.memory = (budget){0, fake_server.opts.max_buffered_bytes};
+    fake_server.budget.spill = (budget){0, fake_server.opts.max_spill_bytes};
     conn c;
     exchange x;
     memset(&c, 0, sizeof c);

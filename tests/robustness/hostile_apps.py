@@ -179,6 +179,22 @@ def read_access_log(environ, start_response):
     return respond_json(start_response, entries)
 
 
+def write_all(environ, start_response):
+    """?size= bytes through write(), in 64 KiB pieces; what write() raised
+    goes to the record."""
+    query = query_of(environ)
+    size = int(query["size"])
+    write = start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(size))])
+    piece = b"w" * 65536
+    try:
+        for _ in range(size // len(piece)):
+            write(piece)
+    except OSError as error:
+        record(query["token"])["error"] = str(error)
+        raise
+    return []
+
+
 def read_record(environ, start_response):
     return respond_json(start_response, record(query_of(environ)["token"]))
 
@@ -187,6 +203,7 @@ ROUTES = {
     "/ping": ping,
     "/hit": hit,
     "/digest": body_digest,
+    "/write": write_all,
     "/stream": stream,
     "/generator": generator,
     "/bad-header": bad_header,

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
+
 int buffer_grow(buffer *b, size_t extra)
 {
     size_t need = b->len + extra;
@@ -14,7 +16,7 @@ int buffer_grow(buffer *b, size_t extra)
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need)
         cap *= 2;
-    char *data = realloc(b->data, cap);
+    char *data = mem_resize(b->data, b->cap, cap);
     if (data == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -36,7 +38,7 @@ void buffer_discard_front(buffer *b, size_t n)
 
 void buffer_free(buffer *b)
 {
-    free(b->data);
+    mem_free(b->data, b->cap);
     b->data = NULL;
     b->len = b->cap = 0;
 }

@@ -116,6 +116,7 @@ static const char *reason_phrase(int status)
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
     case 417: return "Expectation Failed";
+    case 503: return "Service Unavailable";
     case 431: return "Request Header Fields Too Large";
     case 501: return "Not Implemented";
     case 505: return "HTTP Version Not Supported";
@@ -362,24 +363,33 @@ static void conn_send_continue(conn *c)
     (void)ignored;
 }
 
+/* What a parse said: refuse, answer, or wait for more. Returns 1 when the
+ * connection may go on parsing what it has. */
+static int conn_after_parse(conn *c, parse_result result)
+{
+    if (result == PARSE_ERROR) {
+        conn_reject(c, c->x->req.error_status, c->x->req.error_reason);
+        return 0;
+    }
+    if (c->x->req.headers_complete && !c->body_clock_started) {
+        c->body_started = server_network_time(c->server);
+        c->body_clock_started = 1;
+    }
+    if (result == PARSE_NEED_MORE) {
+        if (c->x->req.expect_continue)
+            conn_send_continue(c);
+        conn_schedule_timer(c);
+        return 0;
+    }
+    return conn_respond(c);
+}
+
 static void conn_process_input(conn *c)
 {
     while (c->in.len > c->parsed) {
-        parse_result result = request_parse(&c->x->parser, &c->x->req, &c->in, &c->parsed, &c->server->opts);
-        if (result == PARSE_ERROR) {
-            conn_reject(c, c->x->req.error_status, c->x->req.error_reason);
-            return;
-        }
-        if (c->x->req.headers_complete && !c->body_clock_started) {
-            c->body_started = server_network_time(c->server);
-            c->body_clock_started = 1;
-        }
-        if (result == PARSE_NEED_MORE) {
-            if (c->x->req.expect_continue)
-                conn_send_continue(c);
-            break;
-        }
-        if (!conn_respond(c))
+        parse_result result =
+            request_parse(&c->x->parser, &c->x->req, &c->in, &c->parsed, &c->server->opts, &c->server->budget);
+        if (!conn_after_parse(c, result))
             return;
     }
     conn_schedule_timer(c);
@@ -387,9 +397,40 @@ static void conn_process_input(conn *c)
 
 /* ---- I/O ---- */
 
+/* A connection's own read buffer (a partial head, pipelined requests) is
+ * charged to the worker's memory budget: a burst of slow clients cannot
+ * make it hold more than max_buffered_bytes. Returns 0, or -1 when the
+ * budget is spent. */
+static int conn_charge_input(conn *c)
+{
+    budget *memory = &c->server->budget.memory;
+    if (c->in.cap <= c->in_charged)
+        return 0;
+    if (budget_charge(memory, c->in.cap - c->in_charged) < 0)
+        return -1;
+    c->in_charged = c->in.cap;
+    return 0;
+}
+
+static void conn_free_input(conn *c)
+{
+    if (!c->in_shared)
+        buffer_free(&c->in);
+    budget_credit(&c->server->budget.memory, c->in_charged);
+    c->in_charged = 0;
+    c->in = (buffer){0};
+    c->in_shared = 0;
+}
+
+#define OVER_BUDGET (-2)
+static const char over_budget_reason[] = "the server holds too many incomplete requests; try again later";
+
 /* Where the next read goes: a connection with nothing pending reads into
  * the server's shared buffer, so an idle keep-alive connection holds no
- * read buffer at all (see conn_keep_input). */
+ * read buffer at all (see conn_keep_input). 0, -1 (out of memory) or
+ * OVER_BUDGET. */
+static int conn_keep_input(conn *c);
+
 static int conn_prepare_read(conn *c)
 {
     if (c->in.data == NULL) {
@@ -398,17 +439,29 @@ static int conn_prepare_read(conn *c)
         c->in_shared = 1;
         return 0;
     }
+    /* A second read in one callback (catching up before a deadline): the
+     * shared buffer is never grown, what it holds moves to our own. */
+    if (c->in_shared) {
+        int kept = conn_keep_input(c);
+        if (kept != 0)
+            return kept;
+        if (c->in.data == NULL)
+            return conn_prepare_read(c);
+    }
     size_t spare = c->x != NULL && c->x->req.headers_complete ? BODY_READ_SPARE : HEAD_READ_SPARE;
-    return buffer_reserve(&c->in, spare);
+    if (buffer_reserve(&c->in, spare) < 0)
+        return -1;
+    return conn_charge_input(c) < 0 ? OVER_BUDGET : 0;
 }
 
 /* At the end of a callback: bytes still in the shared buffer (a partial
- * request, pipelined requests) move to a buffer of the connection's own. */
+ * request, pipelined requests) move to a buffer of the connection's own.
+ * 0, -1 (out of memory) or OVER_BUDGET. */
 static int conn_keep_input(conn *c)
 {
     if (!c->in_shared) {
         if (c->in.len == 0)
-            buffer_free(&c->in);
+            conn_free_input(c);
         return 0;
     }
     buffer shared = c->in;
@@ -416,12 +469,63 @@ static int conn_keep_input(conn *c)
     c->in_shared = 0;
     if (shared.len == 0)
         return 0;
-    return buffer_append(&c->in, shared.data, shared.len);
+    if (buffer_append(&c->in, shared.data, shared.len) < 0)
+        return -1;
+    return conn_charge_input(c) < 0 ? OVER_BUDGET : 0;
+}
+
+/* A body in progress is read into the server's shared buffer and goes
+ * straight to the request's body storage: the connection's own buffer
+ * keeps only the head, and a slow upload holds no read buffer. Bytes past
+ * the body (a pipelined request) join the head in the connection's own. */
+static int conn_reads_body(const conn *c)
+{
+    return c->x != NULL && c->x->req.headers_complete && !c->x->req.complete && !c->in_shared &&
+           c->parsed == c->in.len;
+}
+
+static void conn_on_body_readable(conn *c)
+{
+    server *s = c->server;
+    buffer *scratch = &s->read_buffer;
+    ssize_t n = recv(c->fd, scratch->data, scratch->cap, 0);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        conn_close(c); /* the client gave up on its upload */
+        return;
+    }
+    c->last_progress = server_network_time(s);
+    size_t consumed;
+    parse_result result = request_parse_body(&c->x->parser, &c->x->req, &c->in, scratch->data, (size_t)n,
+                                             &consumed, &s->opts, &s->budget);
+    if (result != PARSE_ERROR && consumed < (size_t)n) {
+        if (buffer_append(&c->in, scratch->data + consumed, (size_t)n - consumed) < 0) {
+            PyErr_Clear();
+            conn_close(c);
+            return;
+        }
+        if (conn_charge_input(c) < 0) {
+            conn_reject(c, 503, over_budget_reason);
+            return;
+        }
+    }
+    if (conn_after_parse(c, result))
+        conn_process_input(c); /* the pipelined requests behind it */
 }
 
 static void conn_on_readable(conn *c)
 {
-    if (conn_prepare_read(c) < 0) {
+    if (conn_reads_body(c)) {
+        conn_on_body_readable(c);
+        return;
+    }
+    int prepared = conn_prepare_read(c);
+    if (prepared == OVER_BUDGET) {
+        conn_reject(c, 503, over_budget_reason);
+        return;
+    }
+    if (prepared < 0) {
         PyErr_Clear();
         conn_close(c);
         return;
@@ -462,15 +566,27 @@ static void conn_begin_callback(conn *c)
 
 static void conn_end_callback(conn *c)
 {
+    if (!c->closed) {
+        buffer shared = c->in;
+        int kept = conn_keep_input(c);
+        if (kept == OVER_BUDGET) {
+            /* Refused with what it sent still at hand, for the access log. */
+            conn_free_input(c);
+            c->in = shared;
+            c->in_shared = 1;
+            conn_reject(c, 503, over_budget_reason);
+            if (!c->closed) {
+                c->in = (buffer){0};
+                c->in_shared = 0;
+            }
+        } else if (kept < 0) {
+            PyErr_Clear();
+            conn_close(c);
+        }
+    }
     c->in_callback = 0;
-    if (c->closed) {
+    if (c->closed)
         PyMem_Free(c);
-        return;
-    }
-    if (conn_keep_input(c) < 0) {
-        PyErr_Clear();
-        conn_close(c);
-    }
 }
 
 static void conn_on_io(struct ev_loop *loop, ev_io *w, int revents)
@@ -696,10 +812,7 @@ void conn_close(conn *c)
         request_reset(&c->x->req);
         conn_detach(c);
     }
-    if (!c->in_shared)
-        buffer_free(&c->in);
-    c->in = (buffer){0};
-    c->in_shared = 0;
+    conn_free_input(c);
     Py_XDECREF(c->remote_addr);
     Py_XDECREF(c->remote_port);
     close(c->fd);

@@ -52,6 +52,7 @@ typedef struct conn {
     int unsent_when_blocked;  /* SIOCOUTQ when a write last blocked */
     exchange *x;              /* NULL while idle: see conn_attach */
     buffer in;                /* the request bytes; see conn_keep_input */
+    size_t in_charged;        /* of in.cap, charged to the memory budget */
     size_t parsed;            /* bytes of `in` llhttp has consumed */
     PyObject *remote_addr;
     PyObject *remote_port;    /* NULL for unix peers */

@@ -274,6 +274,7 @@ PyObject *environ_build(conn *c)
     if (req->chunked && PyDict_DelItem(environ, state->str_CONTENT_LENGTH) < 0)
         PyErr_Clear(); /* a chunked body has no length to tell */
     /* Without a body, the template's shared empty wsgi.input stays. */
+    body_settle(&req->body); /* the app's now: out of the worker's budgets */
     if (req->body.size != 0 && set_item(environ, state->str_wsgi_input, input_new(state, &req->body)) < 0)
         goto error;
     return environ;

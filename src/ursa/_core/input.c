@@ -8,12 +8,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mem.h"
+
 /* Bytes scanned per pread while looking for a line end in a spilled body. */
 #define LINE_SCAN_BLOCK 8192
 
 typedef struct {
     PyObject_HEAD
     char *memory; /* the body, when it stayed in memory */
+    size_t memory_capacity;
     int file;     /* the spilled body's anonymous file, or -1 */
     uint64_t size;
     uint64_t position;
@@ -26,6 +29,7 @@ PyObject *input_new(module_state *state, body *b)
         return NULL;
     Py_INCREF(state->input_type);
     self->memory = b->memory;
+    self->memory_capacity = b->memory_capacity;
     self->file = b->file;
     self->size = b->size;
     self->position = 0;
@@ -246,7 +250,7 @@ static PyObject *input_true(PyObject *self, PyObject *unused)
 static void input_dealloc(InputObject *self)
 {
     PyTypeObject *type = Py_TYPE(self);
-    free(self->memory);
+    mem_free(self->memory, self->memory_capacity);
     if (self->file >= 0)
         close(self->file);
     PyObject_Free(self);

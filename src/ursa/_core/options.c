@@ -22,6 +22,8 @@ static const server_options defaults = {
     .max_header_bytes = 64 * KiB,
     .max_body_size = 1024ULL * MiB, /* waitress's default */
     .body_buffer_size = 1 * MiB,
+    .max_buffered_bytes = 64 * MiB,
+    .max_spill_bytes = 4096ULL * MiB,
     .max_connections = 10000,
     .header_timeout = 10.0,
     .body_timeout = 15.0,
@@ -59,6 +61,8 @@ static const option_spec specs[] = {
     {SIZE_T(max_header_bytes), .kind = OPT_BYTES, .minimum = 64, .maximum = 1 << 30},
     {FIELD(max_body_size), 0, 0, .kind = OPT_BYTES, .minimum = 0, .maximum = SIZE_CEILING},
     {SIZE_T(body_buffer_size), .kind = OPT_BYTES, .minimum = 0, .maximum = SIZE_CEILING},
+    {FIELD(max_buffered_bytes), 0, 0, .kind = OPT_BYTES, .minimum = 64 * KiB, .maximum = SIZE_CEILING},
+    {FIELD(max_spill_bytes), 0, 0, .kind = OPT_BYTES, .minimum = 0, .maximum = SIZE_CEILING},
     {SIZE_T(max_connections), .kind = OPT_COUNT, .minimum = 1, .maximum = 1 << 24},
     {FIELD(header_timeout), 0, 0, .kind = OPT_SECONDS, .minimum = SECONDS_MINIMUM, .maximum = SECONDS_MAXIMUM},
     {FIELD(body_timeout), 0, 0, .kind = OPT_SECONDS, .minimum = SECONDS_MINIMUM, .maximum = SECONDS_MAXIMUM},

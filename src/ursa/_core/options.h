@@ -17,6 +17,8 @@ typedef struct server_options {
     size_t max_header_bytes;  /* whole request head larger -> 431 */
     uint64_t max_body_size;   /* body larger -> 413 */
     size_t body_buffer_size;  /* bodies (and write() backlogs) larger spill to a temporary file */
+    uint64_t max_buffered_bytes; /* request bytes a worker holds in memory; past it: 503 or spill */
+    uint64_t max_spill_bytes; /* bytes a worker holds in temporary files; past it: 503 */
     size_t max_connections;   /* beyond: stop accepting until one closes */
     double header_timeout;    /* first byte to end of head -> 408 */
     double body_timeout;      /* gap between body reads -> 408 */

@@ -256,8 +256,8 @@ static int on_headers_complete(llhttp_t *parser)
     int body_follows = declared > 0 || req->chunked;
     /* 100 Continue is owed only to a 1.1 client about to send a body. */
     req->expect_continue = req->expect_continue && body_follows && parser->http_minor == 1;
-    if (declared > 0 && body_expect(&req->body, declared, req->limits->body_buffer_size) < 0)
-        return refuse(req, 500, "cannot store the request body");
+    if (declared > 0)
+        body_expect(&req->body, declared, req->limits->body_buffer_size, req->budget);
     return 0;
 }
 
@@ -278,8 +278,11 @@ static int on_body(llhttp_t *parser, const char *at, size_t length)
     request *req = request_of(parser);
     if (req->body.size + length > req->limits->max_body_size)
         return refuse(req, 413, "request body too large");
-    if (body_append(&req->body, at, length, req->limits->body_buffer_size) < 0)
+    if (body_append(&req->body, at, length, req->limits->body_buffer_size, req->budget) < 0) {
+        if (errno == ENOSPC)
+            return refuse(req, 503, "the server's room for request bodies is full; try again later");
         return refuse(req, 500, "cannot store the request body");
+    }
     if (req->chunked) {
         req->chunk_left -= length;
         if (req->chunk_left == 0) {
@@ -374,26 +377,43 @@ static void refuse_from_parser(llhttp_t *parser, request *req, llhttp_errno_t er
     }
 }
 
-parse_result request_parse(llhttp_t *parser, request *req, buffer *in, size_t *parsed,
-                           const server_options *limits)
+/* Run llhttp over [start, start + available); the head the spans point
+ * into begins at `base`. Sets *consumed. 0, or -1 (refused). */
+static int execute(llhttp_t *parser, request *req, const char *base, const char *start, size_t available,
+                   size_t *consumed, const server_options *limits, budgets *budget)
 {
-    const char *start = in->data + *parsed;
-    size_t available = in->len - *parsed;
-    req->base = in->data;
-    req->end = in->data + in->len;
+    req->base = base;
+    req->end = start + available;
     req->limits = limits;
+    req->budget = budget;
     parser->data = req;
     if (req->crlf_pending > 0 && check_chunk_crlf(req, start, req->end) < 0)
-        return PARSE_ERROR;
-
+        return -1;
     llhttp_errno_t err = llhttp_execute(parser, start, available);
-    size_t consumed = available;
+    *consumed = available;
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
-        consumed = (size_t)(llhttp_get_error_pos(parser) - start);
+        *consumed = (size_t)(llhttp_get_error_pos(parser) - start);
     } else if (err != HPE_OK) {
         refuse_from_parser(parser, req, err);
-        return PARSE_ERROR;
+        return -1;
     }
+    return 0;
+}
+
+parse_result request_parse_body(llhttp_t *parser, request *req, const buffer *in, const char *data,
+                                size_t length, size_t *consumed, const server_options *limits, budgets *budget)
+{
+    if (execute(parser, req, in->data, data, length, consumed, limits, budget) < 0)
+        return PARSE_ERROR;
+    return req->complete ? PARSE_REQUEST_READY : PARSE_NEED_MORE;
+}
+
+parse_result request_parse(llhttp_t *parser, request *req, buffer *in, size_t *parsed,
+                           const server_options *limits, budgets *budget)
+{
+    size_t consumed;
+    if (execute(parser, req, in->data, in->data + *parsed, in->len - *parsed, &consumed, limits, budget) < 0)
+        return PARSE_ERROR;
     *parsed += consumed;
 
     if (req->headers_complete) {

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "body.h"
+#include "budget.h"
 #include "buffer.h"
 #include "options.h"
 
@@ -52,6 +53,7 @@ typedef struct request {
     const char *base;
     const char *end;
     const server_options *limits;
+    budgets *budget;
 } request;
 
 typedef enum {
@@ -67,7 +69,13 @@ const llhttp_settings_t *request_parser_settings(void);
  * what was consumed; once the head is complete, body bytes already copied
  * into request.body are dropped from the buffer. */
 parse_result request_parse(llhttp_t *parser, request *req, buffer *in, size_t *parsed,
-                           const server_options *limits);
+                           const server_options *limits, budgets *budget);
+
+/* Parse body bytes read into a buffer of their own, `data`, while `in`
+ * keeps the complete head the spans point into. Sets *consumed: bytes past
+ * it belong to the next request. */
+parse_result request_parse_body(llhttp_t *parser, request *req, const buffer *in, const char *data,
+                                size_t length, size_t *consumed, const server_options *limits, budgets *budget);
 
 /* Forget the finished request (keeping allocations for the next one). */
 void request_reset(request *req);

@@ -86,7 +86,11 @@ static int response_send_head(conn *c, int64_t known_length)
 
 static int spool_failed(void)
 {
-    PyErr_SetFromErrno(PyExc_OSError);
+    if (errno == ENOSPC)
+        PyErr_SetString(PyExc_OSError, "write(): the worker's room for responses clients have not taken "
+                                       "yet (max_spill_bytes) is full");
+    else
+        PyErr_SetFromErrno(PyExc_OSError);
     return -1;
 }
 
@@ -96,7 +100,7 @@ static int response_emit(conn *c, PyObject *owner, const char *data, size_t n)
 {
     spool *sp = &c->x->resp.spool;
     if (spool_pending(sp) > 0)
-        return spool_append(sp, data, n) < 0 ? spool_failed() : 0;
+        return spool_append(sp, data, n, &c->server->budget) < 0 ? spool_failed() : 0;
     return outq_push(&c->x->out, owner, data, n);
 }
 
@@ -104,7 +108,7 @@ static int response_emit_inline(conn *c, const char *data, size_t n)
 {
     spool *sp = &c->x->resp.spool;
     if (spool_pending(sp) > 0)
-        return spool_append(sp, data, n) < 0 ? spool_failed() : 0;
+        return spool_append(sp, data, n, &c->server->budget) < 0 ? spool_failed() : 0;
     return outq_push_inline(&c->x->out, data, n);
 }
 
@@ -550,7 +554,7 @@ static int response_spill(conn *c)
     spool *sp = &c->x->resp.spool;
     for (size_t i = 0; i < q->count; i++) {
         const out_segment *seg = &q->segments[q->first + i];
-        if (spool_append(sp, outq_segment_bytes(seg), seg->length) < 0)
+        if (spool_append(sp, outq_segment_bytes(seg), seg->length, &c->server->budget) < 0)
             return spool_failed();
     }
     outq_clear(q);

@@ -351,6 +351,8 @@ int server_serve(module_state *state, PyObject *app, const int *listen_fds, size
         s.shortest_timeout = s.opts.keepalive_timeout;
     if (s.opts.write_timeout < s.shortest_timeout)
         s.shortest_timeout = s.opts.write_timeout;
+    s.budget.memory.limit = s.opts.max_buffered_bytes;
+    s.budget.spill.limit = s.opts.max_spill_bytes;
     s.retire_drain = s.opts.keepalive_timeout < RETIRE_DRAIN_SECONDS ? s.opts.keepalive_timeout : RETIRE_DRAIN_SECONDS;
 
     s.loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV | EVFLAG_NOSIGMASK);

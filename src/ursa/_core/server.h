@@ -8,6 +8,7 @@
 #include <ev.h>
 #include <stdint.h>
 
+#include "budget.h"
 #include "buffer.h"
 #include "heartbeat.h"
 #include "module.h"
@@ -60,6 +61,7 @@ typedef struct server {
     double shortest_timeout; /* of the per-connection timeouts: see conn.c */
     double app_seconds;      /* spent in app code so far: see server_network_time */
     heartbeat *heartbeat;    /* shared with the master, or NULL */
+    budgets budget;          /* what clients make the worker hold: see budget.h */
     Py_buffer heartbeat_view;
     int doors_closed;        /* the listeners' doors were closed by the stop */
     PyThreadState *released_thread; /* the GIL is released while libev polls */

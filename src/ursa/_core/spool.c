@@ -14,9 +14,10 @@ void spool_init(spool *sp)
     sp->fd = -1;
     sp->end = 0;
     sp->sent = 0;
+    sp->charged = NULL;
 }
 
-int spool_append(spool *sp, const char *data, size_t n)
+int spool_append(spool *sp, const char *data, size_t n, budgets *budget)
 {
     if (n == 0)
         return 0;
@@ -25,8 +26,15 @@ int spool_append(spool *sp, const char *data, size_t n)
         if (sp->fd < 0)
             return -1;
     }
-    if (anonfile_write_all(sp->fd, data, n) < 0)
+    if (budget_charge(&budget->spill, n) < 0) {
+        errno = ENOSPC;
         return -1;
+    }
+    sp->charged = budget;
+    if (anonfile_write_all(sp->fd, data, n) < 0) {
+        budget_credit(&budget->spill, n);
+        return -1;
+    }
     sp->end += n;
     return 0;
 }
@@ -36,6 +44,8 @@ int spool_append(spool *sp, const char *data, size_t n)
 static void spool_rewind(spool *sp)
 {
     if (ftruncate(sp->fd, 0) == 0 && lseek(sp->fd, 0, SEEK_SET) == 0) {
+        if (sp->charged != NULL)
+            budget_credit(&sp->charged->spill, sp->end);
         sp->end = 0;
         sp->sent = 0;
     }
@@ -68,6 +78,8 @@ spool_result spool_send(spool *sp, int socket_fd, size_t *budget, size_t *writte
 
 void spool_free(spool *sp)
 {
+    if (sp->charged != NULL)
+        budget_credit(&sp->charged->spill, sp->end);
     if (sp->fd >= 0)
         close(sp->fd);
     spool_init(sp);

@@ -9,10 +9,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "budget.h"
+
 typedef struct spool {
-    int fd;       /* -1 until the first spill */
-    uint64_t end; /* bytes written to the file */
-    off_t sent;   /* bytes of it already sent */
+    int fd;           /* -1 until the first spill */
+    uint64_t end;     /* bytes written to the file */
+    off_t sent;       /* bytes of it already sent */
+    budgets *charged; /* the file's bytes are charged to its spill budget */
 } spool;
 
 typedef enum {
@@ -26,8 +29,9 @@ static inline uint64_t spool_pending(const spool *sp)
 {
     return sp->end - (uint64_t)sp->sent;
 }
-/* Add bytes at the end. 0, or -1 with errno set. */
-int spool_append(spool *sp, const char *data, size_t n);
+/* Add bytes at the end. 0, or -1 with errno set: ENOSPC when the spill
+ * budget is spent. */
+int spool_append(spool *sp, const char *data, size_t n, budgets *budget);
 /* Send from the file to `socket_fd`, at most *budget bytes; *budget and
  * *written are updated. A drained spool gives its disk space back. */
 spool_result spool_send(spool *sp, int socket_fd, size_t *budget, size_t *written);
