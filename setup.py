@@ -12,12 +12,45 @@ import shutil
 import subprocess
 from glob import glob
 
+import setuptools
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 WARNINGS = ["-Wall", "-Wextra", "-Werror", "-Wno-missing-field-initializers"]
 LLHTTP_SRC_DIRS = [os.environ.get("URSA_LLHTTP_SRC", ""), "/usr/share/llhttp", "/usr/local/share/llhttp"]
 LLHTTP_INCLUDE_DIRS = ["/usr/share/include/llhttp", "/usr/include/llhttp", "/usr/local/include/llhttp"]
+
+
+def accept_pep639_license_on_old_setuptools():
+    """Let setuptools 61 to 76 read pyproject.toml's PEP 639 license.
+
+    `license = "BSD-2-Clause"` with `license-files` needs setuptools 77, which
+    needs Python 3.9; on Python 3.8 the newest is 75.3, whose pyproject.toml
+    validation rejects both (pyproject.toml's build requirements pin it there
+    on 3.8). For those versions only, the SPDX string is handed over in the
+    table form they know (`{text = ...}`, written to the License field) and
+    `license-files` is dropped: their default patterns include LICENSE.
+    setuptools before 61 reads no [project] table and needs nothing.
+    """
+    try:
+        from setuptools.config import pyprojecttoml
+    except ImportError:
+        return
+    load_file = pyprojecttoml.load_file
+
+    def load_file_with_license_table(filepath):
+        config = load_file(filepath)
+        project = config.get("project", {})
+        if isinstance(project.get("license"), str):
+            project["license"] = {"text": project["license"]}
+            project.pop("license-files", None)
+        return config
+
+    pyprojecttoml.load_file = load_file_with_license_table
+
+
+if int(setuptools.__version__.split(".")[0]) < 77:
+    accept_pep639_license_on_old_setuptools()
 
 
 def pkg_config(*args):
