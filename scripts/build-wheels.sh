@@ -83,5 +83,5 @@ for python in "${interpreters[@]}"; do
     wheel=$(sed -n 's/.*Fixed-up wheel written to \(.*\.whl\).*/\1/p' "$work/$tag/repair.log")
     [ -n "$wheel" ] || { cat "$work/$tag/repair.log" >&2; exit 1; }
     "$tools/bin/auditwheel" show "$wheel"
-    echo "build-wheels: $wheel ($(stat -c %s "$wheel") bytes)"
+    echo "build-wheels: $dist/$(basename "$wheel") ($(stat -c %s "$wheel") bytes)"
 done
