@@ -11,8 +11,8 @@ URSA_SANITIZE=1 builds with AddressSanitizer and UBSan (see `make test-asan`).
 
 URSA_WHEEL=1 builds the extension for a self-contained wheel (see
 scripts/build-wheels.sh): llhttp's sources are always compiled in (a system
-libllhttp is ignored), and the build machine's library paths, symbol table
-and debug information are left out. libev stays a shared library, which
+libllhttp is ignored), and the interpreter's RPATH, the symbol table and the
+debug information are left out. libev stays a shared library, which
 `auditwheel repair` copies into the wheel.
 """
 import os
@@ -126,17 +126,17 @@ OPT_FLAGS = ["-O1", "-g"] if SANITIZE_FLAGS else ["-O2"]
 SIZE_FLAGS = ["-fvisibility=hidden", "-ffunction-sections", "-fdata-sections", "-fno-asynchronous-unwind-tables"]
 SIZE_LINK_FLAGS = ["-Wl,--gc-sections", "-Wl,-O1"]
 
-# libev in a wheel: `auditwheel repair` copies Debian's libev.so.4 into the
-# wheel (ursa.libs/, renamed with a hash, so it cannot be mistaken for
-# another libev in the process) and points the extension's RPATH at it. A
-# static link would leave one file, but Debian's libev.a is compiled as PIE,
-# not PIC: ld refuses its reference to glibc's `stderr` in a shared object
-# (R_X86_64_PC32 ... recompile with -fPIC), and rebuilding libev with -fPIC
-# would need its sources, which Debian ships only from a deb-src apt source.
-# The bundled copy is the very library `make build` links and the test suite
-# runs against, and it needs no newer glibc than the core does. -s strips the
-# symbol table and the debug information of the interpreter's CFLAGS (-g);
-# the dynamic symbols stay.
+# For a wheel, -s strips the symbol table and the debug information that the
+# interpreter's CFLAGS (-g) put in; the dynamic symbols stay. libev stays a
+# shared library there too: `auditwheel repair` copies Debian's libev.so.4
+# into the wheel (ursa.libs/, renamed with a hash, so it cannot be mistaken
+# for another libev in the process) and points the extension's RPATH at it.
+# A static link would leave one file, but Debian's libev.a is compiled as
+# PIE, not PIC: ld refuses its reference to glibc's `stderr` in a shared
+# object (R_X86_64_PC32 ... recompile with -fPIC), and rebuilding libev with
+# -fPIC would need its sources, which Debian ships only from a deb-src apt
+# source. The bundled copy is the very library `make build` links and the
+# test suite runs against, and it needs no newer glibc than the core does.
 STRIP = ["-s"] if WHEEL else []
 
 core = Extension(

