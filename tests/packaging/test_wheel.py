@@ -11,7 +11,6 @@ said why, except in CI, where that is a failure. The sanitizer run (make
 test-asan) skips the module: the wheel is a release build of its own, which
 make test and make test-pythons check.
 """
-import glob
 import http.client
 import json
 import os
@@ -36,23 +35,21 @@ GLIBC = re.compile(r"(libc|libm|libpthread|libdl|librt|libutil|libresolv)\.so\.\
 # Generous bounds against a hang, not measurements: 2 cores, other suites beside.
 BUILD_TIMEOUT = 600
 TIMEOUT = 60
+BUILD_PACKAGES = ("libev-dev", "node-llhttp", "gcc", "binutils", "python3-venv")  # as build-wheels.sh
 
 if os.environ.get("URSA_SANITIZE") == "1":
     pytest.skip("the wheel is a release build: make test and make test-pythons check it, not the "
                 "sanitizer run", allow_module_level=True)
 
 
-def missing_build_tools():
-    """What the build lacks that only root (through apt) could add."""
+def missing_build_packages():
+    """The Debian packages the build lacks, when this user cannot install them."""
     if os.geteuid() == 0:
-        return []  # scripts/build-wheels.sh installs whatever is missing
-    missing = [tool for tool in ("gcc", "readelf", "dpkg") if shutil.which(tool) is None]
-    if shutil.which("gcc") and "/" not in subprocess.run(
-            ["gcc", "-print-file-name=libev.so"], capture_output=True, text=True).stdout:
-        missing.append("libev (libev-dev)")
-    if not glob.glob("/usr/share/llhttp/*.c") and not glob.glob(os.path.join(os.environ.get("URSA_LLHTTP_SRC", "/nonexistent"), "*.c")):
-        missing.append("llhttp's C sources (node-llhttp)")
-    return missing
+        return []  # scripts/build-wheels.sh installs what is missing
+    if shutil.which("dpkg") is None:
+        return ["Debian's packages (no dpkg here)"]
+    return [package for package in BUILD_PACKAGES
+            if subprocess.run(["dpkg", "-s", package], capture_output=True).returncode != 0]
 
 
 def clean_env(**extra):
@@ -73,7 +70,7 @@ def run(args, **kwargs):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """The sdist and the wheel for this interpreter, made by scripts/build-wheels.sh."""
-    missing = missing_build_tools()
+    missing = missing_build_packages()
     if missing:
         reason = f"cannot build the wheel without {', '.join(missing)} (apt-get install them, or run as root)"
         if os.environ.get("CI"):
