@@ -5,7 +5,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: setup build serve test test-asan test-pythons fuzz soak bench clean
+.PHONY: setup build serve test test-asan test-pythons wheel fuzz soak bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -29,6 +29,11 @@ test-asan: setup
 test-pythons: setup
 	bash scripts/test-pythons.sh $(PYTEST_ARGS)
 
+# The sdist and a self-contained manylinux wheel per CPython 3.8-3.13 found
+# (URSA_WHEEL_PYTHONS), into dist/; installs what it needs (see the script).
+wheel:
+	bash scripts/build-wheels.sh
+
 # libFuzzer over the request path for FUZZ_SECONDS (default 60); see fuzz/run.sh.
 fuzz: build
 	bash fuzz/run.sh
@@ -44,4 +49,4 @@ bench: build
 	$(PYTHON) bench/compare.py $(BENCH_ARGS)
 
 clean:
-	rm -rf build src/ursa/*.so src/*.egg-info
+	rm -rf build dist src/ursa/*.so src/*.egg-info

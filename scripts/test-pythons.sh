@@ -7,19 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-find_python() {
-    local version=$1 candidate
-    if command -v "python$version" >/dev/null 2>&1 && "python$version" -c '' 2>/dev/null; then
-        command -v "python$version"
-        return
-    fi
-    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$version".*/bin/python"$version"; do
-        if [ -x "$candidate" ]; then
-            echo "$candidate"
-            return
-        fi
-    done
-}
+source scripts/find-python.sh
 
 status=0
 for version in ${URSA_PYTHONS:-3.8 3.13}; do
