@@ -779,6 +779,7 @@ int conn_open(listener *l, int fd, const struct sockaddr *peer, socklen_t peer_l
         s->conns->prev = c;
     s->conns = c;
     s->conn_count++;
+    server_publish_connections(s);
 
     ev_io_init(&c->watcher, conn_on_io, fd, EV_READ);
     c->watcher.data = c;
@@ -805,6 +806,7 @@ void conn_close(conn *c)
     if (c->next)
         c->next->prev = c->prev;
     s->conn_count--;
+    server_publish_connections(s);
     ev_io_stop(s->loop, &c->watcher);
     ev_timer_stop(s->loop, &c->timer);
     if (c->x != NULL) {

@@ -1,32 +1,49 @@
-/* The heartbeat a prefork worker shares with its master: a few bytes of
- * shared memory (an anonymous MAP_SHARED mmap made by the master before the
- * fork, passed to serve() as the `heartbeat` option). The loop writes it;
- * the master reads it to tell a worker stuck in app code from one that is
- * waiting for work, and to name the request that is stuck. No system call
- * and no wake-up: the loop writes it where it already releases and takes
- * the GIL around its poll.
+/* What prefork workers share with their master and with each other: a
+ * table of slots in shared memory (an anonymous MAP_SHARED mmap the master
+ * makes before forking, passed to serve() as the `heartbeat` option, with
+ * the worker's slot as `heartbeat_slot`). A worker's loop writes its slot:
+ * the master reads it to tell a worker stuck in app code from one waiting
+ * for work (--timeout) and to name the request that is stuck; the other
+ * workers read it to share new connections fairly. No system call and no
+ * wake-up: the loop writes it where it already releases and takes the GIL
+ * around its poll.
  *
- * Layout, read by the master with struct.unpack_from (native order):
- *   offset 0   double  busy_since: CLOCK_MONOTONIC seconds when the loop
- *                      began running callbacks; 0.0 while it waits in poll
- *   offset 16  char[]  the request whose app call is in progress,
- *                      "METHOD target", NUL-terminated (HEARTBEAT_REQUEST_MAX
- *                      bytes at most, the target cut short) */
+ * A slot, read by the master with struct.unpack_from (native order):
+ *   offset 0   double    busy_since: CLOCK_MONOTONIC seconds when the loop
+ *                        began running callbacks; 0.0 while it waits in poll
+ *   offset 8   uint32    connections the worker holds open
+ *   offset 12  uint32    flags: HEARTBEAT_LIVE while serve() runs,
+ *                        HEARTBEAT_ACCEPTING while it takes new connections
+ *   offset 16  char[240] the request whose app call is in progress,
+ *                        "METHOD target", NUL-terminated (cut short) */
 #ifndef URSA_HEARTBEAT_H
 #define URSA_HEARTBEAT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
-#define HEARTBEAT_REQUEST_OFFSET 16
+#define HEARTBEAT_SLOT_BYTES 256
 #define HEARTBEAT_REQUEST_MAX 240
+#define HEARTBEAT_LIVE 1u
+#define HEARTBEAT_ACCEPTING 2u
 
 typedef struct heartbeat {
     volatile double busy_since;
-    char unused[HEARTBEAT_REQUEST_OFFSET - sizeof(double)];
+    volatile uint32_t connections;
+    volatile uint32_t flags;
     char request[HEARTBEAT_REQUEST_MAX];
 } heartbeat;
+
+_Static_assert(sizeof(heartbeat) == HEARTBEAT_SLOT_BYTES, "a heartbeat slot is 256 bytes");
+
+static inline double heartbeat_clock(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+}
 
 static inline void heartbeat_idle(heartbeat *h)
 {
@@ -36,11 +53,8 @@ static inline void heartbeat_idle(heartbeat *h)
 
 static inline void heartbeat_busy(heartbeat *h)
 {
-    if (h == NULL)
-        return;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    h->busy_since = (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+    if (h != NULL)
+        h->busy_since = heartbeat_clock();
 }
 
 /* Name the request the app is about to be called for. */

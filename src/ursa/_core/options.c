@@ -78,13 +78,14 @@ static const option_spec specs[] = {
     {FIELD(tcp_nodelay), 0, 1, .kind = OPT_BOOL},
     {FIELD(shared_listeners), 0, 1, .kind = OPT_BOOL},
     {FIELD(heartbeat), 0, 1, .kind = OPT_BUFFER},
+    {FIELD(heartbeat_slot), 0, 1, .kind = OPT_COUNT, .minimum = 0, .maximum = 1 << 16},
 };
 #undef SIZE_T
 #undef FIELD
 #define SPEC_COUNT (sizeof(specs) / sizeof(specs[0]))
 
-/* The smallest size a heartbeat buffer may have: see heartbeat.h. */
-#define HEARTBEAT_MINIMUM_BYTES 256
+/* A heartbeat table is whole slots of this size: see heartbeat.h. */
+#define HEARTBEAT_SLOT_BYTES 256
 
 static int is_integer_kind(option_kind kind)
 {
@@ -247,8 +248,9 @@ static int check_buffer(PyObject *value)
     }
     Py_ssize_t length = view.len;
     PyBuffer_Release(&view);
-    if (length < HEARTBEAT_MINIMUM_BYTES) {
-        PyErr_Format(PyExc_ValueError, "must be at least %d bytes, got %zd", HEARTBEAT_MINIMUM_BYTES, length);
+    if (length < HEARTBEAT_SLOT_BYTES || length % HEARTBEAT_SLOT_BYTES != 0) {
+        PyErr_Format(PyExc_ValueError, "must be a whole number of %d-byte slots, got %zd bytes",
+                     HEARTBEAT_SLOT_BYTES, length);
         return -1;
     }
     return 0;

@@ -34,7 +34,8 @@ typedef struct server_options {
     int keepalive;            /* 0: every response closes its connection */
     int tcp_nodelay;
     int shared_listeners;     /* other processes serve the sockets too */
-    PyObject *heartbeat;      /* writable buffer shared with the master, or NULL (owned) */
+    PyObject *heartbeat;      /* table of slots shared with the master and peers, or NULL (owned) */
+    uint64_t heartbeat_slot;  /* this worker's slot in it */
 } server_options;
 
 /* The defaults of the public options as a new dict (_core.DEFAULT_OPTIONS). */

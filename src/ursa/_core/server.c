@@ -22,6 +22,12 @@
 /* Out of file descriptors: wait this long before accepting again rather
  * than spinning on a listening socket that stays readable. */
 #define ACCEPT_RETRY_SECONDS 0.1
+/* A worker that left a connection to a peer looks again this soon. */
+#define FAIR_SHARE_RETRY_SECONDS 0.002
+/* A peer busy in app code for less than this will take the connection
+ * when it is done (a slow app's loop turn may serve several requests); one
+ * busy longer may be stuck, and is not waited for. */
+#define PEER_BUSY_GRACE_SECONDS 1.0
 /* At a stop, idle keep-alive connections stay open this long (or the
  * keep-alive timeout, if shorter): a client that sent its next request in
  * the instant before it could know is answered, not cut off. */
@@ -56,6 +62,8 @@ static void listeners_start(server *s)
     for (size_t i = 0; i < s->listener_count; i++)
         ev_io_start(s->loop, &s->listeners[i].watcher);
     s->accepting = 1;
+    if (s->heartbeat != NULL)
+        s->heartbeat->flags |= HEARTBEAT_ACCEPTING;
 }
 
 static void listeners_stop(server *s)
@@ -65,6 +73,8 @@ static void listeners_stop(server *s)
     for (size_t i = 0; i < s->listener_count; i++)
         ev_io_stop(s->loop, &s->listeners[i].watcher);
     s->accepting = 0;
+    if (s->heartbeat != NULL)
+        s->heartbeat->flags &= ~HEARTBEAT_ACCEPTING;
 }
 
 static void on_accept_retry(struct ev_loop *loop, ev_timer *w, int revents)
@@ -104,6 +114,38 @@ static accept_result accept_one(listener *l)
     return ACCEPTED;
 }
 
+/* Prefork workers share the listening sockets, and every idle one is woken
+ * by a new connection: the first awake took the whole of a burst, and while
+ * a slow app held one worker, the other took every connection, for good
+ * with keep-alive. A worker above the average leaves the connection to a
+ * peer with fewer that takes connections and is idle or only briefly busy,
+ * and looks again shortly. */
+static int leave_to_a_peer(server *s)
+{
+    if (s->heartbeat_count < 2)
+        return 0;
+    uint64_t mine = s->conn_count, total = 0, live = 0;
+    int peer_with_fewer = 0;
+    double now = 0;
+    for (size_t i = 0; i < s->heartbeat_count; i++) {
+        const heartbeat *h = &s->heartbeats[i];
+        if (!(h->flags & HEARTBEAT_LIVE))
+            continue;
+        live++;
+        total += h->connections;
+        if (h == s->heartbeat || !(h->flags & HEARTBEAT_ACCEPTING) || h->connections >= mine)
+            continue;
+        double busy_since = h->busy_since;
+        if (busy_since != 0.0 && now == 0)
+            now = heartbeat_clock();
+        if (busy_since == 0.0 || now - busy_since < PEER_BUSY_GRACE_SECONDS)
+            peer_with_fewer = 1;
+    }
+    /* More than one connection above the average: a difference of one is
+     * not worth a new connection's wait. */
+    return peer_with_fewer && mine * live > total + live;
+}
+
 static void on_listener_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
@@ -113,6 +155,13 @@ static void on_listener_readable(struct ev_loop *loop, ev_io *w, int revents)
     for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
         if (s->conn_count >= s->opts.max_connections) {
             pause_accepting(s, 0); /* resumed by server_conn_closed */
+            return;
+        }
+        if (leave_to_a_peer(s)) {
+            pause_accepting(s, FAIR_SHARE_RETRY_SECONDS);
+            /* Still taking connections, only not this one: peers must not
+             * count this worker out while it waits its turn. */
+            s->heartbeat->flags |= HEARTBEAT_ACCEPTING;
             return;
         }
         accept_result result = accept_one(l);
@@ -312,8 +361,10 @@ static void server_clear(server *s)
 {
     reopen_doors(s);
     if (s->heartbeat != NULL) {
+        s->heartbeat->flags = 0;
+        heartbeat_idle(s->heartbeat);
         PyBuffer_Release(&s->heartbeat_view);
-        s->heartbeat = NULL;
+        s->heartbeat = s->heartbeats = NULL;
     }
     if (s->listeners != NULL) {
         for (size_t i = 0; i < s->listener_count; i++)
@@ -365,7 +416,18 @@ int server_serve(module_state *state, PyObject *app, const int *listen_fds, size
     if (s.opts.heartbeat != NULL) {
         if (PyObject_GetBuffer(s.opts.heartbeat, &s.heartbeat_view, PyBUF_WRITABLE) < 0)
             goto cleanup;
-        s.heartbeat = s.heartbeat_view.buf;
+        s.heartbeats = s.heartbeat_view.buf;
+        s.heartbeat_count = (size_t)s.heartbeat_view.len / sizeof(heartbeat);
+        if (s.opts.heartbeat_slot >= s.heartbeat_count) {
+            PyErr_Format(PyExc_ValueError, "heartbeat_slot %llu is past the %zu slots of the heartbeat table",
+                         (unsigned long long)s.opts.heartbeat_slot, s.heartbeat_count);
+            PyBuffer_Release(&s.heartbeat_view);
+            s.heartbeats = NULL;
+            goto cleanup;
+        }
+        s.heartbeat = &s.heartbeats[s.opts.heartbeat_slot];
+        s.heartbeat->connections = 0;
+        s.heartbeat->flags = HEARTBEAT_LIVE;
         heartbeat_busy(s.heartbeat);
     }
 

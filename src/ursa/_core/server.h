@@ -60,7 +60,9 @@ typedef struct server {
     uint64_t requests_started; /* for max_requests' last response */
     double shortest_timeout; /* of the per-connection timeouts: see conn.c */
     double app_seconds;      /* spent in app code so far: see server_network_time */
-    heartbeat *heartbeat;    /* shared with the master, or NULL */
+    heartbeat *heartbeat;    /* this worker's slot, or NULL */
+    heartbeat *heartbeats;   /* every worker's (see fair_share_left) */
+    size_t heartbeat_count;
     budgets budget;          /* what clients make the worker hold: see budget.h */
     Py_buffer heartbeat_view;
     int doors_closed;        /* the listeners' doors were closed by the stop */
@@ -91,6 +93,13 @@ void server_report_exception(server *s, const char *message);
 
 /* Called by a connection when it closes. */
 void server_conn_closed(server *s);
+
+/* The connection count changed: the peers see it (heartbeat.h). */
+static inline void server_publish_connections(server *s)
+{
+    if (s->heartbeat != NULL)
+        s->heartbeat->connections = (uint32_t)s->conn_count;
+}
 
 /* The cached "Date: ...\r\n" header line for the current second. */
 const char *server_date_header(server *s);
