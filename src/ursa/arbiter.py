@@ -157,13 +157,15 @@ class Arbiter:
 
     `settings` is a config.Settings. The app is `settings.wsgi_app` (a
     'module:app' string loaded in each worker) unless `app` gives an already
-    loaded app (--preload, PasteDeploy). `reload_settings`, if given, returns
-    fresh Settings on SIGHUP (re-reading the config file).
+    loaded app (--preload) or `app_loader` a function that each worker calls
+    to load it (PasteDeploy: from the ini file). `reload_settings`, if given,
+    returns fresh Settings on SIGHUP (re-reading the config file).
     """
 
-    def __init__(self, settings, app=None, reload_settings=None):
+    def __init__(self, settings, app=None, reload_settings=None, app_loader=None):
         self.settings = settings
         self.app = app
+        self.app_loader = app_loader
         self.reload_settings = reload_settings
         self.pid = os.getpid()
         self.listeners = []
@@ -623,6 +625,12 @@ class Arbiter:
         self.next_spawn_at = time.monotonic() + self.respawn_delay
         log.warning("workers die right after they start; next start in %.1fs", self.respawn_delay)
 
+    def load_app(self):
+        """The app, loaded in a worker; raises ConfigError."""
+        if self.app_loader is not None:
+            return self.app_loader()
+        return load_wsgi_app(self.settings.wsgi_app)
+
     def call_hook(self, name, *args):
         try:
             self.settings.call_hook(name, *args)
@@ -661,7 +669,7 @@ class WorkerProcess:
         app = self.arbiter.app
         if app is None:
             try:
-                app = load_wsgi_app(self.settings.wsgi_app)
+                app = self.arbiter.load_app()
             except ConfigError as exc:
                 if self.source_watcher is not None:
                     return self.wait_for_fix(exc)
@@ -903,7 +911,7 @@ def describe_bind_error(address, exc):
     if code == errno.EADDRINUSE:
         if address.kind == "unix" and not address.path.startswith("@"):
             return f"{where}: a file that is not a socket is at {address.path}; remove it or choose another path"
-        return f"{where}: address already in use; stop the server using it or choose another with -b"
+        return f"{where}: address already in use; stop the server using it or choose another address"
     if code in (errno.EACCES, errno.EPERM):
         if address.kind == "tcp" and address.port < 1024:
             return (f"{where}: permission denied; ports below 1024 need root or CAP_NET_BIND_SERVICE, "

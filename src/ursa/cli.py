@@ -16,6 +16,10 @@ from .config import ConfigError, Settings, load_config_file, load_wsgi_app, sett
 
 log = logging.getLogger("ursa.error")
 
+# A mistake the user must fix (a bad option value, an app that does not
+# load, an address in use) exits with this, as argparse's usage errors do.
+EXIT_CONFIG_ERROR = 2
+
 EPILOG = """\
 signals to the master: TERM/INT graceful stop, QUIT immediate stop, HUP reload
 (re-read config, new workers), TTIN/TTOU one worker more/less, USR1 reopen logs.
@@ -141,6 +145,6 @@ def main(argv=None):
         return run_command(argv)
     except ConfigError as exc:
         sys.stderr.write(f"ursa: error: {exc}\n")
-        return 1
+        return EXIT_CONFIG_ERROR
     except KeyboardInterrupt:
         return 130

@@ -82,5 +82,5 @@ def test_starting_broken_waits_for_the_fix_instead_of_exiting(procs, tmp_path):
 def test_reload_and_preload_do_not_mix(procs, tmp_path):
     write_app(tmp_path, b"one")
     server = procs.ursa("--reload", "--preload", "--chdir", tmp_path, "editable:app", wait=False)
-    assert server.wait_exit() == 1
+    assert server.wait_exit() == 2
     assert "--reload and --preload do not mix" in server.stderr()
