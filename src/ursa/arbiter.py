@@ -178,6 +178,9 @@ class Arbiter:
         self.spawned = 0
         self.respawn_delay = 0.0
         self.next_spawn_at = 0.0
+        # The backoff holds until a worker spawned after this many spawns
+        # (the last failure) has started and lived CRASH_WINDOW_SECONDS.
+        self.backoff_after_spawn = 0
         self.pending_signals = []
         self.stop_mode = None  # None, "graceful" or "immediate"
         self.fatal_message = None
@@ -457,7 +460,11 @@ class Arbiter:
     def manage_workers(self):
         now = time.monotonic()
         current = self.current_workers()
-        if self.respawn_delay and any(w.ready and now - w.ready_at >= CRASH_WINDOW_SECONDS for w in current):
+        # Only a worker started since the last failure shows that the code
+        # starts now: one that has been serving for long (the previous code
+        # still running after a failed reload) says nothing about it.
+        if self.respawn_delay and any(w.age > self.backoff_after_spawn and w.ready
+                                      and now - w.ready_at >= CRASH_WINDOW_SECONDS for w in current):
             self.respawn_delay = 0.0
         excess = len(current) - self.target_workers
         if excess > 0:
@@ -623,6 +630,7 @@ class Arbiter:
         self.respawn_delay = min(MAX_RESPAWN_DELAY_SECONDS,
                                  max(FIRST_RESPAWN_DELAY_SECONDS, self.respawn_delay * 2))
         self.next_spawn_at = time.monotonic() + self.respawn_delay
+        self.backoff_after_spawn = self.spawned
         log.warning("workers die right after they start; next start in %.1fs", self.respawn_delay)
 
     def load_app(self):
@@ -665,7 +673,11 @@ class WorkerProcess:
             return self.boot_error(f"cannot switch workers to --user/--group: {exc.strerror}")
         self.arbiter.call_hook("post_fork", self.arbiter, self.worker)
         if self.settings.reload:
+            # The mtimes are taken before the code is read: an edit made
+            # while the app loads is then seen as a change, not missed.
             self.source_watcher = SourceWatcher()
+            self.source_watcher.add_app_module(self.settings.wsgi_app)
+            self.source_watcher.snapshot()
         app = self.arbiter.app
         if app is None:
             try:
@@ -685,7 +697,7 @@ class WorkerProcess:
         if self.stop_requested:
             return 0
         if self.source_watcher is not None:
-            self.source_watcher.snapshot()
+            self.source_watcher.snapshot(new_files_only=True)
             signal.signal(signal.SIGALRM, self.on_reload_poll)
             signal.siginterrupt(signal.SIGALRM, False)
             signal.setitimer(signal.ITIMER_REAL, RELOAD_POLL_SECONDS, RELOAD_POLL_SECONDS)
@@ -791,10 +803,8 @@ class WorkerProcess:
     def wait_for_fix(self, error):
         """--reload and the app does not load: say why, then wait for an edit."""
         log.error("%s", error)
-        spec = self.settings.wsgi_app
-        module_name = spec.partition(":")[0].strip() if isinstance(spec, str) else ""
-        self.source_watcher.add_files_of(error, module_name)
-        self.source_watcher.snapshot()
+        self.source_watcher.add_files_of(error)
+        self.source_watcher.snapshot(new_files_only=True)
         self.report("waiting")
         log.info("waiting for a source file to change")
         while not self.stop_requested:
@@ -819,9 +829,23 @@ class SourceWatcher:
                 names.add(name)
         return names
 
-    def add_files_of(self, error, module_name):
-        """Also watch the files in `error`'s cause and the app module's file,
-        which is not in sys.modules when its import failed."""
+    def add_app_module(self, spec):
+        """Watch the file of the app's module ('module:app'), known before
+        it is imported (and when its import fails)."""
+        module_name = spec.partition(":")[0].strip() if isinstance(spec, str) else ""
+        if not module_name:
+            return
+        try:
+            import importlib.util
+            found = importlib.util.find_spec(module_name)
+        except Exception:  # a parent package that fails to import: seen when the app loads
+            found = None
+        if found is not None and found.origin and os.path.exists(found.origin):
+            self.extra_files.add(found.origin)
+
+    def add_files_of(self, error):
+        """Also watch the files in `error`'s cause (a module that failed to
+        import is not in sys.modules)."""
         cause = error.__cause__ or error.__context__
         while cause is not None:
             if isinstance(cause, SyntaxError) and cause.filename:
@@ -831,17 +855,13 @@ class SourceWatcher:
                 self.extra_files.add(traceback.tb_frame.f_code.co_filename)
                 traceback = traceback.tb_next
             cause = cause.__cause__ or cause.__context__
-        if module_name:
-            try:
-                import importlib.util
-                spec = importlib.util.find_spec(module_name)
-            except (ImportError, ValueError):
-                spec = None
-            if spec is not None and spec.origin and os.path.exists(spec.origin):
-                self.extra_files.add(spec.origin)
 
-    def snapshot(self):
-        self.mtimes = {name: mtime_of(name) for name in self.files()}
+    def snapshot(self, new_files_only=False):
+        """Record the mtimes of the watched files; with `new_files_only`,
+        of those not recorded yet (the others keep their earlier mtime)."""
+        for name in self.files():
+            if not new_files_only or name not in self.mtimes:
+                self.mtimes[name] = mtime_of(name)
 
     def changed_file(self):
         for name, mtime in self.mtimes.items():

@@ -1,5 +1,6 @@
 """The master process: signals, worker supervision, --max-requests."""
 import os
+import re
 import signal
 import threading
 
@@ -207,6 +208,34 @@ def test_workers_crashing_at_start_are_restarted_with_growing_delays(procs, tmp_
     marker.unlink()
     server.wait_listening()
     assert server.get("/")[2] == b"alive"
+
+
+def test_a_failed_reload_keeps_the_backoff_until_the_new_code_starts(procs, tmp_path):
+    # The workers of the previous code keep serving after a failed reload;
+    # they must not count as proof that the code now starts, or a dead
+    # worker is restarted every 0.1 s, each start a failed import.
+    version_file = tmp_path / "version"
+    version_file.write_text("good")
+    server = procs.ursa("-b", "127.0.0.1:0", "-w", "2", "--log-level", "debug", "deployapp:app",
+                        env={"DEPLOYAPP_VERSION_FILE": str(version_file)})
+    old = server.wait_workers(2)
+    for pid in old:
+        server.wait_for_log(rf"worker {pid} is ready")
+    version_file.unlink()
+    server.signal(signal.SIGHUP)
+    server.wait_for_log(r"reload failed, the previous workers keep serving")
+    failed_before = server.stderr().count("importing 'deployapp' failed")
+    os.kill(old[0], signal.SIGKILL)
+    server.wait_for_log(r"next start in", count=5)
+    text = server.stderr()
+    delays = [float(delay) for delay in re.findall(r"next start in (\d+\.\d)s", text)]
+    assert delays[:5] == [0.1, 0.2, 0.4, 0.8, 1.6], delays
+    # Each failed start is followed by one longer wait: no burst of imports.
+    assert text.count("importing 'deployapp' failed") - failed_before <= len(delays)
+    assert server.get("/version")[2] == b"good"  # the survivor serves throughout
+    version_file.write_text("fixed")
+    server.wait_workers(2, exclude=[old[0]])
+    wait_until(lambda: server.get("/version")[2] == b"fixed", STOP_TIMEOUT, "the new worker serves")
 
 
 def test_max_requests_recycles_the_worker_without_failing_requests(procs):
