@@ -10,6 +10,10 @@ Lifecycle of a worker:
   4. serves with ursa.serve() on the shared listening sockets until SIGTERM
      (graceful) or SIGQUIT (immediate), or until --max-requests is reached;
   5. exits; the master starts a replacement unless it is stopping.
+A worker whose loop is held by one app call for longer than --timeout
+(read from a shared page its loop writes: the heartbeat) gets SIGABRT,
+which makes it log its Python stack and die, then SIGKILL; a replacement
+starts at once. Loading the app (step 2) is not timed.
 
 Signals to the master:
   TERM, INT  graceful stop: workers finish requests in flight (up to
@@ -23,7 +27,9 @@ Signals to the master:
 """
 import ctypes
 import errno
+import faulthandler
 import logging
+import mmap
 import os
 import pwd
 import random
@@ -31,6 +37,7 @@ import select
 import signal
 import socket
 import stat
+import struct
 import sys
 import time
 
@@ -51,6 +58,13 @@ MAX_RESPAWN_DELAY_SECONDS = 5.0
 # After SIGQUIT a worker exits at its next Python instruction; this is how
 # long it gets before SIGKILL.
 QUIT_KILL_DELAY_SECONDS = 1.0
+# A worker past --timeout gets SIGABRT (it logs its Python stack) and this
+# long to do so before SIGKILL.
+ABORT_KILL_DELAY_SECONDS = 1.0
+# The shared page where a worker's loop says since when it has been busy
+# and with which request (see _core/heartbeat.h).
+HEARTBEAT_BYTES = 256
+HEARTBEAT_REQUEST_OFFSET = 16
 # Workers bound their own drain by graceful_timeout; the master waits this
 # much longer before SIGKILL so that a punctual worker is never killed.
 KILL_MARGIN_SECONDS = 1.0
@@ -143,6 +157,27 @@ class Worker:
         self.kill_at = None
         self.last_signal_at = None
         self.killed = False
+        self.timed_out = False
+        self.heartbeat = None       # shared page the worker's loop writes
+
+    def busy_since(self):
+        """Monotonic time since which the worker's loop has been running
+        callbacks (app code) without going back to wait for events; None
+        while it waits, or before it serves (loading the app)."""
+        if self.heartbeat is None:
+            return None
+        return struct.unpack_from("d", self.heartbeat, 0)[0] or None
+
+    def request_in_progress(self):
+        """'METHOD target' of the request whose app call is in progress."""
+        if self.heartbeat is None:
+            return ""
+        return self.heartbeat[HEARTBEAT_REQUEST_OFFSET:HEARTBEAT_BYTES].split(b"\0")[0].decode("latin-1")
+
+    def release_heartbeat(self):
+        if self.heartbeat is not None:
+            self.heartbeat.close()
+            self.heartbeat = None
 
     @property
     def ready(self):
@@ -295,6 +330,8 @@ class Arbiter:
             os.close(self.wakeup_write)
             self.wakeup_read = self.wakeup_write = None
         self.close_listeners()
+        for worker in self.workers.values():
+            worker.release_heartbeat()
         for path in self.unix_paths_to_remove:
             try:
                 if stat.S_ISSOCK(os.lstat(path).st_mode):
@@ -316,6 +353,17 @@ class Arbiter:
         for sock in self.listeners:
             sock.close()
 
+    def release_workers(self):
+        """In a new worker: the master's records of the others and their fds."""
+        for worker in self.workers.values():
+            if worker.status_fd is not None:
+                try:
+                    os.close(worker.status_fd)
+                except OSError:
+                    pass
+            worker.release_heartbeat()
+        self.workers = {}
+
     # -- the loop
 
     def loop(self):
@@ -327,6 +375,7 @@ class Arbiter:
                     return
             else:
                 self.manage_workers()
+            self.kill_stuck_workers()
             self.signal_stopping_workers()
             self.wait()
 
@@ -338,6 +387,9 @@ class Arbiter:
         for worker in self.workers.values():
             if worker.kill_at is not None and not worker.killed:
                 timeout = min(timeout, max(0.0, worker.kill_at - now))
+            stuck_at = self.stuck_at(worker)
+            if stuck_at is not None:
+                timeout = min(timeout, max(0.0, stuck_at - now))
         fds = [self.wakeup_read] + [w.status_fd for w in self.workers.values() if w.status_fd is not None]
         try:
             readable, _, _ = select.select(fds, [], [], timeout)
@@ -433,16 +485,45 @@ class Arbiter:
         worker.last_signal_at = now
         send_signal(worker.pid, signal_number)
 
+    def stuck_at(self, worker):
+        """When `worker` counts as stuck if its loop does not get back to
+        waiting for events; None if it waits, or without --timeout."""
+        if not self.settings.timeout or worker.timed_out or worker.killed:
+            return None
+        since = worker.busy_since()
+        return None if since is None else since + self.settings.timeout
+
+    def kill_stuck_workers(self):
+        """--timeout: a worker whose loop has been held by the app that long
+        serves nobody else meanwhile. It gets SIGABRT (its Python stack goes
+        to the error log), SIGKILL a second later, and a replacement now."""
+        now = time.monotonic()
+        for worker in list(self.workers.values()):
+            stuck_at = self.stuck_at(worker)
+            if stuck_at is None or now < stuck_at:
+                continue
+            request = worker.request_in_progress() or "no request named"
+            log.critical("WORKER TIMEOUT (pid:%d): %s held its loop for more than %gs (--timeout); "
+                         "killing it", worker.pid, request, self.settings.timeout)
+            worker.timed_out = True
+            worker.stopping = True
+            worker.stop_signal = None
+            kill_at = now + ABORT_KILL_DELAY_SECONDS
+            worker.kill_at = kill_at if worker.kill_at is None else min(worker.kill_at, kill_at)
+            worker.last_signal_at = now
+            send_signal(worker.pid, signal.SIGABRT)
+
     def signal_stopping_workers(self):
         now = time.monotonic()
         for worker in self.workers.values():
             if not worker.stopping or worker.killed:
                 continue
             if now >= worker.kill_at:
-                log.warning("worker %d did not stop in time; killing it", worker.pid)
+                if not worker.timed_out:
+                    log.warning("worker %d did not stop in time; killing it", worker.pid)
                 send_signal(worker.pid, signal.SIGKILL)
                 worker.killed = True
-            elif now - worker.last_signal_at >= TERM_RESEND_SECONDS:
+            elif worker.stop_signal is not None and now - worker.last_signal_at >= TERM_RESEND_SECONDS:
                 worker.last_signal_at = now
                 send_signal(worker.pid, worker.stop_signal)
 
@@ -487,6 +568,8 @@ class Arbiter:
         self.spawned += 1
         worker = Worker(self.spawned, self.generation)
         self.call_hook("pre_fork", self, worker)
+        # Anonymous and shared: the worker's loop writes it, the master reads it.
+        worker.heartbeat = mmap.mmap(-1, HEARTBEAT_BYTES)
         status_read, status_write = os.pipe2(os.O_CLOEXEC)
         for stream in (sys.stdout, sys.stderr):
             try:
@@ -502,6 +585,7 @@ class Arbiter:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             os.close(status_read)
             os.close(status_write)
+            worker.release_heartbeat()
             log.error("cannot start a worker: fork failed: %s", exc.strerror)
             self.delay_respawn()
             return
@@ -577,6 +661,7 @@ class Arbiter:
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue
+            worker.release_heartbeat()
             if worker.status_fd is not None:
                 self.read_status(worker)
                 if worker.status_fd is not None:
@@ -718,6 +803,7 @@ class WorkerProcess:
             options["max_requests"] = max_requests
         if self.access_log is not None:
             options["access_log"] = self.access_log
+        options["heartbeat"] = self.worker.heartbeat
         self.serving = True
         try:
             serve(self.arbiter.listeners, app, **options)
@@ -738,6 +824,7 @@ class WorkerProcess:
         for number in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
             signal.signal(number, signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        dump_stack_on_abort()
         # The master repeats SIGTERM while a worker drains; with SA_RESTART a
         # blocking call in the app (a database driver's read) carries on
         # instead of failing with EINTR.
@@ -747,15 +834,14 @@ class WorkerProcess:
         signal.pthread_sigmask(signal.SIG_SETMASK, self.signal_mask)
 
     def close_master_fds(self):
-        for fd in [self.arbiter.wakeup_read, self.arbiter.wakeup_write] + [
-                w.status_fd for w in self.arbiter.workers.values()]:
+        for fd in (self.arbiter.wakeup_read, self.arbiter.wakeup_write):
             if fd is not None:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
         self.arbiter.wakeup_read = self.arbiter.wakeup_write = None
-        self.arbiter.workers = {}
+        self.arbiter.release_workers()
 
     def on_stop(self, number, frame):
         from . import stop
@@ -778,6 +864,7 @@ class WorkerProcess:
 
     def on_reopen_logs(self, number, frame):
         reopen_error_log()
+        dump_stack_on_abort()  # into the reopened file
         if self.access_log is not None:
             try:
                 self.access_log.reopen()
@@ -875,6 +962,22 @@ def mtime_of(path):
         return os.stat(path).st_mtime_ns
     except OSError:
         return None
+
+
+def dump_stack_on_abort():
+    """SIGABRT (from the master, on --timeout) writes every thread's Python
+    stack to the error log, then the worker dies of it. faulthandler does
+    that from the C signal handler, so it works even while the worker is
+    stuck in C code; a crash (SIGSEGV, SIGBUS...) is logged the same way."""
+    stream = sys.stderr
+    for handler in logging.getLogger("ursa.error").handlers:
+        if getattr(handler, "stream", None) is not None:
+            stream = handler.stream
+            break
+    try:
+        faulthandler.enable(file=stream, all_threads=True)
+    except (AttributeError, ValueError, OSError, RuntimeError):  # a stream without a file descriptor
+        pass
 
 
 def send_signal(pid, number):

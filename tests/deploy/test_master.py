@@ -238,6 +238,42 @@ def test_a_failed_reload_keeps_the_backoff_until_the_new_code_starts(procs, tmp_
     wait_until(lambda: server.get("/version")[2] == b"fixed", STOP_TIMEOUT, "the new worker serves")
 
 
+def stuck_request_in_background(server, path, results):
+    def run():
+        try:
+            results.append(request(server.address, path=path))
+        except Exception as exc:  # the test inspects what happened
+            results.append(exc)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("path, function", [("/spin", "spin_forever"), ("/block", "block_forever")],
+                         ids=["python-loop", "c-call"])
+def test_a_worker_stuck_in_the_app_is_killed_and_replaced(procs, tmp_path, path, function):
+    # The gunicorn name of the setting, in a config file: it is --timeout.
+    config = tmp_path / "ursa.conf.py"
+    config.write_text("timeout = 2\n")
+    server = procs.ursa("-c", config, "-b", "127.0.0.1:0", "-w", "2", "deployapp:app")
+    workers = server.wait_workers(2)
+    results = []
+    thread = stuck_request_in_background(server, path, results)
+    match = server.wait_for_log(rf"WORKER TIMEOUT \(pid:(\d+)\): GET {path} held its loop for more than 2s")
+    stuck = int(match.group(1))
+    assert stuck in workers
+    # Its Python stack, written by the worker itself as it aborts.
+    server.wait_for_log(rf'File ".*deployapp\.py", line \d+ in {function}')
+    replaced = server.wait_workers(2, exclude=[stuck])
+    assert set(workers) - {stuck} < set(replaced)
+    assert_all_gone([stuck])
+    thread.join(STOP_TIMEOUT)
+    assert results and isinstance(results[0], (ConnectionError, OSError)), results
+    for _ in range(10):  # the site keeps serving, on either worker
+        assert server.get("/")[2] == b"hello"
+    assert "ignoring unknown setting 'timeout'" not in server.stderr()
+
+
 def test_max_requests_recycles_the_worker_without_failing_requests(procs):
     server = procs.ursa("-b", "127.0.0.1:0", "-w", "1", "--max-requests", "5", "deployapp:app")
     pids = [int(server.get("/pid")[2]) for _ in range(12)]
