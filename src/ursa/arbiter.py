@@ -41,7 +41,7 @@ import struct
 import sys
 import time
 
-from . import systemd
+from . import _core, systemd
 from .accesslog import AccessLog
 from .config import ConfigError, load_wsgi_app
 
@@ -204,6 +204,9 @@ class Arbiter:
         self.reload_settings = reload_settings
         self.pid = os.getpid()
         self.listeners = []
+        # Listeners this master made (not systemd's or an fd://): at a stop
+        # their doors close, and their socket files are removed.
+        self.owned_listeners = []
         self.unix_paths_to_remove = []
         self.pid_file = None
         self.workers = {}
@@ -254,7 +257,10 @@ class Arbiter:
                 self.listeners.append(self.adopt_fd(fd, f"systemd socket fd {fd}"))
             return
         for address in self.settings.binds:
-            self.listeners.append(self.bind_address(address))
+            sock = self.bind_address(address)
+            self.listeners.append(sock)
+            if address.kind != "fd":
+                self.owned_listeners.append(sock)
 
     def adopt_fd(self, fd, what):
         try:
@@ -332,13 +338,7 @@ class Arbiter:
         self.close_listeners()
         for worker in self.workers.values():
             worker.release_heartbeat()
-        for path in self.unix_paths_to_remove:
-            try:
-                if stat.S_ISSOCK(os.lstat(path).st_mode):
-                    os.unlink(path)
-            except OSError:
-                pass
-        self.unix_paths_to_remove = []
+        self.remove_socket_files()
         if self.pid_file is not None:
             try:
                 with open(self.pid_file) as pid_file:
@@ -352,6 +352,27 @@ class Arbiter:
     def close_listeners(self):
         for sock in self.listeners:
             sock.close()
+
+    def remove_socket_files(self):
+        for path in self.unix_paths_to_remove:
+            try:
+                if stat.S_ISSOCK(os.lstat(path).st_mode):
+                    os.unlink(path)
+            except OSError:
+                pass
+        self.unix_paths_to_remove = []
+
+    def close_doors(self):
+        """The service stops: from now on new clients are refused (socket
+        files removed, new TCP connections dropped at the SYN), while the
+        workers serve what the kernel has already queued before they close
+        the sockets (the core does that when it finds the door closed)."""
+        self.remove_socket_files()
+        for sock in self.owned_listeners:
+            try:
+                _core.close_door(sock)
+            except OSError as exc:
+                log.warning("cannot close %s to new connections: %s", describe_socket(sock), exc.strerror)
 
     def release_workers(self):
         """In a new worker: the master's records of the others and their fds."""
@@ -463,8 +484,11 @@ class Arbiter:
     def begin_stop(self, graceful):
         if self.stop_mode == "immediate" or (self.stop_mode == "graceful" and graceful):
             return
+        first = self.stop_mode is None
         self.stop_mode = "graceful" if graceful else "immediate"
         systemd.notify("STOPPING=1")
+        if first:
+            self.close_doors()
         # Workers keep their copies; once they close theirs, clients get
         # "connection refused" rather than waiting in a dead backlog.
         self.close_listeners()
