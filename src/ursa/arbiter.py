@@ -24,10 +24,16 @@ Signals to the master:
              the old ones once the new ones are ready
   TTIN/TTOU  one worker more / less
   USR1       reopen log files (for logrotate)
+  USR2       upgrade: start a new master (the program as it is on disk now)
+             on the same listening sockets; both serve until this one gets
+             TERM. The --pid file becomes FILE.oldbin meanwhile, and comes
+             back if the new master exits first.
 """
 import ctypes
 import errno
 import faulthandler
+import fcntl
+import json
 import logging
 import mmap
 import os
@@ -41,7 +47,7 @@ import struct
 import sys
 import time
 
-from . import _core, systemd
+from . import _core, _socket_file_of, systemd
 from .accesslog import AccessLog
 from .config import ConfigError, load_wsgi_app
 
@@ -77,7 +83,11 @@ MASTER_TICK_SECONDS = 1.0
 RELOAD_POLL_SECONDS = 1.0
 
 MASTER_SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGINT, signal.SIGTERM,
-                  signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGCHLD)
+                  signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD)
+# Set by a master for the new master it execs on SIGUSR2: its pid and which
+# of the sockets (passed as with systemd's LISTEN_FDS) are its own.
+UPGRADE_ENVIRONMENT = "URSA_UPGRADE_FROM"
+EXIT_EXEC_FAILED = 127
 
 LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
@@ -197,10 +207,14 @@ class Arbiter:
     returns fresh Settings on SIGHUP (re-reading the config file).
     """
 
-    def __init__(self, settings, app=None, reload_settings=None, app_loader=None):
+    def __init__(self, settings, app=None, reload_settings=None, app_loader=None, start_directory=None):
         self.settings = settings
         self.app = app
         self.app_loader = app_loader
+        # Where the command was started: a new master (SIGUSR2) starts there.
+        self.start_directory = start_directory or os.getcwd()
+        self.new_master = None      # pid of the master a SIGUSR2 started
+        self.old_master = None      # pid of the master that started this one
         self.reload_settings = reload_settings
         self.pid = os.getpid()
         self.listeners = []
@@ -246,10 +260,14 @@ class Arbiter:
         return 0
 
     def bind(self):
+        upgrade = os.environ.pop(UPGRADE_ENVIRONMENT, None)
         try:
             fds = systemd.listen_fds()
         except OSError as exc:
             raise ConfigError(f"systemd socket activation: {exc}") from None
+        if fds and upgrade is not None:
+            self.adopt_from_old_master(fds, upgrade)
+            return
         if fds:
             if "bind" in self.settings.explicit:
                 log.warning("ignoring --bind: using the %d socket(s) systemd passed", len(fds))
@@ -261,6 +279,25 @@ class Arbiter:
             self.listeners.append(sock)
             if address.kind != "fd":
                 self.owned_listeners.append(sock)
+
+    def adopt_from_old_master(self, fds, upgrade):
+        """This master was started by another one on SIGUSR2: serve its
+        sockets, and own those it owned (their doors, their socket files)."""
+        try:
+            described = json.loads(upgrade)
+            self.old_master = int(described["pid"])
+            owned = set(described["owned"])
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(f"{UPGRADE_ENVIRONMENT} is garbled: {upgrade!r}; unset it") from None
+        for index, fd in enumerate(fds):
+            sock = self.adopt_fd(fd, f"socket fd {fd} of master {self.old_master}")
+            self.listeners.append(sock)
+            if index in owned:
+                self.owned_listeners.append(sock)
+                path = _socket_file_of(sock)
+                if path is not None:
+                    self.unix_paths_to_remove.append(path)
+        log.info("upgrade: serving the %d socket(s) of master %d", len(fds), self.old_master)
 
     def adopt_fd(self, fd, what):
         try:
@@ -338,7 +375,8 @@ class Arbiter:
         self.close_listeners()
         for worker in self.workers.values():
             worker.release_heartbeat()
-        self.remove_socket_files()
+        if self.other_master_serving() is None:
+            self.remove_socket_files()
         if self.pid_file is not None:
             try:
                 with open(self.pid_file) as pid_file:
@@ -361,6 +399,22 @@ class Arbiter:
             except OSError:
                 pass
         self.unix_paths_to_remove = []
+
+    def other_master_serving(self):
+        """The pid of another master serving these sockets (the one a
+        SIGUSR2 started, or the one that started this one), or None."""
+        for pid in (self.new_master, self.old_master):
+            if pid is None:
+                continue
+            if pid == self.old_master and os.getppid() != pid:
+                continue  # it exited: this one was handed to init
+            try:
+                if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+                    return pid
+            except ChildProcessError:  # not our child: the old master
+                if process_exists(pid):
+                    return pid
+        return None
 
     def close_doors(self):
         """The service stops: from now on new clients are refused (socket
@@ -453,6 +507,8 @@ class Arbiter:
             elif number == signal.SIGTTOU:
                 self.target_workers = max(1, self.target_workers - 1)
                 log.info("%s: %d workers", name, self.target_workers)
+            elif number == signal.SIGUSR2:
+                self.upgrade()
             elif number == signal.SIGUSR1:
                 log.info("%s: reopening log files", name)
                 reopen_error_log()
@@ -481,13 +537,85 @@ class Arbiter:
         self.next_spawn_at = 0.0
         self.call_hook("on_reload", self)
 
+    def upgrade(self):
+        """SIGUSR2: exec a new master on the same sockets (it loads the code
+        and the config file as they are now). This one keeps serving until
+        it is told to stop; if the new one exits first, nothing changed."""
+        other = self.other_master_serving()
+        if other is not None:
+            log.warning("SIGUSR2: master %d serves these sockets too; stop one of the two (TERM) before "
+                        "upgrading again", other)
+            return
+        old_pid_file = None
+        if self.pid_file is not None:
+            old_pid_file = self.pid_file + ".oldbin"
+            try:
+                os.replace(self.pid_file, old_pid_file)
+            except OSError as exc:
+                log.error("SIGUSR2: cannot rename the pid file %s: %s; not upgrading", self.pid_file,
+                          exc.strerror)
+                return
+        owned = [index for index, sock in enumerate(self.listeners) if sock in self.owned_listeners]
+        environment = dict(os.environ)
+        for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+            environment.pop(name, None)
+        environment[UPGRADE_ENVIRONMENT] = json.dumps({"pid": self.pid, "owned": owned})
+        environment["LISTEN_FDS"] = str(len(self.listeners))
+        argv = restart_argv()
+        fds = [sock.fileno() for sock in self.listeners]
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, MASTER_SIGNALS)
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            log.error("SIGUSR2: cannot start a new master: fork failed: %s", exc.strerror)
+            self.restore_pid_file(old_pid_file)
+            return
+        if pid == 0:
+            exec_new_master(argv, environment, fds, self.start_directory, blocked)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        self.new_master = pid
+        self.pid_file = old_pid_file
+        log.info("SIGUSR2: started new master %d on the %d listening socket(s); send TERM to this one (%d) "
+                 "once it serves", pid, len(fds), self.pid)
+
+    def restore_pid_file(self, old_pid_file):
+        """The upgrade did not happen: FILE.oldbin becomes FILE again."""
+        if old_pid_file is None:
+            return
+        path = old_pid_file[:-len(".oldbin")]
+        try:
+            os.replace(old_pid_file, path)
+        except OSError as exc:
+            log.error("cannot restore the pid file %s from %s: %s", path, old_pid_file, exc.strerror)
+            return
+        self.pid_file = path
+
+    def new_master_exited(self, status):
+        log.error("the new master %d %s; this master (%d) goes on serving", self.new_master,
+                  describe_exit(status), self.pid)
+        self.new_master = None
+        if self.pid_file is not None and self.pid_file.endswith(".oldbin"):
+            self.restore_pid_file(self.pid_file)
+
     def begin_stop(self, graceful):
         if self.stop_mode == "immediate" or (self.stop_mode == "graceful" and graceful):
             return
         first = self.stop_mode is None
         self.stop_mode = "graceful" if graceful else "immediate"
-        systemd.notify("STOPPING=1")
-        if first:
+        other = self.other_master_serving() if first else None
+        if other is not None:
+            # An upgrade: the other master goes on serving these sockets, so
+            # they stay open to new clients, and their files are its own.
+            log.info("master %d goes on serving the sockets", other)
+            self.unix_paths_to_remove = []
+        elif first:
+            systemd.notify("STOPPING=1")
             self.close_doors()
         # Workers keep their copies; once they close theirs, clients get
         # "connection refused" rather than waiting in a dead backlog.
@@ -684,6 +812,8 @@ class Arbiter:
                 return
             worker = self.workers.pop(pid, None)
             if worker is None:
+                if pid == self.new_master:
+                    self.new_master_exited(status)
                 continue
             worker.release_heartbeat()
             if worker.status_fd is not None:
@@ -845,7 +975,7 @@ class WorkerProcess:
             signal.signal(number, self.on_stop)
         signal.signal(signal.SIGQUIT, self.on_quit)
         signal.signal(signal.SIGUSR1, self.on_reopen_logs)
-        for number in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
+        for number in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2):
             signal.signal(number, signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         dump_stack_on_abort()
@@ -986,6 +1116,42 @@ def mtime_of(path):
         return os.stat(path).st_mtime_ns
     except OSError:
         return None
+
+
+def restart_argv():
+    """The command line that started this process, to exec it again."""
+    original = getattr(sys, "orig_argv", None)  # 3.10+: with the interpreter's options
+    if original:
+        return [sys.executable] + list(original[1:])
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name:  # python -m PACKAGE
+        package = spec.name[:-len(".__main__")] if spec.name.endswith(".__main__") else spec.name
+        return [sys.executable, "-m", package] + sys.argv[1:]
+    return [sys.executable] + sys.argv
+
+
+def exec_new_master(argv, environment, fds, directory, signal_mask):
+    """In the child of a SIGUSR2 fork: the listening sockets become fds 3,
+    4, ... (as systemd passes them), then exec. Never returns."""
+    try:
+        count = len(fds)
+        # First out of the way of 3..3+count, then into place: a socket may
+        # already sit where another one goes.
+        floor = max(fds + [systemd.SD_LISTEN_FDS_START + count])
+        moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor) for fd in fds]
+        for index, fd in enumerate(moved):
+            os.dup2(fd, systemd.SD_LISTEN_FDS_START + index, inheritable=True)
+            os.close(fd)
+        environment["LISTEN_PID"] = str(os.getpid())
+        os.chdir(directory)
+        signal.pthread_sigmask(signal.SIG_SETMASK, signal_mask)
+        os.execve(argv[0], argv, environment)
+    except BaseException as exc:  # nothing of the master's may run here
+        try:
+            os.write(2, f"ursa: error: cannot exec the new master {argv}: {exc}\n".encode("utf-8", "replace"))
+        finally:
+            os._exit(EXIT_EXEC_FAILED)
 
 
 def dump_stack_on_abort():

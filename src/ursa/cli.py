@@ -22,7 +22,8 @@ EXIT_CONFIG_ERROR = 2
 
 EPILOG = """\
 signals to the master: TERM/INT graceful stop, QUIT immediate stop, HUP reload
-(re-read config, new workers), TTIN/TTOU one worker more/less, USR1 reopen logs.
+(re-read config, new workers), TTIN/TTOU one worker more/less, USR1 reopen logs,
+USR2 upgrade (a new master on the same sockets; then TERM the old one).
 examples:
   ursa -w 4 -b 0.0.0.0:8000 myproject.wsgi:application
   ursa -b unix:/run/app.sock --access-log - 'app:create_app(debug=False)'
@@ -122,6 +123,7 @@ def setup_logging(settings):
 
 
 def run_command(argv):
+    start_directory = os.getcwd()  # before --chdir: where a new master (SIGUSR2) starts
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.config:
@@ -136,7 +138,8 @@ def run_command(argv):
     from .arbiter import Arbiter
 
     app = load_wsgi_app(settings.wsgi_app) if settings.preload else None
-    return Arbiter(settings, app=app, reload_settings=lambda: resolve_settings(args)).run()
+    return Arbiter(settings, app=app, reload_settings=lambda: resolve_settings(args),
+                   start_directory=start_directory).run()
 
 
 def main(argv=None):
