@@ -563,16 +563,9 @@ class Arbiter:
         environment["LISTEN_FDS"] = str(len(self.listeners))
         argv = restart_argv()
         fds = [sock.fileno() for sock in self.listeners]
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError, AttributeError):
-                pass
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, MASTER_SIGNALS)
         try:
-            pid = os.fork()
+            pid, blocked = fork_with_signals_blocked()
         except OSError as exc:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             log.error("SIGUSR2: cannot start a new master: fork failed: %s", exc.strerror)
             self.restore_pid_file(old_pid_file)
             return
@@ -723,18 +716,9 @@ class Arbiter:
         # Anonymous and shared: the worker's loop writes it, the master reads it.
         worker.heartbeat = mmap.mmap(-1, HEARTBEAT_BYTES)
         status_read, status_write = os.pipe2(os.O_CLOEXEC)
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError, AttributeError):
-                pass
-        # Signals stay blocked across fork until the child has installed its
-        # own handlers, so none reaches the master's handlers in the child.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, MASTER_SIGNALS)
         try:
-            pid = os.fork()
+            pid, blocked = fork_with_signals_blocked()
         except OSError as exc:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             os.close(status_read)
             os.close(status_write)
             worker.release_heartbeat()
@@ -1116,6 +1100,24 @@ def mtime_of(path):
         return os.stat(path).st_mtime_ns
     except OSError:
         return None
+
+
+def fork_with_signals_blocked():
+    """fork() with the master's signals blocked: the child unblocks them
+    once it has its own handlers (or execs), so none reaches the master's
+    handlers in the child. Returns (pid, the previous mask); the parent
+    restores that mask. Raises OSError (mask restored) if fork fails."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, MASTER_SIGNALS)
+    try:
+        return os.fork(), blocked
+    except OSError:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        raise
 
 
 def restart_argv():

@@ -17,6 +17,7 @@ import threading
 import pytest
 
 from .harness import APPS_DIR, PYTHON, STOP_TIMEOUT, process_alive, wait_until
+from .test_load_reload import stop_clients, total
 
 CLIENTS = 4
 REQUEST = b"GET /slow?0.02 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -100,19 +101,6 @@ def start_clients(address):
     return clients
 
 
-def total(clients):
-    return sum(client.completed for client in clients)
-
-
-def finish(clients):
-    for client in clients:
-        client.stop_event.set()
-    for client in clients:
-        client.join(STOP_TIMEOUT * 2)
-        assert not client.is_alive(), "a client is stuck"
-    return [failure for client in clients for failure in client.failures]
-
-
 def address_for(kind, tmp_path):
     return f"unix:{tmp_path}/drain.sock" if kind == "unix" else "127.0.0.1:0"
 
@@ -124,7 +112,7 @@ def stop_under_load(server, signal_number=signal.SIGTERM):
     # Every client goes on until the server refuses it.
     for client in clients:
         client.join(STOP_TIMEOUT * 2)
-    failures = finish(clients)
+    failures = stop_clients(clients)
     assert failures == [], f"{len(failures)} failed of {total(clients)}: {failures[:5]}"
     assert server.wait_exit() == 0
 
@@ -160,6 +148,6 @@ def test_master_answers_every_connection_across_hup(procs, tmp_path, kind):
         after = total(clients)
         wait_until(lambda: total(clients) >= after + REQUESTS_AFTER_RELOAD, 60, "requests after the reload")
     finally:
-        failures = finish(clients)
+        failures = stop_clients(clients)
     refusals = [refusal for client in clients for refusal in client.refusals]
     assert failures == [] and refusals == [], f"of {total(clients)}: {failures[:5]} {refusals[:5]}"

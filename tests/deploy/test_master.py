@@ -121,7 +121,9 @@ def test_hup_lets_the_old_workers_finish_their_requests(procs, tmp_path):
     assert_all_gone([old])
 
 
-def test_hup_with_broken_code_keeps_the_old_workers(procs, tmp_path):
+def start_then_break_the_code(procs, tmp_path):
+    """Two workers serve deployapp; then its next import fails. Returns
+    the server, its workers and the file whose absence breaks the code."""
     version_file = tmp_path / "version"
     version_file.write_text("good")
     server = procs.ursa("-b", "127.0.0.1:0", "-w", "2", "--log-level", "debug", "deployapp:app",
@@ -129,7 +131,12 @@ def test_hup_with_broken_code_keeps_the_old_workers(procs, tmp_path):
     old = server.wait_workers(2)
     for pid in old:  # both have imported deployapp before it breaks
         server.wait_for_log(rf"worker {pid} is ready")
-    version_file.unlink()  # the next import of deployapp fails
+    version_file.unlink()
+    return server, old, version_file
+
+
+def test_hup_with_broken_code_keeps_the_old_workers(procs, tmp_path):
+    server, old, _ = start_then_break_the_code(procs, tmp_path)
     server.signal(signal.SIGHUP)
     server.wait_for_log(r"reload failed, the previous workers keep serving: importing 'deployapp' failed")
     assert server.wait_workers(2) == old
@@ -214,14 +221,7 @@ def test_a_failed_reload_keeps_the_backoff_until_the_new_code_starts(procs, tmp_
     # The workers of the previous code keep serving after a failed reload;
     # they must not count as proof that the code now starts, or a dead
     # worker is restarted every 0.1 s, each start a failed import.
-    version_file = tmp_path / "version"
-    version_file.write_text("good")
-    server = procs.ursa("-b", "127.0.0.1:0", "-w", "2", "--log-level", "debug", "deployapp:app",
-                        env={"DEPLOYAPP_VERSION_FILE": str(version_file)})
-    old = server.wait_workers(2)
-    for pid in old:
-        server.wait_for_log(rf"worker {pid} is ready")
-    version_file.unlink()
+    server, old, version_file = start_then_break_the_code(procs, tmp_path)
     server.signal(signal.SIGHUP)
     server.wait_for_log(r"reload failed, the previous workers keep serving")
     failed_before = server.stderr().count("importing 'deployapp' failed")

@@ -7,7 +7,7 @@ import re
 import signal
 
 from .harness import STOP_TIMEOUT, children_of, process_alive, request, wait_until
-from .test_load_reload import LoadClient, total
+from .test_load_reload import LoadClient, stop_clients, total
 
 REQUESTS_PER_PHASE = 300
 LISTENING_PID = re.compile(r"Listening at: \S+ \((\d+)\)")
@@ -55,11 +55,7 @@ def test_usr2_then_term_of_the_old_master_upgrades_without_a_failed_request(proc
         after_term = total(clients)
         wait_until(lambda: total(clients) >= after_term + REQUESTS_PER_PHASE, 60, "requests after the old master")
     finally:
-        for client in clients:
-            client.stop_event.set()
-        for client in clients:
-            client.join(STOP_TIMEOUT)
-    failures = [failure for client in clients for failure in client.failures]
+        failures = stop_clients(clients)
     assert failures == [], f"{len(failures)} failed of {total(clients)}: {failures[:5]}"
 
     for address in (tcp, unix):  # the new master serves the new code, on both sockets

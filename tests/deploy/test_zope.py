@@ -164,12 +164,18 @@ def test_filestorage_with_one_worker_keeps_every_write(procs, tmp_path):
     stop(again)
 
 
-def test_zeo_with_two_workers_keeps_every_write(procs, tmp_path):
+def zope_on_zeo(procs, tmp_path):
+    """A ZEO server and Zope with two workers on it."""
     zeo_port = free_port()
     zeo = start_zeo(procs, tmp_path / "zeo", zeo_port, "zeo1")
     instance, probe_dir = make_instance(tmp_path, ZEOCLIENT.format(zeo_port=zeo_port), workers=2)
     server = start_zope(procs, instance, probe_dir, "zope1")
     workers = server.wait_workers(2, timeout=ZOPE_START_TIMEOUT)
+    return zeo, zeo_port, instance, probe_dir, server, workers
+
+
+def test_zeo_with_two_workers_keeps_every_write(procs, tmp_path):
+    zeo, zeo_port, instance, probe_dir, server, workers = zope_on_zeo(procs, tmp_path)
     address = server.address
 
     # While one worker is held, every write goes through the other one.
@@ -199,11 +205,7 @@ def test_the_master_never_loads_the_app(procs, tmp_path):
     # Zope started in the master would open the database (and a ZEO
     # client thread) that every forked worker then shares: the runner
     # execs a master that has not loaded it, and only the workers connect.
-    zeo_port = free_port()
-    zeo = start_zeo(procs, tmp_path / "zeo", zeo_port, "zeo")
-    instance, probe_dir = make_instance(tmp_path, ZEOCLIENT.format(zeo_port=zeo_port), workers=2)
-    server = start_zope(procs, instance, probe_dir, "zope")
-    workers = server.wait_workers(2, timeout=ZOPE_START_TIMEOUT)
+    zeo, zeo_port, _, _, server, workers = zope_on_zeo(procs, tmp_path)
     with open(f"/proc/{server.pid}/cmdline") as cmdline:
         assert cmdline.read().split("\0")[1:3] == ["-m", "ursa.paste"]
     wait_until(lambda: zeo_clients(zeo_port) == set(workers), STOP_TIMEOUT,
