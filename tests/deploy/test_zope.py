@@ -11,13 +11,12 @@ made through both workers, each one a known number of times.
 """
 import base64
 import re
-import socket
 import subprocess
 import threading
 
 import pytest
 
-from .harness import APPS_DIR, STOP_TIMEOUT, VENV_BIN, free_port, request, wait_until
+from .harness import APPS_DIR, STOP_TIMEOUT, VENV_BIN, request, wait_until
 
 pytest.importorskip("Zope2", reason="Zope is installed from requirements-dev.txt")
 
@@ -71,13 +70,18 @@ def make_instance(tmp_path, storage, workers):
     instance = tmp_path / "zope"
     subprocess.run([VENV_BIN / "mkwsgiinstance", "-d", instance, "-u", "admin:admin"], check=True,
                    capture_output=True, timeout=ZOPE_START_TIMEOUT)
-    port = free_port()
-    (instance / "etc" / "zope.ini").write_text(ZOPE_INI.format(port=port, workers=workers))
-    (instance / "etc" / "zope.conf").write_text(f"%define INSTANCE {instance}\ninstancehome $INSTANCE\n\n"
-                                                 + storage)
+    # Port 0: the address is read from the "Listening at" line, and no
+    # other test run on the machine can take the port in between.
+    (instance / "etc" / "zope.ini").write_text(ZOPE_INI.format(port=0, workers=workers))
+    set_storage(instance, storage)
     probe_dir = tmp_path / "probe"
     probe_dir.mkdir()
     return instance, probe_dir
+
+
+def set_storage(instance, storage):
+    (instance / "etc" / "zope.conf").write_text(f"%define INSTANCE {instance}\ninstancehome $INSTANCE\n\n"
+                                                 + storage)
 
 
 def start_zope(procs, instance, probe_dir, name):
@@ -87,21 +91,22 @@ def start_zope(procs, instance, probe_dir, name):
     return server
 
 
-def start_zeo(procs, directory, port, name):
+def start_zeo(procs, directory, name):
+    """runzeo on a port the kernel chooses; returns (process, port)."""
     directory.mkdir(exist_ok=True)
-    server = procs.start([VENV_BIN / "runzeo", "-a", f"127.0.0.1:{port}", "-f", directory / "Data.fs"],
+    server = procs.start([VENV_BIN / "runzeo", "-a", "127.0.0.1:0", "-f", directory / "Data.fs"],
                          cwd=directory, name=name)
+    server.wait_for_log(r"listening on \('127\.0\.0\.1', 0\)", timeout=ZOPE_START_TIMEOUT)
+    return server, wait_until(lambda: listening_port(server.pid), STOP_TIMEOUT, "the ZEO server's port")
 
-    def accepts():
-        if server.popen.poll() is not None:
-            raise AssertionError(f"runzeo exited: {server.stderr()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=STOP_TIMEOUT).close()
-            return True
-        except OSError:
-            return False
-    wait_until(accepts, ZOPE_START_TIMEOUT, "the ZEO server accepts connections")
-    return server
+
+def listening_port(pid):
+    """The TCP port process `pid` listens on (ss -p), or None."""
+    listing = subprocess.run(["ss", "-tlnpH"], capture_output=True, text=True, check=True).stdout
+    for line in listing.splitlines():
+        if f"pid={pid}," in line:
+            return int(line.split()[3].rpartition(":")[2])
+    return None
 
 
 def zeo_clients(zeo_port):
@@ -166,8 +171,7 @@ def test_filestorage_with_one_worker_keeps_every_write(procs, tmp_path):
 
 def zope_on_zeo(procs, tmp_path):
     """A ZEO server and Zope with two workers on it."""
-    zeo_port = free_port()
-    zeo = start_zeo(procs, tmp_path / "zeo", zeo_port, "zeo1")
+    zeo, zeo_port = start_zeo(procs, tmp_path / "zeo", "zeo1")
     instance, probe_dir = make_instance(tmp_path, ZEOCLIENT.format(zeo_port=zeo_port), workers=2)
     server = start_zope(procs, instance, probe_dir, "zope1")
     workers = server.wait_workers(2, timeout=ZOPE_START_TIMEOUT)
@@ -195,7 +199,8 @@ def test_zeo_with_two_workers_keeps_every_write(procs, tmp_path):
 
     stop(server)
     stop(zeo)
-    start_zeo(procs, tmp_path / "zeo", zeo_port, "zeo2")
+    _, zeo_port = start_zeo(procs, tmp_path / "zeo", "zeo2")
+    set_storage(instance, ZEOCLIENT.format(zeo_port=zeo_port))
     again = start_zope(procs, instance, probe_dir, "zope2")
     assert [folder_exists(again.address, name) for name in batch_one + batch_two] == [True] * 10
     stop(again)
