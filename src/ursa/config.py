@@ -259,7 +259,7 @@ _CORE_KIND_CONVERTERS = {
 def _core_option_settings():
     """The limits and timeouts of ursa.run(), under the same names, each
     checked by the core's own rules (see core_option_parser)."""
-    from . import OPTIONS
+    from . import OPTIONS, _core
 
     described = {
         "max_request_line": ("BYTES", "longest request line; longer gets 414"),
@@ -280,8 +280,8 @@ def _core_option_settings():
     }
     settings = []
     for name, default in OPTIONS.items():
-        if name in COMMAND_HANDLED_OPTIONS:
-            continue
+        if name in COMMAND_HANDLED_OPTIONS or _core.OPTION_SPECS[name][0] not in _CORE_KIND_CONVERTERS:
+            continue  # the command's own business, or no value a user can type (a callable)
         metavar, text = described.get(name, ("VALUE", f"the server option {name}"))
         settings.append(Setting(name, ["--" + name.replace("_", "-")], core_option_parser(name), default,
                                 f"{text} (default {default})", metavar, section="limits"))
