@@ -35,6 +35,10 @@ OPTIONS = dict(_core.DEFAULT_OPTIONS)
 _API_ONLY_OPTIONS = frozenset(_core.API_ONLY_OPTIONS)
 
 _default_instance = None  # (socket, app, options) set by listen(), used by run()
+# The socket file run() is serving on. It is removed as soon as a stop
+# begins, so that new clients are refused while the connections already
+# queued are served, rather than queued behind a socket about to close.
+_owned_unix_path = None
 
 
 def bind_and_listen(host, port=None, reuse_port=False, listen_backlog=DEFAULT_LISTEN_BACKLOG):
@@ -139,22 +143,25 @@ def listen(wsgi_app, host, port=None, reuse_port=False, listen_backlog=DEFAULT_L
 def run(*args, **kwargs):
     """run(app, host, port=None, reuse_port=False, listen_backlog=1024, **options), or
     run() after listen(). Removes a unix socket file it served on when it returns."""
-    global _default_instance
+    global _default_instance, _owned_unix_path
     if args or kwargs:
         listen(*args, **kwargs)
     if _default_instance is None:
         raise RuntimeError("run() needs an app and a host, or a listen() call before it")
     sock, wsgi_app, options = _default_instance
+    _owned_unix_path = _socket_file_of(sock)
     try:
         server_run(sock, wsgi_app, **options)
     finally:
         _default_instance = None
-        _close_listener(sock)
+        sock.close()
+        _remove_owned_socket_file()
 
 
 def stop():
     """Ask the running server to stop gracefully (safe from a signal handler).
     Returns whether a server was running."""
+    _remove_owned_socket_file()
     return _core.stop()
 
 
@@ -164,13 +171,17 @@ def _check_options(options):
         raise TypeError(f"unknown server option(s): {', '.join(unknown)}; known: {', '.join(sorted(OPTIONS))}")
 
 
-def _close_listener(sock):
-    path = None
-    if sock.family == socket.AF_UNIX:
-        name = sock.getsockname()
-        if isinstance(name, str) and name and not name.startswith("\0"):
-            path = name
-    sock.close()
+def _socket_file_of(sock):
+    """The path of a unix socket bound to a file, else None."""
+    if sock.family != socket.AF_UNIX:
+        return None
+    name = sock.getsockname()
+    return name if isinstance(name, str) and name and not name.startswith("\0") else None
+
+
+def _remove_owned_socket_file():
+    global _owned_unix_path
+    path, _owned_unix_path = _owned_unix_path, None
     if path is not None:
         try:
             os.unlink(path)
@@ -221,7 +232,7 @@ class _SignalWakeup:
         if self.interrupted:
             raise KeyboardInterrupt
         self.interrupted = True
-        _core.stop()
+        stop()
 
     def __exit__(self, *exc):
         if self.pipe is None:
@@ -237,4 +248,4 @@ class _SignalWakeup:
 
 
 def _stop_on_signal(signum, frame):
-    _core.stop()
+    stop()

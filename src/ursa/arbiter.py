@@ -10,6 +10,10 @@ Lifecycle of a worker:
   4. serves with ursa.serve() on the shared listening sockets until SIGTERM
      (graceful) or SIGQUIT (immediate), or until --max-requests is reached;
   5. exits; the master starts a replacement unless it is stopping.
+A worker whose loop is held by one app call for longer than --timeout
+(read from a shared page its loop writes: the heartbeat) gets SIGABRT,
+which makes it log its Python stack and die, then SIGKILL; a replacement
+starts at once. Loading the app (step 2) is not timed.
 
 Signals to the master:
   TERM, INT  graceful stop: workers finish requests in flight (up to
@@ -20,10 +24,18 @@ Signals to the master:
              the old ones once the new ones are ready
   TTIN/TTOU  one worker more / less
   USR1       reopen log files (for logrotate)
+  USR2       upgrade: start a new master (the program as it is on disk now)
+             on the same listening sockets; both serve until this one gets
+             TERM. The --pid file becomes FILE.oldbin meanwhile, and comes
+             back if the new master exits first.
 """
 import ctypes
 import errno
+import faulthandler
+import fcntl
+import json
 import logging
+import mmap
 import os
 import pwd
 import random
@@ -31,10 +43,11 @@ import select
 import signal
 import socket
 import stat
+import struct
 import sys
 import time
 
-from . import systemd
+from . import _core, _socket_file_of, systemd
 from .accesslog import AccessLog
 from .config import ConfigError, load_wsgi_app
 
@@ -51,6 +64,13 @@ MAX_RESPAWN_DELAY_SECONDS = 5.0
 # After SIGQUIT a worker exits at its next Python instruction; this is how
 # long it gets before SIGKILL.
 QUIT_KILL_DELAY_SECONDS = 1.0
+# A worker past --timeout gets SIGABRT (it logs its Python stack) and this
+# long to do so before SIGKILL.
+ABORT_KILL_DELAY_SECONDS = 1.0
+# The shared page where a worker's loop says since when it has been busy
+# and with which request (see _core/heartbeat.h).
+HEARTBEAT_BYTES = 256
+HEARTBEAT_REQUEST_OFFSET = 16
 # Workers bound their own drain by graceful_timeout; the master waits this
 # much longer before SIGKILL so that a punctual worker is never killed.
 KILL_MARGIN_SECONDS = 1.0
@@ -63,7 +83,11 @@ MASTER_TICK_SECONDS = 1.0
 RELOAD_POLL_SECONDS = 1.0
 
 MASTER_SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGINT, signal.SIGTERM,
-                  signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGCHLD)
+                  signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD)
+# Set by a master for the new master it execs on SIGUSR2: its pid and which
+# of the sockets (passed as with systemd's LISTEN_FDS) are its own.
+UPGRADE_ENVIRONMENT = "URSA_UPGRADE_FROM"
+EXIT_EXEC_FAILED = 127
 
 LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
@@ -143,6 +167,27 @@ class Worker:
         self.kill_at = None
         self.last_signal_at = None
         self.killed = False
+        self.timed_out = False
+        self.heartbeat = None       # shared page the worker's loop writes
+
+    def busy_since(self):
+        """Monotonic time since which the worker's loop has been running
+        callbacks (app code) without going back to wait for events; None
+        while it waits, or before it serves (loading the app)."""
+        if self.heartbeat is None:
+            return None
+        return struct.unpack_from("d", self.heartbeat, 0)[0] or None
+
+    def request_in_progress(self):
+        """'METHOD target' of the request whose app call is in progress."""
+        if self.heartbeat is None:
+            return ""
+        return self.heartbeat[HEARTBEAT_REQUEST_OFFSET:HEARTBEAT_BYTES].split(b"\0")[0].decode("latin-1")
+
+    def release_heartbeat(self):
+        if self.heartbeat is not None:
+            self.heartbeat.close()
+            self.heartbeat = None
 
     @property
     def ready(self):
@@ -157,16 +202,25 @@ class Arbiter:
 
     `settings` is a config.Settings. The app is `settings.wsgi_app` (a
     'module:app' string loaded in each worker) unless `app` gives an already
-    loaded app (--preload, PasteDeploy). `reload_settings`, if given, returns
-    fresh Settings on SIGHUP (re-reading the config file).
+    loaded app (--preload) or `app_loader` a function that each worker calls
+    to load it (PasteDeploy: from the ini file). `reload_settings`, if given,
+    returns fresh Settings on SIGHUP (re-reading the config file).
     """
 
-    def __init__(self, settings, app=None, reload_settings=None):
+    def __init__(self, settings, app=None, reload_settings=None, app_loader=None, start_directory=None):
         self.settings = settings
         self.app = app
+        self.app_loader = app_loader
+        # Where the command was started: a new master (SIGUSR2) starts there.
+        self.start_directory = start_directory or os.getcwd()
+        self.new_master = None      # pid of the master a SIGUSR2 started
+        self.old_master = None      # pid of the master that started this one
         self.reload_settings = reload_settings
         self.pid = os.getpid()
         self.listeners = []
+        # Listeners this master made (not systemd's or an fd://): at a stop
+        # their doors close, and their socket files are removed.
+        self.owned_listeners = []
         self.unix_paths_to_remove = []
         self.pid_file = None
         self.workers = {}
@@ -176,6 +230,9 @@ class Arbiter:
         self.spawned = 0
         self.respawn_delay = 0.0
         self.next_spawn_at = 0.0
+        # The backoff holds until a worker spawned after this many spawns
+        # (the last failure) has started and lived CRASH_WINDOW_SECONDS.
+        self.backoff_after_spawn = 0
         self.pending_signals = []
         self.stop_mode = None  # None, "graceful" or "immediate"
         self.fatal_message = None
@@ -203,10 +260,14 @@ class Arbiter:
         return 0
 
     def bind(self):
+        upgrade = os.environ.pop(UPGRADE_ENVIRONMENT, None)
         try:
             fds = systemd.listen_fds()
         except OSError as exc:
             raise ConfigError(f"systemd socket activation: {exc}") from None
+        if fds and upgrade is not None:
+            self.adopt_from_old_master(fds, upgrade)
+            return
         if fds:
             if "bind" in self.settings.explicit:
                 log.warning("ignoring --bind: using the %d socket(s) systemd passed", len(fds))
@@ -214,7 +275,29 @@ class Arbiter:
                 self.listeners.append(self.adopt_fd(fd, f"systemd socket fd {fd}"))
             return
         for address in self.settings.binds:
-            self.listeners.append(self.bind_address(address))
+            sock = self.bind_address(address)
+            self.listeners.append(sock)
+            if address.kind != "fd":
+                self.owned_listeners.append(sock)
+
+    def adopt_from_old_master(self, fds, upgrade):
+        """This master was started by another one on SIGUSR2: serve its
+        sockets, and own those it owned (their doors, their socket files)."""
+        try:
+            described = json.loads(upgrade)
+            self.old_master = int(described["pid"])
+            owned = set(described["owned"])
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(f"{UPGRADE_ENVIRONMENT} is garbled: {upgrade!r}; unset it") from None
+        for index, fd in enumerate(fds):
+            sock = self.adopt_fd(fd, f"socket fd {fd} of master {self.old_master}")
+            self.listeners.append(sock)
+            if index in owned:
+                self.owned_listeners.append(sock)
+                path = _socket_file_of(sock)
+                if path is not None:
+                    self.unix_paths_to_remove.append(path)
+        log.info("upgrade: serving the %d socket(s) of master %d", len(fds), self.old_master)
 
     def adopt_fd(self, fd, what):
         try:
@@ -290,13 +373,10 @@ class Arbiter:
             os.close(self.wakeup_write)
             self.wakeup_read = self.wakeup_write = None
         self.close_listeners()
-        for path in self.unix_paths_to_remove:
-            try:
-                if stat.S_ISSOCK(os.lstat(path).st_mode):
-                    os.unlink(path)
-            except OSError:
-                pass
-        self.unix_paths_to_remove = []
+        for worker in self.workers.values():
+            worker.release_heartbeat()
+        if self.other_master_serving() is None:
+            self.remove_socket_files()
         if self.pid_file is not None:
             try:
                 with open(self.pid_file) as pid_file:
@@ -311,6 +391,54 @@ class Arbiter:
         for sock in self.listeners:
             sock.close()
 
+    def remove_socket_files(self):
+        for path in self.unix_paths_to_remove:
+            try:
+                if stat.S_ISSOCK(os.lstat(path).st_mode):
+                    os.unlink(path)
+            except OSError:
+                pass
+        self.unix_paths_to_remove = []
+
+    def other_master_serving(self):
+        """The pid of another master serving these sockets (the one a
+        SIGUSR2 started, or the one that started this one), or None."""
+        for pid in (self.new_master, self.old_master):
+            if pid is None:
+                continue
+            if pid == self.old_master and os.getppid() != pid:
+                continue  # it exited: this one was handed to init
+            try:
+                if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+                    return pid
+            except ChildProcessError:  # not our child: the old master
+                if process_exists(pid):
+                    return pid
+        return None
+
+    def close_doors(self):
+        """The service stops: from now on new clients are refused (socket
+        files removed, new TCP connections dropped at the SYN), while the
+        workers serve what the kernel has already queued before they close
+        the sockets (the core does that when it finds the door closed)."""
+        self.remove_socket_files()
+        for sock in self.owned_listeners:
+            try:
+                _core.close_door(sock)
+            except OSError as exc:
+                log.warning("cannot close %s to new connections: %s", describe_socket(sock), exc.strerror)
+
+    def release_workers(self):
+        """In a new worker: the master's records of the others and their fds."""
+        for worker in self.workers.values():
+            if worker.status_fd is not None:
+                try:
+                    os.close(worker.status_fd)
+                except OSError:
+                    pass
+            worker.release_heartbeat()
+        self.workers = {}
+
     # -- the loop
 
     def loop(self):
@@ -322,6 +450,7 @@ class Arbiter:
                     return
             else:
                 self.manage_workers()
+            self.kill_stuck_workers()
             self.signal_stopping_workers()
             self.wait()
 
@@ -333,6 +462,9 @@ class Arbiter:
         for worker in self.workers.values():
             if worker.kill_at is not None and not worker.killed:
                 timeout = min(timeout, max(0.0, worker.kill_at - now))
+            stuck_at = self.stuck_at(worker)
+            if stuck_at is not None:
+                timeout = min(timeout, max(0.0, stuck_at - now))
         fds = [self.wakeup_read] + [w.status_fd for w in self.workers.values() if w.status_fd is not None]
         try:
             readable, _, _ = select.select(fds, [], [], timeout)
@@ -375,6 +507,8 @@ class Arbiter:
             elif number == signal.SIGTTOU:
                 self.target_workers = max(1, self.target_workers - 1)
                 log.info("%s: %d workers", name, self.target_workers)
+            elif number == signal.SIGUSR2:
+                self.upgrade()
             elif number == signal.SIGUSR1:
                 log.info("%s: reopening log files", name)
                 reopen_error_log()
@@ -403,11 +537,79 @@ class Arbiter:
         self.next_spawn_at = 0.0
         self.call_hook("on_reload", self)
 
+    def upgrade(self):
+        """SIGUSR2: exec a new master on the same sockets (it loads the code
+        and the config file as they are now). This one keeps serving until
+        it is told to stop; if the new one exits first, nothing changed."""
+        other = self.other_master_serving()
+        if other is not None:
+            log.warning("SIGUSR2: master %d serves these sockets too; stop one of the two (TERM) before "
+                        "upgrading again", other)
+            return
+        old_pid_file = None
+        if self.pid_file is not None:
+            old_pid_file = self.pid_file + ".oldbin"
+            try:
+                os.replace(self.pid_file, old_pid_file)
+            except OSError as exc:
+                log.error("SIGUSR2: cannot rename the pid file %s: %s; not upgrading", self.pid_file,
+                          exc.strerror)
+                return
+        owned = [index for index, sock in enumerate(self.listeners) if sock in self.owned_listeners]
+        environment = dict(os.environ)
+        for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+            environment.pop(name, None)
+        environment[UPGRADE_ENVIRONMENT] = json.dumps({"pid": self.pid, "owned": owned})
+        environment["LISTEN_FDS"] = str(len(self.listeners))
+        argv = restart_argv()
+        fds = [sock.fileno() for sock in self.listeners]
+        try:
+            pid, blocked = fork_with_signals_blocked()
+        except OSError as exc:
+            log.error("SIGUSR2: cannot start a new master: fork failed: %s", exc.strerror)
+            self.restore_pid_file(old_pid_file)
+            return
+        if pid == 0:
+            exec_new_master(argv, environment, fds, self.start_directory, blocked)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        self.new_master = pid
+        self.pid_file = old_pid_file
+        log.info("SIGUSR2: started new master %d on the %d listening socket(s); send TERM to this one (%d) "
+                 "once it serves", pid, len(fds), self.pid)
+
+    def restore_pid_file(self, old_pid_file):
+        """The upgrade did not happen: FILE.oldbin becomes FILE again."""
+        if old_pid_file is None:
+            return
+        path = old_pid_file[:-len(".oldbin")]
+        try:
+            os.replace(old_pid_file, path)
+        except OSError as exc:
+            log.error("cannot restore the pid file %s from %s: %s", path, old_pid_file, exc.strerror)
+            return
+        self.pid_file = path
+
+    def new_master_exited(self, status):
+        log.error("the new master %d %s; this master (%d) goes on serving", self.new_master,
+                  describe_exit(status), self.pid)
+        self.new_master = None
+        if self.pid_file is not None and self.pid_file.endswith(".oldbin"):
+            self.restore_pid_file(self.pid_file)
+
     def begin_stop(self, graceful):
         if self.stop_mode == "immediate" or (self.stop_mode == "graceful" and graceful):
             return
+        first = self.stop_mode is None
         self.stop_mode = "graceful" if graceful else "immediate"
-        systemd.notify("STOPPING=1")
+        other = self.other_master_serving() if first else None
+        if other is not None:
+            # An upgrade: the other master goes on serving these sockets, so
+            # they stay open to new clients, and their files are its own.
+            log.info("master %d goes on serving the sockets", other)
+            self.unix_paths_to_remove = []
+        elif first:
+            systemd.notify("STOPPING=1")
+            self.close_doors()
         # Workers keep their copies; once they close theirs, clients get
         # "connection refused" rather than waiting in a dead backlog.
         self.close_listeners()
@@ -428,16 +630,45 @@ class Arbiter:
         worker.last_signal_at = now
         send_signal(worker.pid, signal_number)
 
+    def stuck_at(self, worker):
+        """When `worker` counts as stuck if its loop does not get back to
+        waiting for events; None if it waits, or without --timeout."""
+        if not self.settings.timeout or worker.timed_out or worker.killed:
+            return None
+        since = worker.busy_since()
+        return None if since is None else since + self.settings.timeout
+
+    def kill_stuck_workers(self):
+        """--timeout: a worker whose loop has been held by the app that long
+        serves nobody else meanwhile. It gets SIGABRT (its Python stack goes
+        to the error log), SIGKILL a second later, and a replacement now."""
+        now = time.monotonic()
+        for worker in list(self.workers.values()):
+            stuck_at = self.stuck_at(worker)
+            if stuck_at is None or now < stuck_at:
+                continue
+            request = worker.request_in_progress() or "no request named"
+            log.critical("WORKER TIMEOUT (pid:%d): %s held its loop for more than %gs (--timeout); "
+                         "killing it", worker.pid, request, self.settings.timeout)
+            worker.timed_out = True
+            worker.stopping = True
+            worker.stop_signal = None
+            kill_at = now + ABORT_KILL_DELAY_SECONDS
+            worker.kill_at = kill_at if worker.kill_at is None else min(worker.kill_at, kill_at)
+            worker.last_signal_at = now
+            send_signal(worker.pid, signal.SIGABRT)
+
     def signal_stopping_workers(self):
         now = time.monotonic()
         for worker in self.workers.values():
             if not worker.stopping or worker.killed:
                 continue
             if now >= worker.kill_at:
-                log.warning("worker %d did not stop in time; killing it", worker.pid)
+                if not worker.timed_out:
+                    log.warning("worker %d did not stop in time; killing it", worker.pid)
                 send_signal(worker.pid, signal.SIGKILL)
                 worker.killed = True
-            elif now - worker.last_signal_at >= TERM_RESEND_SECONDS:
+            elif worker.stop_signal is not None and now - worker.last_signal_at >= TERM_RESEND_SECONDS:
                 worker.last_signal_at = now
                 send_signal(worker.pid, worker.stop_signal)
 
@@ -455,7 +686,11 @@ class Arbiter:
     def manage_workers(self):
         now = time.monotonic()
         current = self.current_workers()
-        if self.respawn_delay and any(w.ready and now - w.ready_at >= CRASH_WINDOW_SECONDS for w in current):
+        # Only a worker started since the last failure shows that the code
+        # starts now: one that has been serving for long (the previous code
+        # still running after a failed reload) says nothing about it.
+        if self.respawn_delay and any(w.age > self.backoff_after_spawn and w.ready
+                                      and now - w.ready_at >= CRASH_WINDOW_SECONDS for w in current):
             self.respawn_delay = 0.0
         excess = len(current) - self.target_workers
         if excess > 0:
@@ -478,21 +713,15 @@ class Arbiter:
         self.spawned += 1
         worker = Worker(self.spawned, self.generation)
         self.call_hook("pre_fork", self, worker)
+        # Anonymous and shared: the worker's loop writes it, the master reads it.
+        worker.heartbeat = mmap.mmap(-1, HEARTBEAT_BYTES)
         status_read, status_write = os.pipe2(os.O_CLOEXEC)
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError, AttributeError):
-                pass
-        # Signals stay blocked across fork until the child has installed its
-        # own handlers, so none reaches the master's handlers in the child.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, MASTER_SIGNALS)
         try:
-            pid = os.fork()
+            pid, blocked = fork_with_signals_blocked()
         except OSError as exc:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             os.close(status_read)
             os.close(status_write)
+            worker.release_heartbeat()
             log.error("cannot start a worker: fork failed: %s", exc.strerror)
             self.delay_respawn()
             return
@@ -567,7 +796,10 @@ class Arbiter:
                 return
             worker = self.workers.pop(pid, None)
             if worker is None:
+                if pid == self.new_master:
+                    self.new_master_exited(status)
                 continue
+            worker.release_heartbeat()
             if worker.status_fd is not None:
                 self.read_status(worker)
                 if worker.status_fd is not None:
@@ -621,7 +853,14 @@ class Arbiter:
         self.respawn_delay = min(MAX_RESPAWN_DELAY_SECONDS,
                                  max(FIRST_RESPAWN_DELAY_SECONDS, self.respawn_delay * 2))
         self.next_spawn_at = time.monotonic() + self.respawn_delay
+        self.backoff_after_spawn = self.spawned
         log.warning("workers die right after they start; next start in %.1fs", self.respawn_delay)
+
+    def load_app(self):
+        """The app, loaded in a worker; raises ConfigError."""
+        if self.app_loader is not None:
+            return self.app_loader()
+        return load_wsgi_app(self.settings.wsgi_app)
 
     def call_hook(self, name, *args):
         try:
@@ -657,11 +896,15 @@ class WorkerProcess:
             return self.boot_error(f"cannot switch workers to --user/--group: {exc.strerror}")
         self.arbiter.call_hook("post_fork", self.arbiter, self.worker)
         if self.settings.reload:
+            # The mtimes are taken before the code is read: an edit made
+            # while the app loads is then seen as a change, not missed.
             self.source_watcher = SourceWatcher()
+            self.source_watcher.add_app_module(self.settings.wsgi_app)
+            self.source_watcher.snapshot()
         app = self.arbiter.app
         if app is None:
             try:
-                app = load_wsgi_app(self.settings.wsgi_app)
+                app = self.arbiter.load_app()
             except ConfigError as exc:
                 if self.source_watcher is not None:
                     return self.wait_for_fix(exc)
@@ -677,7 +920,7 @@ class WorkerProcess:
         if self.stop_requested:
             return 0
         if self.source_watcher is not None:
-            self.source_watcher.snapshot()
+            self.source_watcher.snapshot(new_files_only=True)
             signal.signal(signal.SIGALRM, self.on_reload_poll)
             signal.siginterrupt(signal.SIGALRM, False)
             signal.setitimer(signal.ITIMER_REAL, RELOAD_POLL_SECONDS, RELOAD_POLL_SECONDS)
@@ -698,6 +941,7 @@ class WorkerProcess:
             options["max_requests"] = max_requests
         if self.access_log is not None:
             options["access_log"] = self.access_log
+        options["heartbeat"] = self.worker.heartbeat
         self.serving = True
         try:
             serve(self.arbiter.listeners, app, **options)
@@ -715,9 +959,10 @@ class WorkerProcess:
             signal.signal(number, self.on_stop)
         signal.signal(signal.SIGQUIT, self.on_quit)
         signal.signal(signal.SIGUSR1, self.on_reopen_logs)
-        for number in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
+        for number in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2):
             signal.signal(number, signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        dump_stack_on_abort()
         # The master repeats SIGTERM while a worker drains; with SA_RESTART a
         # blocking call in the app (a database driver's read) carries on
         # instead of failing with EINTR.
@@ -727,15 +972,14 @@ class WorkerProcess:
         signal.pthread_sigmask(signal.SIG_SETMASK, self.signal_mask)
 
     def close_master_fds(self):
-        for fd in [self.arbiter.wakeup_read, self.arbiter.wakeup_write] + [
-                w.status_fd for w in self.arbiter.workers.values()]:
+        for fd in (self.arbiter.wakeup_read, self.arbiter.wakeup_write):
             if fd is not None:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
         self.arbiter.wakeup_read = self.arbiter.wakeup_write = None
-        self.arbiter.workers = {}
+        self.arbiter.release_workers()
 
     def on_stop(self, number, frame):
         from . import stop
@@ -758,6 +1002,7 @@ class WorkerProcess:
 
     def on_reopen_logs(self, number, frame):
         reopen_error_log()
+        dump_stack_on_abort()  # into the reopened file
         if self.access_log is not None:
             try:
                 self.access_log.reopen()
@@ -783,10 +1028,8 @@ class WorkerProcess:
     def wait_for_fix(self, error):
         """--reload and the app does not load: say why, then wait for an edit."""
         log.error("%s", error)
-        spec = self.settings.wsgi_app
-        module_name = spec.partition(":")[0].strip() if isinstance(spec, str) else ""
-        self.source_watcher.add_files_of(error, module_name)
-        self.source_watcher.snapshot()
+        self.source_watcher.add_files_of(error)
+        self.source_watcher.snapshot(new_files_only=True)
         self.report("waiting")
         log.info("waiting for a source file to change")
         while not self.stop_requested:
@@ -811,9 +1054,23 @@ class SourceWatcher:
                 names.add(name)
         return names
 
-    def add_files_of(self, error, module_name):
-        """Also watch the files in `error`'s cause and the app module's file,
-        which is not in sys.modules when its import failed."""
+    def add_app_module(self, spec):
+        """Watch the file of the app's module ('module:app'), known before
+        it is imported (and when its import fails)."""
+        module_name = spec.partition(":")[0].strip() if isinstance(spec, str) else ""
+        if not module_name:
+            return
+        try:
+            import importlib.util
+            found = importlib.util.find_spec(module_name)
+        except Exception:  # a parent package that fails to import: seen when the app loads
+            found = None
+        if found is not None and found.origin and os.path.exists(found.origin):
+            self.extra_files.add(found.origin)
+
+    def add_files_of(self, error):
+        """Also watch the files in `error`'s cause (a module that failed to
+        import is not in sys.modules)."""
         cause = error.__cause__ or error.__context__
         while cause is not None:
             if isinstance(cause, SyntaxError) and cause.filename:
@@ -823,17 +1080,13 @@ class SourceWatcher:
                 self.extra_files.add(traceback.tb_frame.f_code.co_filename)
                 traceback = traceback.tb_next
             cause = cause.__cause__ or cause.__context__
-        if module_name:
-            try:
-                import importlib.util
-                spec = importlib.util.find_spec(module_name)
-            except (ImportError, ValueError):
-                spec = None
-            if spec is not None and spec.origin and os.path.exists(spec.origin):
-                self.extra_files.add(spec.origin)
 
-    def snapshot(self):
-        self.mtimes = {name: mtime_of(name) for name in self.files()}
+    def snapshot(self, new_files_only=False):
+        """Record the mtimes of the watched files; with `new_files_only`,
+        of those not recorded yet (the others keep their earlier mtime)."""
+        for name in self.files():
+            if not new_files_only or name not in self.mtimes:
+                self.mtimes[name] = mtime_of(name)
 
     def changed_file(self):
         for name, mtime in self.mtimes.items():
@@ -847,6 +1100,76 @@ def mtime_of(path):
         return os.stat(path).st_mtime_ns
     except OSError:
         return None
+
+
+def fork_with_signals_blocked():
+    """fork() with the master's signals blocked: the child unblocks them
+    once it has its own handlers (or execs), so none reaches the master's
+    handlers in the child. Returns (pid, the previous mask); the parent
+    restores that mask. Raises OSError (mask restored) if fork fails."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, MASTER_SIGNALS)
+    try:
+        return os.fork(), blocked
+    except OSError:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        raise
+
+
+def restart_argv():
+    """The command line that started this process, to exec it again."""
+    original = getattr(sys, "orig_argv", None)  # 3.10+: with the interpreter's options
+    if original:
+        return [sys.executable] + list(original[1:])
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name:  # python -m PACKAGE
+        package = spec.name[:-len(".__main__")] if spec.name.endswith(".__main__") else spec.name
+        return [sys.executable, "-m", package] + sys.argv[1:]
+    return [sys.executable] + sys.argv
+
+
+def exec_new_master(argv, environment, fds, directory, signal_mask):
+    """In the child of a SIGUSR2 fork: the listening sockets become fds 3,
+    4, ... (as systemd passes them), then exec. Never returns."""
+    try:
+        count = len(fds)
+        # First out of the way of 3..3+count, then into place: a socket may
+        # already sit where another one goes.
+        floor = max(fds + [systemd.SD_LISTEN_FDS_START + count])
+        moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor) for fd in fds]
+        for index, fd in enumerate(moved):
+            os.dup2(fd, systemd.SD_LISTEN_FDS_START + index, inheritable=True)
+            os.close(fd)
+        environment["LISTEN_PID"] = str(os.getpid())
+        os.chdir(directory)
+        signal.pthread_sigmask(signal.SIG_SETMASK, signal_mask)
+        os.execve(argv[0], argv, environment)
+    except BaseException as exc:  # nothing of the master's may run here
+        try:
+            os.write(2, f"ursa: error: cannot exec the new master {argv}: {exc}\n".encode("utf-8", "replace"))
+        finally:
+            os._exit(EXIT_EXEC_FAILED)
+
+
+def dump_stack_on_abort():
+    """SIGABRT (from the master, on --timeout) writes every thread's Python
+    stack to the error log, then the worker dies of it. faulthandler does
+    that from the C signal handler, so it works even while the worker is
+    stuck in C code; a crash (SIGSEGV, SIGBUS...) is logged the same way."""
+    stream = sys.stderr
+    for handler in logging.getLogger("ursa.error").handlers:
+        if getattr(handler, "stream", None) is not None:
+            stream = handler.stream
+            break
+    try:
+        faulthandler.enable(file=stream, all_threads=True)
+    except (AttributeError, ValueError, OSError, RuntimeError):  # a stream without a file descriptor
+        pass
 
 
 def send_signal(pid, number):
@@ -903,7 +1226,7 @@ def describe_bind_error(address, exc):
     if code == errno.EADDRINUSE:
         if address.kind == "unix" and not address.path.startswith("@"):
             return f"{where}: a file that is not a socket is at {address.path}; remove it or choose another path"
-        return f"{where}: address already in use; stop the server using it or choose another with -b"
+        return f"{where}: address already in use; stop the server using it or choose another address"
     if code in (errno.EACCES, errno.EPERM):
         if address.kind == "tcp" and address.port < 1024:
             return (f"{where}: permission denied; ports below 1024 need root or CAP_NET_BIND_SERVICE, "

@@ -16,9 +16,14 @@ from .config import ConfigError, Settings, load_config_file, load_wsgi_app, sett
 
 log = logging.getLogger("ursa.error")
 
+# A mistake the user must fix (a bad option value, an app that does not
+# load, an address in use) exits with this, as argparse's usage errors do.
+EXIT_CONFIG_ERROR = 2
+
 EPILOG = """\
 signals to the master: TERM/INT graceful stop, QUIT immediate stop, HUP reload
-(re-read config, new workers), TTIN/TTOU one worker more/less, USR1 reopen logs.
+(re-read config, new workers), TTIN/TTOU one worker more/less, USR1 reopen logs,
+USR2 upgrade (a new master on the same sockets; then TERM the old one).
 examples:
   ursa -w 4 -b 0.0.0.0:8000 myproject.wsgi:application
   ursa -b unix:/run/app.sock --access-log - 'app:create_app(debug=False)'
@@ -118,6 +123,7 @@ def setup_logging(settings):
 
 
 def run_command(argv):
+    start_directory = os.getcwd()  # before --chdir: where a new master (SIGUSR2) starts
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.config:
@@ -132,7 +138,8 @@ def run_command(argv):
     from .arbiter import Arbiter
 
     app = load_wsgi_app(settings.wsgi_app) if settings.preload else None
-    return Arbiter(settings, app=app, reload_settings=lambda: resolve_settings(args)).run()
+    return Arbiter(settings, app=app, reload_settings=lambda: resolve_settings(args),
+                   start_directory=start_directory).run()
 
 
 def main(argv=None):
@@ -141,6 +148,6 @@ def main(argv=None):
         return run_command(argv)
     except ConfigError as exc:
         sys.stderr.write(f"ursa: error: {exc}\n")
-        return 1
+        return EXIT_CONFIG_ERROR
     except KeyboardInterrupt:
         return 130

@@ -50,6 +50,12 @@ GUNICORN_ALIASES = {
 }
 
 
+# Server options the command sets itself: it builds the access log, sets
+# wsgi.multiprocess from --workers and adds jitter to --max-requests.
+COMMAND_HANDLED_OPTIONS = frozenset({"access_log", "multiprocess", "max_requests"})
+DEFAULT_WORKER_TIMEOUT = 30.0
+
+
 class ConfigError(Exception):
     """A mistake in the command line, config file or app; str() is the one-line message."""
 
@@ -81,6 +87,13 @@ def _to_int(value):
         return int(str(value).strip().replace("_", ""), 10)
     except ValueError:
         raise ValueError(f"must be a whole number, got {value!r}") from None
+
+
+def parse_port(value):
+    number = _to_int(value)
+    if not 0 <= number <= 65535:
+        raise ValueError(f"must be a port number from 0 to 65535, got {number}")
+    return number
 
 
 def parse_seconds(value):
@@ -195,40 +208,82 @@ class Setting:
         self.section = section
 
 
+def core_option_parser(name):
+    """The parser of server option `name`: it converts a command-line string
+    or a config-file value to the kind the core takes, then checks it with
+    the core's own rules (_core.check_option), so that a value the core
+    would refuse in a worker is refused here, before anything is bound."""
+    from . import _core
+
+    kind = _core.OPTION_SPECS[name][0]
+    convert = _CORE_KIND_CONVERTERS.get(kind)
+    if convert is None:
+        raise KeyError(f"the server option {name} ({kind}) has no textual form")
+
+    def parse(value):
+        converted = convert(value)
+        try:
+            _core.check_option(name, converted)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(str(exc)) from None
+        return float(converted) if kind in ("seconds", "rate") else converted
+    return parse
+
+
+def _number_of(unit):
+    """A converter to a number of `unit`, keeping the number as the user
+    wrote it (an int stays an int) so that a refusal quotes their value."""
+    def convert(value):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        text = str(value).strip().replace("_", "")
+        for number in (int, float):
+            try:
+                return number(text)
+            except ValueError:
+                pass
+        raise ValueError(f"must be a number of {unit}, got {value!r}")
+    return convert
+
+
+_CORE_KIND_CONVERTERS = {
+    "bytes": _to_int,
+    "count": _to_int,
+    "seconds": _number_of("seconds"),
+    "rate": _number_of("bytes per second"),
+    "bool": parse_bool,
+    "str": parse_str,
+}
+
+
 def _core_option_settings():
-    """The limits and timeouts of ursa.run(), under the same names."""
-    from . import OPTIONS
+    """The limits and timeouts of ursa.run(), under the same names, each
+    checked by the core's own rules (see core_option_parser)."""
+    from . import OPTIONS, _core
 
     described = {
-        "max_request_line": (parse_positive_int, "BYTES", "longest request line; longer gets 414"),
-        "max_header_line": (parse_positive_int, "BYTES", "longest header line; longer gets 431"),
-        "max_headers": (parse_positive_int, "N", "most header fields in a request; more gets 431"),
-        "max_header_bytes": (parse_positive_int, "BYTES", "largest request head; larger gets 431"),
-        "max_body_size": (parse_non_negative_int, "BYTES", "largest request body; larger gets 413"),
-        "body_buffer_size": (parse_non_negative_int, "BYTES", "bodies larger than this spill to a temp file"),
-        "max_connections": (parse_positive_int, "N", "open connections per worker before it stops accepting"),
-        "header_timeout": (parse_seconds, "SECONDS", "time to receive a request head; then 408"),
-        "body_timeout": (parse_seconds, "SECONDS", "longest gap while receiving a body; then 408"),
-        "keepalive_timeout": (parse_seconds, "SECONDS", "idle keep-alive connections close after this"),
-        "write_timeout": (parse_seconds, "SECONDS", "a client that takes no data for this long is dropped"),
-        "graceful_timeout": (parse_seconds, "SECONDS",
-                             "on stop or reload, requests in flight get this long to finish"),
-        "url_scheme": (parse_str, "SCHEME", "wsgi.url_scheme of every request (http or https)"),
+        "max_request_line": ("BYTES", "longest request line; longer gets 414"),
+        "max_header_line": ("BYTES", "longest header line; longer gets 431"),
+        "max_headers": ("N", "most header fields in a request; more gets 431"),
+        "max_header_bytes": ("BYTES", "largest request head; larger gets 431"),
+        "max_body_size": ("BYTES", "largest request body; larger gets 413"),
+        "body_buffer_size": ("BYTES", "bodies larger than this spill to a temp file"),
+        "max_connections": ("N", "open connections per worker before it stops accepting"),
+        "header_timeout": ("SECONDS", "time to receive a request head; then 408"),
+        "body_timeout": ("SECONDS", "longest gap while receiving a body; then 408"),
+        "min_body_rate": ("BYTES_PER_S", "a request body must keep up this many bytes/s after "
+                                         "body_timeout; 0: off"),
+        "keepalive_timeout": ("SECONDS", "idle keep-alive connections close after this"),
+        "write_timeout": ("SECONDS", "a client that takes no data for this long is dropped"),
+        "graceful_timeout": ("SECONDS", "on stop or reload, requests in flight get this long to finish"),
+        "url_scheme": ("SCHEME", "wsgi.url_scheme of every request (http or https)"),
     }
-    # These are the command's own business: it builds the access log, sets
-    # wsgi.multiprocess from --workers and adds jitter to --max-requests.
-    handled_elsewhere = {"access_log", "multiprocess", "max_requests"}
     settings = []
     for name, default in OPTIONS.items():
-        if name in handled_elsewhere:
-            continue
-        if name in described:
-            parse, metavar, text = described[name]
-        else:  # an option the core grew after this table was written
-            parse = parse_seconds if isinstance(default, float) else (
-                parse_non_negative_int if isinstance(default, int) else parse_str)
-            metavar, text = "VALUE", f"the server option {name}"
-        settings.append(Setting(name, ["--" + name.replace("_", "-")], parse, default,
+        if name in COMMAND_HANDLED_OPTIONS or _core.OPTION_SPECS[name][0] not in _CORE_KIND_CONVERTERS:
+            continue  # the command's own business, or no value a user can type (a callable)
+        metavar, text = described.get(name, ("VALUE", f"the server option {name}"))
+        settings.append(Setting(name, ["--" + name.replace("_", "-")], core_option_parser(name), default,
                                 f"{text} (default {default})", metavar, section="limits"))
     return settings
 
@@ -245,7 +300,11 @@ def _build_settings():
                 "set SO_REUSEPORT on TCP sockets", kind="flag", section=listening),
         Setting("workers", ["-w", "--workers"], parse_positive_int, 1,
                 "number of worker processes (default 1)", "N", section=workers),
-        Setting("max_requests", ["--max-requests"], parse_non_negative_int, 0,
+        Setting("timeout", ["-t", "--timeout"], parse_seconds, DEFAULT_WORKER_TIMEOUT,
+                "a worker whose loop is held this long by one app call is killed and replaced "
+                f"(default {DEFAULT_WORKER_TIMEOUT:g}; 0: never; the app's import is not counted)",
+                "SECONDS", section=workers),
+        Setting("max_requests", ["--max-requests"], core_option_parser("max_requests"), 0,
                 "restart a worker gracefully after it served N requests (default 0: never)", "N",
                 section=workers),
         Setting("max_requests_jitter", ["--max-requests-jitter"], parse_non_negative_int, 0,
@@ -514,14 +573,14 @@ def _import_app_module(module_name):
             raise ConfigError(f"cannot import {module_name!r}: no module named {missing!r} in "
                               f"{os.getcwd()} or on sys.path; check MODULE in MODULE:APP or "
                               f"use --chdir") from None
-        raise ConfigError(f"importing {module_name!r} failed: {_describe_exception(exc)}") from None
+        raise ConfigError(f"importing {module_name!r} failed: {describe_exception(exc)}") from None
     except SyntaxError as exc:
         raise ConfigError(f"importing {module_name!r} failed: syntax error in {exc.filename}, "
                           f"line {exc.lineno}: {exc.msg}") from None
     except SystemExit as exc:
         raise ConfigError(f"importing {module_name!r} failed: it called sys.exit({exc.code!r})") from None
     except Exception as exc:
-        raise ConfigError(f"importing {module_name!r} failed: {_describe_exception(exc)}") from None
+        raise ConfigError(f"importing {module_name!r} failed: {describe_exception(exc)}") from None
 
 
 def _evaluate_app_expression(module, module_name, expression, spec):
@@ -563,7 +622,7 @@ def _evaluate_app_expression(module, module_name, expression, spec):
         return target(*args, **kwargs)
     except Exception as exc:
         raise ConfigError(f"calling {expression!r} in {module_name!r} failed: "
-                          f"{_describe_exception(exc)}") from None
+                          f"{describe_exception(exc)}") from None
 
 
 def _dotted_name(node):
@@ -577,7 +636,7 @@ def _dotted_name(node):
     return parts[::-1]
 
 
-def _describe_exception(exc):
+def describe_exception(exc):
     """'ExcType: message (file, line N)' for the frame that raised `exc`,
     skipping importlib's internals."""
     where = ""

@@ -26,7 +26,7 @@ def run_ursa_to_exit(*args, cwd=APPS_DIR, timeout=STOP_TIMEOUT, preexec_fn=None)
 
 def assert_one_line_error(returncode, stderr, *fragments):
     lines = stderr.strip().splitlines()
-    assert returncode == 1, stderr
+    assert returncode == 2, stderr
     assert len(lines) == 1, f"expected one line, got:\n{stderr}"
     assert lines[0].startswith("ursa: error: "), stderr
     assert "Traceback" not in stderr
@@ -234,7 +234,7 @@ def test_keepalive_timeout_closes_idle_connections(procs):
         assert sock.recv(4096) == b""  # closed by the server after 0.2 s idle, well before the timeout
 
 
-# -- errors: one line, what to fix, exit status 1
+# -- errors: one line, what to fix, exit status 2
 
 
 def test_unknown_module_is_one_line(procs):
@@ -322,6 +322,23 @@ def test_bad_option_value_is_one_line():
     assert_one_line_error(returncode, stderr, "--keepalive-timeout")
 
 
+@pytest.mark.parametrize("flag, value, expected", [
+    ("--header-timeout", "0", "--header-timeout must be between 0.001 and 1e+07 seconds, got 0"),
+    ("--graceful-timeout", "-1", "--graceful-timeout must be between 0.001 and 1e+07 seconds, got -1"),
+    ("--max-headers", "0", "--max-headers must be between 1 and 1048576, got 0"),
+    ("--max-request-line", "8", "--max-request-line must be between 16 and "),
+    ("--min-body-rate", "-5", "--min-body-rate must be between 0 (off) and 1e+12 bytes per second, got -5"),
+    ("--body-timeout", "soon", "--body-timeout must be a number of seconds, got 'soon'"),
+    ("--max-requests", "-1", "--max-requests must be between 0 and "),
+])
+def test_values_the_core_refuses_are_refused_before_binding(flag, value, expected):
+    # Before the check, the master bound, said "Listening at" and its
+    # workers died one after the other on the core's ValueError.
+    returncode, stdout, stderr = run_ursa_to_exit("-w", "2", flag, value, "deployapp:app")
+    assert_one_line_error(returncode, stderr, expected)
+    assert "Listening at" not in stderr + stdout
+
+
 def test_user_switch_without_root_is_one_line():
     returncode, _, stderr = run_ursa_unprivileged("--user", "root", "deployapp:app")
     assert_one_line_error(returncode, stderr, "--user", "root")
@@ -347,5 +364,5 @@ def test_missing_app_argument_prints_usage_and_exits_2():
 def test_errors_do_not_leave_processes_or_socket_files(tmp_path):
     sock_path = tmp_path / "app.sock"
     returncode, _, _ = run_ursa_to_exit("-b", f"unix:{sock_path}", "-w", "2", "no_such_module:app")
-    assert returncode == 1
+    assert returncode == 2
     assert not sock_path.exists()

@@ -147,18 +147,28 @@ def run_to_exit(*args):
 
 def test_errors_in_the_file_are_one_line(tmp_path):
     syntax = write_config(tmp_path, "workers = \n", name="syntax.py")
-    assert run_to_exit("-c", syntax, "deployapp:app") == (1, [f"ursa: error: config file {syntax}, line 1: "
+    assert run_to_exit("-c", syntax, "deployapp:app") == (2, [f"ursa: error: config file {syntax}, line 1: "
                                                               f"invalid syntax"])
     raising = write_config(tmp_path, "import os\nworkers = int(os.environ['NOPE_NOT_SET'])\n", name="raising.py")
     code, lines = run_to_exit("-c", raising, "deployapp:app")
-    assert code == 1 and len(lines) == 1
+    assert code == 2 and len(lines) == 1
     assert f"config file {raising}, line 2: KeyError" in lines[0]
     bad_value = write_config(tmp_path, "workers = 'many'\n", name="value.py")
     code, lines = run_to_exit("-c", bad_value, "deployapp:app")
-    assert (code, lines) == (1, [f"ursa: error: config file {bad_value}: workers must be a whole number, "
+    assert (code, lines) == (2, [f"ursa: error: config file {bad_value}: workers must be a whole number, "
                                  f"got 'many'"])
     assert run_to_exit("-c", tmp_path / "absent.py", "deployapp:app") == (
-        1, [f"ursa: error: config file {tmp_path / 'absent.py'} does not exist"])
+        2, [f"ursa: error: config file {tmp_path / 'absent.py'} does not exist"])
+
+
+def test_values_the_core_refuses_are_one_line_naming_the_file(tmp_path):
+    config = write_config(tmp_path, "header_timeout = 0\n")
+    assert run_to_exit("-c", config, "deployapp:app") == (
+        2, [f"ursa: error: config file {config}: header_timeout must be between 0.001 and 1e+07 seconds, got 0"])
+    config = write_config(tmp_path, "limit_request_line = 4\n", name="alias.py")
+    code, lines = run_to_exit("-c", config, "deployapp:app")
+    assert code == 2 and lines[0].startswith(
+        f"ursa: error: config file {config}: limit_request_line must be between 16 and "), lines
 
 
 def test_worker_int_hook_runs_on_quit(procs, tmp_path):

@@ -82,6 +82,17 @@ def total(clients):
     return sum(client.completed for client in clients)
 
 
+def stop_clients(clients):
+    """Stop the clients (threads with a stop_event and a failures list);
+    returns their failures."""
+    for client in clients:
+        client.stop_event.set()
+    for client in clients:
+        client.join(STOP_TIMEOUT * 2)  # a connect() may wait for SYN retries
+        assert not client.is_alive(), "a client is stuck"
+    return [failure for client in clients for failure in client.failures]
+
+
 def test_no_request_fails_across_hup_and_term(procs, tmp_path):
     server, markers = start_with_markers(procs, tmp_path, "-w", "2")
     first_workers = server.wait_workers(2)
@@ -98,11 +109,7 @@ def test_no_request_fails_across_hup_and_term(procs, tmp_path):
         wait_until(lambda: total(clients) >= after_reload + REQUESTS_AFTER_RELOAD, 60,
                    f"{REQUESTS_AFTER_RELOAD} requests after the reload")
     finally:
-        for client in clients:
-            client.stop_event.set()
-        for client in clients:
-            client.join(STOP_TIMEOUT)
-    failures = [failure for client in clients for failure in client.failures]
+        failures = stop_clients(clients)
     assert failures == [], f"{len(failures)} failed of {total(clients)}: {failures[:5]}"
     assert total(clients) >= REQUESTS_BEFORE_HUP + REQUESTS_AFTER_RELOAD
 

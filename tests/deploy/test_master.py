@@ -1,5 +1,6 @@
 """The master process: signals, worker supervision, --max-requests."""
 import os
+import re
 import signal
 import threading
 
@@ -120,7 +121,9 @@ def test_hup_lets_the_old_workers_finish_their_requests(procs, tmp_path):
     assert_all_gone([old])
 
 
-def test_hup_with_broken_code_keeps_the_old_workers(procs, tmp_path):
+def start_then_break_the_code(procs, tmp_path):
+    """Two workers serve deployapp; then its next import fails. Returns
+    the server, its workers and the file whose absence breaks the code."""
     version_file = tmp_path / "version"
     version_file.write_text("good")
     server = procs.ursa("-b", "127.0.0.1:0", "-w", "2", "--log-level", "debug", "deployapp:app",
@@ -128,7 +131,12 @@ def test_hup_with_broken_code_keeps_the_old_workers(procs, tmp_path):
     old = server.wait_workers(2)
     for pid in old:  # both have imported deployapp before it breaks
         server.wait_for_log(rf"worker {pid} is ready")
-    version_file.unlink()  # the next import of deployapp fails
+    version_file.unlink()
+    return server, old, version_file
+
+
+def test_hup_with_broken_code_keeps_the_old_workers(procs, tmp_path):
+    server, old, _ = start_then_break_the_code(procs, tmp_path)
     server.signal(signal.SIGHUP)
     server.wait_for_log(r"reload failed, the previous workers keep serving: importing 'deployapp' failed")
     assert server.wait_workers(2) == old
@@ -207,6 +215,63 @@ def test_workers_crashing_at_start_are_restarted_with_growing_delays(procs, tmp_
     marker.unlink()
     server.wait_listening()
     assert server.get("/")[2] == b"alive"
+
+
+def test_a_failed_reload_keeps_the_backoff_until_the_new_code_starts(procs, tmp_path):
+    # The workers of the previous code keep serving after a failed reload;
+    # they must not count as proof that the code now starts, or a dead
+    # worker is restarted every 0.1 s, each start a failed import.
+    server, old, version_file = start_then_break_the_code(procs, tmp_path)
+    server.signal(signal.SIGHUP)
+    server.wait_for_log(r"reload failed, the previous workers keep serving")
+    failed_before = server.stderr().count("importing 'deployapp' failed")
+    os.kill(old[0], signal.SIGKILL)
+    server.wait_for_log(r"next start in", count=5)
+    text = server.stderr()
+    delays = [float(delay) for delay in re.findall(r"next start in (\d+\.\d)s", text)]
+    assert delays[:5] == [0.1, 0.2, 0.4, 0.8, 1.6], delays
+    # Each failed start is followed by one longer wait: no burst of imports.
+    assert text.count("importing 'deployapp' failed") - failed_before <= len(delays)
+    assert server.get("/version")[2] == b"good"  # the survivor serves throughout
+    version_file.write_text("fixed")
+    server.wait_workers(2, exclude=[old[0]])
+    wait_until(lambda: server.get("/version")[2] == b"fixed", STOP_TIMEOUT, "the new worker serves")
+
+
+def stuck_request_in_background(server, path, results):
+    def run():
+        try:
+            results.append(request(server.address, path=path))
+        except Exception as exc:  # the test inspects what happened
+            results.append(exc)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("path, function", [("/spin", "spin_forever"), ("/block", "block_forever")],
+                         ids=["python-loop", "c-call"])
+def test_a_worker_stuck_in_the_app_is_killed_and_replaced(procs, tmp_path, path, function):
+    # The gunicorn name of the setting, in a config file: it is --timeout.
+    config = tmp_path / "ursa.conf.py"
+    config.write_text("timeout = 2\n")
+    server = procs.ursa("-c", config, "-b", "127.0.0.1:0", "-w", "2", "deployapp:app")
+    workers = server.wait_workers(2)
+    results = []
+    thread = stuck_request_in_background(server, path, results)
+    match = server.wait_for_log(rf"WORKER TIMEOUT \(pid:(\d+)\): GET {path} held its loop for more than 2s")
+    stuck = int(match.group(1))
+    assert stuck in workers
+    # Its Python stack, written by the worker itself as it aborts.
+    server.wait_for_log(rf'File ".*deployapp\.py", line \d+ in {function}')
+    replaced = server.wait_workers(2, exclude=[stuck])
+    assert set(workers) - {stuck} < set(replaced)
+    assert_all_gone([stuck])
+    thread.join(STOP_TIMEOUT)
+    assert results and isinstance(results[0], (ConnectionError, OSError)), results
+    for _ in range(10):  # the site keeps serving, on either worker
+        assert server.get("/")[2] == b"hello"
+    assert "ignoring unknown setting 'timeout'" not in server.stderr()
 
 
 def test_max_requests_recycles_the_worker_without_failing_requests(procs):

@@ -98,7 +98,7 @@ def test_abstract_notify_socket(procs, token):
 def test_a_missing_activated_fd_is_a_one_line_error(procs):
     tcp = socket.create_server(("127.0.0.1", 0))
     server = socket_activated(procs, [tcp], "deployapp:app", env={"CLAIMED_FDS": "3"})
-    assert server.wait_exit() == 1
+    assert server.wait_exit() == 2
     assert server.stderr().strip().splitlines() == [
         "ursa: error: systemd socket activation: LISTEN_FDS=3, but fd 4 is not open; is the service "
         "started by its .socket unit?"]

@@ -11,6 +11,8 @@
   /header         sets X-Test: yes, body b"header"
   /raise          raises ValueError("deployapp failure") (a 500 and a logged traceback)
   /listen-env     LISTEN_PID, LISTEN_FDS of os.environ as JSON (systemd tests)
+  /spin           never answers: loops forever in Python (--timeout tests)
+  /block          never answers: sleeps an hour in one C call (--timeout tests)
 """
 import json
 import os
@@ -49,10 +51,24 @@ def app(environ, start_response):
     if path == "/listen-env":
         body = json.dumps([os.environ.get("LISTEN_PID"), os.environ.get("LISTEN_FDS")]).encode()
         return respond(start_response, body, "application/json")
+    if path == "/spin":
+        spin_forever()
+    if path == "/block":
+        block_forever()
     if path == "/header":
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "6"), ("X-Test", "yes")])
         return [b"header"]
     return respond(start_response, b"hello")
+
+
+def spin_forever():
+    count = 0
+    while True:
+        count += 1
+
+
+def block_forever():
+    time.sleep(3600)
 
 
 def respond(start_response, body, content_type="text/plain"):
