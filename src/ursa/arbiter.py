@@ -35,7 +35,6 @@ import faulthandler
 import fcntl
 import json
 import logging
-import mmap
 import os
 import pwd
 import random
@@ -43,12 +42,12 @@ import select
 import signal
 import socket
 import stat
-import struct
 import sys
 import time
 
 from . import _core, _socket_file_of, systemd
 from .accesslog import AccessLog
+from .heartbeat import HeartbeatTable
 from .config import ConfigError, load_wsgi_app
 
 log = logging.getLogger("ursa.error")
@@ -67,10 +66,6 @@ QUIT_KILL_DELAY_SECONDS = 1.0
 # A worker past --timeout gets SIGABRT (it logs its Python stack) and this
 # long to do so before SIGKILL.
 ABORT_KILL_DELAY_SECONDS = 1.0
-# The shared page where a worker's loop says since when it has been busy
-# and with which request (see _core/heartbeat.h).
-HEARTBEAT_BYTES = 256
-HEARTBEAT_REQUEST_OFFSET = 16
 # Workers bound their own drain by graceful_timeout; the master waits this
 # much longer before SIGKILL so that a punctual worker is never killed.
 KILL_MARGIN_SECONDS = 1.0
@@ -168,26 +163,21 @@ class Worker:
         self.last_signal_at = None
         self.killed = False
         self.timed_out = False
-        self.heartbeat = None       # shared page the worker's loop writes
+        self.heartbeats = None      # the master's HeartbeatTable ...
+        self.slot = None            # ... and this worker's slot in it
 
     def busy_since(self):
-        """Monotonic time since which the worker's loop has been running
-        callbacks (app code) without going back to wait for events; None
-        while it waits, or before it serves (loading the app)."""
-        if self.heartbeat is None:
-            return None
-        return struct.unpack_from("d", self.heartbeat, 0)[0] or None
+        """See HeartbeatTable.busy_since; None without a slot."""
+        return None if self.slot is None else self.heartbeats.busy_since(self.slot)
 
     def request_in_progress(self):
-        """'METHOD target' of the request whose app call is in progress."""
-        if self.heartbeat is None:
-            return ""
-        return self.heartbeat[HEARTBEAT_REQUEST_OFFSET:HEARTBEAT_BYTES].split(b"\0")[0].decode("latin-1")
+        return "" if self.slot is None else self.heartbeats.request(self.slot)
 
     def release_heartbeat(self):
-        if self.heartbeat is not None:
-            self.heartbeat.close()
-            self.heartbeat = None
+        """The worker is gone: its slot goes back to the table."""
+        if self.slot is not None:
+            self.heartbeats.release(self.slot)
+            self.slot = None
 
     @property
     def ready(self):
@@ -224,6 +214,7 @@ class Arbiter:
         self.unix_paths_to_remove = []
         self.pid_file = None
         self.workers = {}
+        self.heartbeats = HeartbeatTable()
         self.generation = 1
         self.next_generation = 2
         self.target_workers = settings.workers
@@ -436,7 +427,7 @@ class Arbiter:
                     os.close(worker.status_fd)
                 except OSError:
                     pass
-            worker.release_heartbeat()
+        # The peers' heartbeat slots stay as they are: they are serving.
         self.workers = {}
 
     # -- the loop
@@ -713,8 +704,8 @@ class Arbiter:
         self.spawned += 1
         worker = Worker(self.spawned, self.generation)
         self.call_hook("pre_fork", self, worker)
-        # Anonymous and shared: the worker's loop writes it, the master reads it.
-        worker.heartbeat = mmap.mmap(-1, HEARTBEAT_BYTES)
+        worker.heartbeats = self.heartbeats
+        worker.slot = self.heartbeats.acquire()
         status_read, status_write = os.pipe2(os.O_CLOEXEC)
         try:
             pid, blocked = fork_with_signals_blocked()
@@ -941,7 +932,9 @@ class WorkerProcess:
             options["max_requests"] = max_requests
         if self.access_log is not None:
             options["access_log"] = self.access_log
-        options["heartbeat"] = self.worker.heartbeat
+        if self.worker.slot is not None:
+            options["heartbeat"] = self.worker.heartbeats.memory
+            options["heartbeat_slot"] = self.worker.slot
         self.serving = True
         try:
             serve(self.arbiter.listeners, app, **options)
