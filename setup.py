@@ -141,12 +141,12 @@ STRIP = ["-s"] if WHEEL else []
 
 core = Extension(
     "ursa._core",
-    sources=sorted(glob("src/ursa/_core/*.c")),
+    sources=sorted(glob("src/ursa/_core/**/*.c", recursive=True)),
     include_dirs=["src/ursa/_core"],
     libraries=["ev"],
     extra_compile_args=["-std=c11", *OPT_FLAGS, *SIZE_FLAGS, *WARNINGS, *SANITIZE_FLAGS],
     extra_link_args=[*SIZE_LINK_FLAGS, *STRIP, *SANITIZE_FLAGS],
-    depends=sorted(glob("src/ursa/_core/*.h")),
+    depends=sorted(glob("src/ursa/_core/**/*.h", recursive=True)),
 )
 
 setup(ext_modules=[core], cmdclass={"build_ext": BuildExt})

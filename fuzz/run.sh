@@ -75,8 +75,8 @@ for source in "${llhttp_sources[@]}"; do  # llhttp is not ours: no warnings, sti
         -c "$source" -o "$object"
     objects+=("$object")
 done
-for source in src/ursa/_core/*.c; do
-    object="$out/obj/$(basename "$source" .c).o"
+for source in src/ursa/_core/*/*.c src/ursa/_core/*.c; do
+    object="$out/obj/$(basename "$(dirname "$source")")-$(basename "$source" .c).o"
     "$CC" "${sanitize[@]/-fsanitize=fuzzer,/-fsanitize=fuzzer-no-link,}" -std=gnu11 -Wall -Wextra \
         -Wno-missing-field-initializers -Werror -Isrc/ursa/_core "${llhttp_cflags[@]}" -I"$py_include" \
         -c "$source" -o "$object"

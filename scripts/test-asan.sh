@@ -23,7 +23,11 @@ URSA_SANITIZE=1 .venv/bin/python setup.py -q build_ext --build-lib "$out" --buil
 export URSA_SANITIZE=1
 export PYTHONPATH="$PWD/$out${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONMALLOC=malloc
-export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
+# libcrypt too: ASan's crypt() interceptor calls the real crypt(), which it
+# finds only if libcrypt is loaded when ASan starts (CPython's _crypt, used
+# by Zope's tools and its login, crashed without it).
+libcrypt=$(ldconfig -p | awk '/libcrypt\.so\.1 .*x86-64/ {print $NF; exit}')
+export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)${libcrypt:+ $libcrypt}"
 asan_common="abort_on_error=1:halt_on_error=1:detect_stack_use_after_return=0"
 export ASAN_OPTIONS="detect_leaks=0:$asan_common"
 export URSA_SERVER_ASAN_OPTIONS="detect_leaks=1:$asan_common"

@@ -94,6 +94,7 @@ def test_console_script_finds_modules_in_the_working_directory(procs):
 def test_binds_several_addresses_at_once(procs, tmp_path):
     sock_path = tmp_path / "app.sock"
     server = procs.ursa("-b", "127.0.0.1:0", "-b", f"unix:{sock_path}", "-b", "[::1]:0", "deployapp:app")
+    server.wait_for_log(r"Listening at: ", count=3)  # the first line may come before the others are written
     addresses = [match.split()[0] for match in server.stderr().split("Listening at: ")[1:]]
     assert len(addresses) == 3
     for address in addresses:

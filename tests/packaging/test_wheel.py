@@ -166,7 +166,7 @@ def test_sdist_holds_every_c_source(built):
     _, sdist = built
     with tarfile.open(sdist) as archive:
         names = {name.partition("/")[2] for name in archive.getnames()}
-    sources = {str(p.relative_to(REPO)) for pattern in ("*.c", "*.h") for p in (REPO / "src/ursa/_core").glob(pattern)}
+    sources = {str(p.relative_to(REPO)) for pattern in ("**/*.c", "**/*.h") for p in (REPO / "src/ursa/_core").glob(pattern)}
     assert sources and sources <= names, sorted(sources - names)
     assert {"setup.py", "pyproject.toml", "MANIFEST.in", "LICENSE", "README.md", "examples/hello.py"} <= names
     assert not [n for n in names if n.endswith((".so", ".o", ".pyc"))], names

@@ -1,70 +1,21 @@
-/* ursa._core: module state, and the two entry points serve() and stop(). */
-#include "module.h"
-
-#include "door.h"
-#include "environ.h"
-#include "filewrapper.h"
-#include "input.h"
-#include "options.h"
-#include "response.h"
-#include "server.h"
-#include "start_response.h"
+/* ursa._core: module init, above every layer. It makes the module state
+ * and puts the layers together: serve() runs the transport's server with
+ * the HTTP protocol over the WSGI interface. */
+#include "common/options.h"
+#include "common/state.h"
+#include "http/exchange.h"
+#include "transport/door.h"
+#include "transport/server.h"
+#include "wsgi/environ.h"
+#include "wsgi/filewrapper.h"
+#include "wsgi/input.h"
+#include "wsgi/start_response.h"
+#include "wsgi/wsgi.h"
+#include "wsgi/write.h"
 
 static module_state *state_of(PyObject *module)
 {
     return (module_state *)PyModule_GetState(module);
-}
-
-PyObject *refuse_instantiation(PyTypeObject *type, PyObject *args, PyObject *kwargs)
-{
-    (void)args;
-    (void)kwargs;
-    PyErr_Format(PyExc_TypeError, "cannot create '%.100s' instances: the server makes them", type->tp_name);
-    return NULL;
-}
-
-void log_error(module_state *state, const char *message)
-{
-    PyObject *exc_type, *exc, *traceback;
-    PyErr_Fetch(&exc_type, &exc, &traceback);
-    if (exc_type != NULL) {
-        PyErr_NormalizeException(&exc_type, &exc, &traceback);
-        if (traceback != NULL)
-            PyException_SetTraceback(exc, traceback);
-    }
-    if (state->error_logger == NULL) {
-        PyObject *logging = PyImport_ImportModule("logging");
-        if (logging != NULL) {
-            state->error_logger = PyObject_CallMethod(logging, "getLogger", "s", "ursa.error");
-            Py_DECREF(logging);
-        }
-    }
-    int logged = 0;
-    if (state->error_logger != NULL) {
-        PyObject *method = PyObject_GetAttr(state->error_logger, state->str_error);
-        PyObject *args = Py_BuildValue("(ss)", "%s", message);
-        PyObject *kwargs = exc ? Py_BuildValue("{sO}", "exc_info", exc) : NULL;
-        PyObject *ok = method && args && (kwargs || !exc) ? PyObject_Call(method, args, kwargs) : NULL;
-        logged = ok != NULL;
-        Py_XDECREF(ok);
-        Py_XDECREF(kwargs);
-        Py_XDECREF(args);
-        Py_XDECREF(method);
-    }
-    if (!logged) {
-        /* Logging itself failed: say so on stderr rather than lose it. */
-        PyErr_Clear();
-        fprintf(stderr, "%s\n", message);
-        if (exc_type != NULL) {
-            PyErr_Restore(exc_type, exc, traceback);
-            PyErr_Print();
-            return;
-        }
-    }
-    PyErr_Clear();
-    Py_XDECREF(exc_type);
-    Py_XDECREF(exc);
-    Py_XDECREF(traceback);
 }
 
 static int listen_fds_of(PyObject *sequence, int **fds, size_t *count)
@@ -130,7 +81,9 @@ static PyObject *ursa_serve(PyObject *module, PyObject *args, PyObject *kwargs)
         PyMem_Free(fds);
         return NULL;
     }
-    int result = server_serve(state, app, fds, fd_count, signal_fd, &opts);
+    wsgi_server wsgi;
+    http_server http = {.iface = &wsgi_interface, .iface_state = &wsgi};
+    int result = server_serve(state, app, fds, fd_count, signal_fd, &opts, &http_protocol, &http);
     options_clear(&opts);
     PyMem_Free(fds);
     if (result < 0)

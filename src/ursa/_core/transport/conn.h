@@ -1,0 +1,115 @@
+/* A client connection: its socket, its reads, its output, its timers and
+ * the one decision whether it outlives the request in progress. The
+ * protocol above (http/) parses what arrives and produces what leaves
+ * through the functions here; nothing here knows HTTP.
+ *
+ *   AWAITING --first byte--> HEAD --head complete--> BODY --request complete--> RESPONDING
+ *   RESPONDING --written, keep-alive--> AWAITING (or HEAD: pipelined bytes)
+ *   RESPONDING --written, close--> closed
+ *   HEAD/BODY --refused--> REJECTING (the answer going out) --> LINGERING --> closed
+ */
+#ifndef URSA_CONN_H
+#define URSA_CONN_H
+
+#include <ev.h>
+#include <sys/socket.h>
+
+#include "common/buffer.h"
+#include "transport/output.h"
+#include "transport/server.h"
+
+typedef enum {
+    CONN_AWAITING,   /* waiting for the first byte of a request */
+    CONN_HEAD,       /* a request head is arriving */
+    CONN_BODY,       /* its body is arriving */
+    CONN_RESPONDING, /* the request is answered: the app runs / its response is written */
+    CONN_REJECTING,  /* a refusal is being written, then close */
+    CONN_LINGERING,  /* write side shut; reading what the client still sends */
+} conn_state;
+
+typedef enum {
+    CONN_BLOCKED, /* the output waits for the socket (or yields to the others) */
+    CONN_DONE,    /* the response is all written */
+    CONN_ABORT,   /* the connection must be closed now */
+} conn_progress;
+
+typedef struct conn {
+    server *server;
+    listener *listener;
+    struct conn *prev, *next; /* server->conns */
+    int fd;
+    conn_state state;
+    ev_io watcher;
+    int watching;             /* EV_READ / EV_WRITE the watcher is started with */
+    ev_timer timer;
+    /* Times are on server_network_time()'s clock. */
+    double timer_due;         /* when `timer` fires, if active */
+    double phase_started;     /* start of the current state */
+    double last_progress;     /* last read/write that moved bytes */
+    uint64_t body_bytes;      /* read in the BODY state, for min_body_rate */
+    int unsent_when_blocked;  /* SIOCOUTQ when a write last blocked */
+    /* What the protocol keeps for the request in progress (its exchange):
+     * attached when a request's first bytes arrive, NULL while idle. */
+    void *exchange;
+    output *out;              /* the exchange's output, while it is attached */
+    /* The request bytes. The protocol parses from `parsed` on; it keeps in
+     * `in` only what it still needs (a head its request points into,
+     * pipelined requests). See conn_keep_input. */
+    buffer in;
+    size_t parsed;
+    size_t in_charged;        /* of in.cap, charged to the memory budget */
+    PyObject *remote_addr;
+    PyObject *remote_port;    /* NULL for unix peers */
+    unsigned keep_alive : 1;  /* may serve another request after this one */
+    unsigned served_any : 1;  /* a response went out: idle time is keep-alive */
+    unsigned in_shared : 1;   /* `in` is the server's read_buffer, for now */
+    unsigned in_callback : 1; /* inside a watcher's callback: free later */
+    unsigned closed : 1;
+} conn;
+
+/* ---- for the listener ---- */
+
+/* Take over an accepted socket. Returns 0, or -1 (the fd is closed). */
+int conn_open(listener *l, int fd, const struct sockaddr *peer, socklen_t peer_length);
+/* For the graceful stop: no more keep-alive; an idle one gets a short drain. */
+void conn_stop(conn *c);
+
+/* ---- for the protocol ---- */
+
+/* Attach the protocol's state of a new request, with its output. */
+void conn_attach(conn *c, void *exchange, output *out);
+/* The head is complete: the body's timers start, and further reads go
+ * straight to the protocol's on_stream (the head stays in `in`). */
+void conn_enter_body(conn *c);
+/* The request is complete and is being answered. The one place where the
+ * connection's keep-alive is decided: the client's wish, bjoern's
+ * keepalive option, a stop under way, max_requests reached. */
+void conn_begin_response(conn *c, int client_keeps_alive);
+/* Anything later may only end it: the app said so, the body cannot be
+ * delimited otherwise, the response went wrong. */
+static inline void conn_refuse_keep_alive(conn *c)
+{
+    c->keep_alive = 0;
+}
+/* Write what the output holds, at most *budget bytes. */
+conn_progress conn_flush(conn *c, size_t *budget);
+/* What the response path said: wait for the socket, close, or (done)
+ * nothing here: conn_request_done follows. */
+void conn_after_progress(conn *c, conn_progress progress);
+/* The response is all written and its request released: wait for the next
+ * request (1; the caller goes on parsing what is in `in`) or close (0). */
+int conn_request_done(conn *c);
+/* Keep bytes read past a streamed body (a pipelined request) in `in`,
+ * charged to the memory budget. 0, -1 with an exception, or
+ * CONN_OVER_BUDGET. */
+#define CONN_OVER_BUDGET (-2)
+int conn_keep_bytes(conn *c, const char *data, size_t length);
+/* A few bytes sent now if the socket takes them (100 Continue). */
+void conn_send_interim(conn *c, const char *data, size_t length);
+/* Refuse the request: what the output holds (an answer) is written, the
+ * write side shut, and the connection closed after a short linger. */
+void conn_close_after_output(conn *c);
+/* Close now: the protocol's state is released, every resource freed. */
+void conn_close(conn *c);
+
+#endif

@@ -1,0 +1,136 @@
+/* The server: one libev loop, its listening sockets, its connections, the
+ * signal wake-up, the graceful stop, and the clock every timeout reads.
+ * What is spoken on the connections is a `protocol` (http/), given to
+ * server_serve(); this layer calls it and knows nothing else of it. */
+#ifndef URSA_SERVER_H
+#define URSA_SERVER_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <ev.h>
+#include <stdint.h>
+
+#include "common/budget.h"
+#include "common/buffer.h"
+#include "common/options.h"
+#include "common/state.h"
+#include "transport/heartbeat.h"
+
+struct conn;
+struct server;
+
+/* What the layer above does when something happens on a connection. */
+typedef struct protocol {
+    int (*server_start)(struct server *s); /* the listeners are set up: 0, or -1 with an exception */
+    void (*server_end)(struct server *s);
+    void (*on_input)(struct conn *c);  /* new bytes in c->in */
+    void (*on_stream)(struct conn *c, const char *data, size_t length); /* read in the BODY state */
+    void (*on_writable)(struct conn *c); /* the output can take more */
+    void (*on_late)(struct conn *c);   /* a request's head or body missed its deadline */
+    void (*on_busy)(struct conn *c);   /* a request's bytes do not fit max_buffered_bytes */
+    void (*on_close)(struct conn *c);  /* release c->exchange: the connection is going */
+} protocol;
+
+typedef struct listener {
+    struct server *server;
+    ev_io watcher;
+    int fd;
+    int family;
+    size_t index; /* in server.listeners */
+} listener;
+
+typedef struct server {
+    struct ev_loop *loop;
+    module_state *state;
+    PyObject *app;
+    server_options opts;
+    const protocol *protocol;
+    void *protocol_state;
+
+    listener *listeners;
+    size_t listener_count;
+    int accepting;         /* listener watchers are started */
+    ev_timer accept_retry; /* after EMFILE, or leaving a connection to a peer */
+    int doors_closed;      /* the listeners' doors were closed by the stop */
+
+    struct conn *conns;    /* every open connection, for the stop */
+    size_t conn_count;
+
+    ev_io signal_watcher;  /* read end of Python's signal wake-up fd */
+    int signal_fd;
+
+    int stopping;
+    double stop_started;   /* server_network_time() when the stop began */
+    double retire_drain;   /* how long idle keep-alive connections stay then */
+    ev_timer graceful_timer;
+    PyObject *interrupt;   /* exception to raise from serve() (KeyboardInterrupt) */
+
+    buffer read_buffer;    /* shared by connections with nothing pending */
+    budgets budget;        /* what clients make the worker hold: see budget.h */
+    PyObject *last_peer_text; /* REMOTE_ADDR of the last IPv4 peer (see conn.c) */
+    uint32_t last_peer_ipv4;  /* its address, in network order */
+    uint64_t requests_served;
+    uint64_t requests_started; /* for max_requests' last response */
+    double shortest_timeout;   /* of the per-connection timeouts: see conn.c */
+    double app_seconds;        /* spent in app code so far: see server_network_time */
+    heartbeat *heartbeat;      /* this worker's slot, or NULL */
+    heartbeat *heartbeats;     /* every worker's (see listener.c) */
+    size_t heartbeat_count;
+    Py_buffer heartbeat_view;
+    PyThreadState *released_thread; /* the GIL is released while libev polls */
+} server;
+
+/* Run the server until it is stopped. Returns 0, or -1 with an exception
+ * (a setup failure, or the KeyboardInterrupt that stopped it). Takes no
+ * ownership of `listen_fds`; `opts` is moved into the server. */
+int server_serve(module_state *state, PyObject *app, const int *listen_fds, size_t listen_fd_count,
+                 int signal_fd, server_options *opts, const protocol *protocol, void *protocol_state);
+
+/* Begin a graceful stop: take what is in the accept queues, stop
+ * accepting, let requests in flight finish (up to graceful_timeout).
+ * Idempotent. */
+void server_begin_stop(server *s);
+
+/* Stop because of an exception (KeyboardInterrupt, SystemExit) raised by a
+ * handler or the app: it is kept and re-raised from serve(). */
+void server_interrupt(server *s);
+
+/* Deal with the exception that is set: KeyboardInterrupt and SystemExit
+ * stop the server (server_interrupt); anything else is logged with
+ * `message` through the "ursa.error" logger. Clears the exception. */
+void server_report_exception(server *s, const char *message);
+
+/* Called by a connection when it opens and when it closes. */
+void server_conn_opened(server *s);
+void server_conn_closed(server *s);
+
+/* A request was answered: counts toward max_requests. */
+void server_request_done(server *s);
+
+/* The clock every connection timeout is measured on: the loop's time less
+ * the time the worker spent in app code. A connection is charged only for
+ * the time it kept the server waiting on the network, never for the
+ * seconds another request held the worker. */
+static inline double server_network_time(const server *s)
+{
+    return ev_now(s->loop) - s->app_seconds;
+}
+
+/* App code that began at ev_now() == `started` has returned: bring the
+ * loop's clock up to date (it is read once per loop turn) and count the
+ * time as the app's. */
+static inline void server_app_returned(server *s, double started)
+{
+    ev_now_update(s->loop);
+    double spent = ev_now(s->loop) - started;
+    if (spent > 0)
+        s->app_seconds += spent;
+}
+
+/* Tell the master which request the app is about to run (heartbeat.h). */
+static inline void server_name_request(server *s, const char *method, const char *target, size_t length)
+{
+    heartbeat_request(s->heartbeat, method, target, length);
+}
+
+#endif

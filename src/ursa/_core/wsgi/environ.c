@@ -1,0 +1,401 @@
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+#include "wsgi/environ.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "wsgi/input.h"
+
+/* Headers most requests carry: their environ keys are made once. The
+ * order matches module_state.header_keys. */
+#define COOKIE_HEADER 8 /* its index below */
+static const struct {
+    const char *name;
+    const char *key;
+} common_headers[URSA_COMMON_HEADERS] = {
+    {"host", "HTTP_HOST"},
+    {"user-agent", "HTTP_USER_AGENT"},
+    {"accept", "HTTP_ACCEPT"},
+    {"accept-encoding", "HTTP_ACCEPT_ENCODING"},
+    {"accept-language", "HTTP_ACCEPT_LANGUAGE"},
+    {"connection", "HTTP_CONNECTION"},
+    {"content-type", "CONTENT_TYPE"},
+    {"content-length", "CONTENT_LENGTH"},
+    {"cookie", "HTTP_COOKIE"},
+    {"referer", "HTTP_REFERER"},
+    {"cache-control", "HTTP_CACHE_CONTROL"},
+    {"origin", "HTTP_ORIGIN"},
+    {"authorization", "HTTP_AUTHORIZATION"},
+    {"x-forwarded-for", "HTTP_X_FORWARDED_FOR"},
+    {"x-forwarded-proto", "HTTP_X_FORWARDED_PROTO"},
+    {"x-forwarded-host", "HTTP_X_FORWARDED_HOST"},
+    {"x-real-ip", "HTTP_X_REAL_IP"},
+    {"x-requested-with", "HTTP_X_REQUESTED_WITH"},
+    {"if-none-match", "HTTP_IF_NONE_MATCH"},
+    {"if-modified-since", "HTTP_IF_MODIFIED_SINCE"},
+    {"upgrade-insecure-requests", "HTTP_UPGRADE_INSECURE_REQUESTS"},
+    {"pragma", "HTTP_PRAGMA"},
+    {"expect", "HTTP_EXPECT"},
+    {"transfer-encoding", "HTTP_TRANSFER_ENCODING"},
+};
+
+int environ_init_state(module_state *state)
+{
+    for (int i = 0; i < URSA_COMMON_HEADERS; i++) {
+        state->header_keys[i] = PyUnicode_InternFromString(common_headers[i].key);
+        if (state->header_keys[i] == NULL)
+            return -1;
+    }
+    /* HTTP methods only: llhttp's RTSP ones never reach a request parser. */
+#define URSA_METHOD_NAME(number, name, text)                                                                  \
+    if (number < URSA_METHOD_NAMES &&                                                                          \
+        (state->method_names[number] = PyUnicode_InternFromString(#text)) == NULL)                             \
+        return -1;
+    HTTP_METHOD_MAP(URSA_METHOD_NAME)
+#undef URSA_METHOD_NAME
+    return 0;
+}
+
+static int set_item(PyObject *environ, PyObject *key, PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    int result = PyDict_SetItem(environ, key, value);
+    Py_DECREF(value);
+    return result;
+}
+
+/* ---- the request target ---- */
+
+static int hex_value(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch = (char)(ch | 0x20);
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+/* PATH_INFO: the path percent-decoded, as latin-1 (PEP 3333). A '%' that
+ * starts no valid escape is kept as it is. */
+static PyObject *decode_path(const char *path, size_t length)
+{
+    const char *percent = memchr(path, '%', length);
+    if (percent == NULL)
+        return PyUnicode_DecodeLatin1(path, (Py_ssize_t)length, NULL);
+    PyObject *result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
+    if (result == NULL)
+        return NULL;
+    char *out = PyBytes_AS_STRING(result);
+    size_t n = 0;
+    for (size_t i = 0; i < length; i++) {
+        int high, low;
+        if (path[i] == '%' && i + 2 < length && (high = hex_value(path[i + 1])) >= 0 && (low = hex_value(path[i + 2])) >= 0) {
+            out[n++] = (char)(high * 16 + low);
+            i += 2;
+        } else {
+            out[n++] = path[i];
+        }
+    }
+    PyObject *text = PyUnicode_DecodeLatin1(out, (Py_ssize_t)n, NULL);
+    Py_DECREF(result);
+    return text;
+}
+
+/* Split the target into path and query; an absolute-form target
+ * ("http://host/path") contributes only its path. The template holds
+ * QUERY_STRING "", so only a query replaces it. */
+static int set_target(PyObject *environ, module_state *state, const char *target, size_t length)
+{
+    PyObject *raw = PyUnicode_DecodeLatin1(target, (Py_ssize_t)length, NULL);
+    if (raw == NULL)
+        return -1;
+    int result = -1;
+    PyObject *path_info = NULL;
+    if (PyDict_SetItem(environ, state->str_RAW_URI, raw) < 0 ||
+        PyDict_SetItem(environ, state->str_REQUEST_URI, raw) < 0)
+        goto done;
+
+    const char *end = target + length;
+    const char *fragment = memchr(target, '#', length);
+    if (fragment != NULL)
+        end = fragment;
+    const char *path = target;
+    if (length > 7 && (strncasecmp(target, "http://", 7) == 0 || strncasecmp(target, "https://", 8) == 0)) {
+        const char *authority = target + ((target[4] | 0x20) == 's' ? 8 : 7);
+        path = memchr(authority, '/', (size_t)(end - authority));
+        if (path == NULL)
+            path = end;
+    }
+    const char *query = memchr(path, '?', (size_t)(end - path));
+    const char *path_end = query ? query : end;
+    size_t path_length = (size_t)(path_end - path);
+    if (path_length == 1 && path[0] == '*') {
+        path_info = state->str_empty; /* OPTIONS * */
+        Py_INCREF(path_info);
+    } else if (path_length == length && memchr(path, '%', path_length) == NULL) {
+        path_info = raw; /* the usual "/some/path": nothing to split or decode */
+        Py_INCREF(path_info);
+    } else {
+        path_info = decode_path(path, path_length);
+    }
+    if (path_info == NULL || PyDict_SetItem(environ, state->str_PATH_INFO, path_info) < 0)
+        goto done;
+    if (query != NULL &&
+        set_item(environ, state->str_QUERY_STRING, PyUnicode_DecodeLatin1(query + 1, end - query - 1, NULL)) < 0)
+        goto done;
+    result = 0;
+done:
+    Py_XDECREF(path_info);
+    Py_DECREF(raw);
+    return result;
+}
+
+/* ---- headers ---- */
+
+/* The environ key for a header name, a new reference; NULL with no
+ * exception for names with "_", which are dropped: "X_Forwarded_For"
+ * would otherwise pass for "X-Forwarded-For". */
+static PyObject *header_key(module_state *state, const char *name, size_t length)
+{
+    if (memchr(name, '_', length) != NULL)
+        return NULL;
+    for (int i = 0; i < URSA_COMMON_HEADERS; i++) {
+        if (strlen(common_headers[i].name) == length && strncasecmp(common_headers[i].name, name, length) == 0) {
+            Py_INCREF(state->header_keys[i]);
+            return state->header_keys[i];
+        }
+    }
+    PyObject *key = PyUnicode_New((Py_ssize_t)length + 5, 127);
+    if (key == NULL)
+        return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(key);
+    memcpy(out, "HTTP_", 5);
+    for (size_t i = 0; i < length; i++) {
+        char ch = name[i];
+        out[5 + i] = (Py_UCS1)(ch == '-' ? '_' : (ch >= 'a' && ch <= 'z') ? ch - 32 : ch);
+    }
+    return key;
+}
+
+static int add_header(PyObject *environ, module_state *state, PyObject *key, PyObject *value)
+{
+    PyObject *previous = PyDict_SetDefault(environ, key, value);
+    if (previous == NULL)
+        return -1;
+    if (previous == value)
+        return 0;
+    /* Repeated fields are one comma-separated list (RFC 9110 5.3), but
+     * cookie crumbs are joined with "; " (RFC 6265 5.4, RFC 9113 8.2.3):
+     * "a=1,session=x" would be one cookie named a. */
+    const char *separator = key == state->header_keys[COOKIE_HEADER] ? "; " : ",";
+    return set_item(environ, key, PyUnicode_FromFormat("%U%s%U", previous, separator, value));
+}
+
+static int set_headers(PyObject *environ, module_state *state, const request *req, const char *base)
+{
+    for (uint32_t i = 0; i < req->header_count; i++) {
+        const header_span *h = &req->headers[i];
+        PyObject *key = header_key(state, base + h->name.offset, h->name.length);
+        if (key == NULL) {
+            if (PyErr_Occurred())
+                return -1;
+            continue;
+        }
+        uint32_t length = h->value.length;
+        const char *value = base + h->value.offset;
+        while (length > 0 && (value[length - 1] == ' ' || value[length - 1] == '\t'))
+            length--;
+        PyObject *text = PyUnicode_DecodeLatin1(value, length, NULL);
+        int result = text ? add_header(environ, state, key, text) : -1;
+        Py_XDECREF(text);
+        Py_DECREF(key);
+        if (result < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- the environ ---- */
+
+/* The listener's template with the peer's address: what every environ,
+ * complete or partial, starts from. */
+static PyObject *environ_for_peer(const environ_source *source)
+{
+    module_state *state = source->state;
+    PyObject *environ = PyDict_Copy(source->template);
+    if (environ == NULL)
+        return NULL;
+    /* A unix socket's template has no REMOTE_PORT, nor its peers a port. */
+    if (PyDict_SetItem(environ, state->str_REMOTE_ADDR, source->remote_addr) < 0 ||
+        (source->remote_port != NULL && PyDict_SetItem(environ, state->str_REMOTE_PORT, source->remote_port) < 0)) {
+        Py_DECREF(environ);
+        return NULL;
+    }
+    return environ;
+}
+
+/* The template's REQUEST_METHOD is GET and its SERVER_PROTOCOL HTTP/1.1;
+ * other requests replace them. */
+static int set_request_line(PyObject *environ, module_state *state, PyObject *method, const request *req)
+{
+    if (method != state->method_names[HTTP_GET] &&
+        PyDict_SetItem(environ, state->str_REQUEST_METHOD, method) < 0)
+        return -1;
+    if (req->http_minor == 0 && PyDict_SetItem(environ, state->str_SERVER_PROTOCOL, state->str_HTTP_1_0) < 0)
+        return -1;
+    return 0;
+}
+
+PyObject *environ_build(const environ_source *source, body *body)
+{
+    module_state *state = source->state;
+    const request *req = source->req;
+    const char *base = source->bytes;
+    PyObject *environ = environ_for_peer(source);
+    if (environ == NULL)
+        return NULL;
+    PyObject *method = req->method < URSA_METHOD_NAMES ? state->method_names[req->method] : NULL;
+    if (method == NULL) {
+        PyErr_SetString(PyExc_ValueError, "unknown request method");
+        goto error;
+    }
+    if (set_request_line(environ, state, method, req) < 0 ||
+        set_target(environ, state, base + req->url.offset, req->url.length) < 0 ||
+        set_headers(environ, state, req, base) < 0)
+        goto error;
+    if (req->chunked && PyDict_DelItem(environ, state->str_CONTENT_LENGTH) < 0)
+        PyErr_Clear(); /* a chunked body has no length to tell */
+    /* Without a body, the template's shared empty wsgi.input stays. */
+    body_settle(body); /* the app's now: out of the worker's budgets */
+    if (body->size != 0 && set_item(environ, state->str_wsgi_input, input_new(state, body)) < 0)
+        goto error;
+    return environ;
+error:
+    Py_DECREF(environ);
+    return NULL;
+}
+
+/* Template entries a refused request may not have got to. */
+static int forget(PyObject *environ, PyObject *const *keys, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (PyDict_DelItem(environ, keys[i]) < 0)
+            return -1;
+    return 0;
+}
+
+PyObject *environ_build_partial(const environ_source *source)
+{
+    module_state *state = source->state;
+    const request *req = source->req;
+    PyObject *environ = environ_for_peer(source);
+    if (environ == NULL)
+        return NULL;
+    /* The method is known once the target has begun. */
+    PyObject *method = source->method < URSA_METHOD_NAMES ? state->method_names[source->method] : NULL;
+    PyObject *request_line_keys[] = {state->str_REQUEST_METHOD, state->str_PATH_INFO, state->str_QUERY_STRING,
+                                     state->str_RAW_URI, state->str_REQUEST_URI};
+    if (req->url.length > 0 && method != NULL) {
+        if (set_request_line(environ, state, method, req) < 0 ||
+            set_target(environ, state, source->bytes + req->url.offset, req->url.length) < 0)
+            goto error;
+    } else if (forget(environ, request_line_keys, sizeof request_line_keys / sizeof *request_line_keys) < 0) {
+        goto error;
+    }
+    if (!req->headers_complete && PyDict_DelItem(environ, state->str_SERVER_PROTOCOL) < 0)
+        goto error;
+    return environ;
+error:
+    Py_DECREF(environ);
+    return NULL;
+}
+
+/* SERVER_NAME and SERVER_PORT; `*has_ports` tells whether the socket is
+ * TCP, whose peers have a REMOTE_PORT. */
+static int set_server_address(PyObject *template, module_state *state, int listen_fd, int *has_ports)
+{
+    struct sockaddr_storage address;
+    socklen_t length = sizeof address;
+    char text[INET6_ADDRSTRLEN] = "localhost";
+    unsigned port = 80;
+    *has_ports = 0;
+    /* A unix socket has no host or port; "localhost" and 80 make URLs that
+     * apps rebuild from them (without a Host header) still well-formed. */
+    if (getsockname(listen_fd, (struct sockaddr *)&address, &length) == 0) {
+        if (address.ss_family == AF_INET) {
+            struct sockaddr_in *in = (struct sockaddr_in *)&address;
+            inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+            port = ntohs(in->sin_port);
+            *has_ports = 1;
+        } else if (address.ss_family == AF_INET6) {
+            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&address;
+            inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+            port = ntohs(in6->sin6_port);
+            *has_ports = 1;
+        }
+    }
+    if (set_item(template, state->str_SERVER_NAME, PyUnicode_FromString(text)) < 0 ||
+        set_item(template, state->str_SERVER_PORT, PyUnicode_FromFormat("%u", port)) < 0)
+        return -1;
+    return 0;
+}
+
+/* sys.stderr as it is when the server starts. */
+static int set_wsgi_errors(PyObject *template, module_state *state)
+{
+    PyObject *errors = PySys_GetObject("stderr");
+    if (errors == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "sys.stderr is not set: wsgi.errors needs it");
+        return -1;
+    }
+    return PyDict_SetItem(template, state->str_wsgi_errors, errors);
+}
+
+/* Keys every request has, with their most common values: a GET of HTTP/1.1
+ * without a query or body then replaces a few values and inserts no key
+ * but its headers. The peer's entries are placeholders; REMOTE_PORT only
+ * where peers have ports. */
+static int set_request_defaults(PyObject *template, module_state *state, int has_ports)
+{
+    PyObject *method_get = state->method_names[HTTP_GET];
+    if (PyDict_SetItem(template, state->str_REQUEST_METHOD, method_get) < 0 ||
+        PyDict_SetItem(template, state->str_SERVER_PROTOCOL, state->str_HTTP_1_1) < 0)
+        return -1;
+    PyObject *empty_keys[] = {state->str_PATH_INFO, state->str_QUERY_STRING, state->str_RAW_URI,
+                              state->str_REQUEST_URI, state->str_REMOTE_ADDR};
+    for (size_t i = 0; i < sizeof empty_keys / sizeof *empty_keys; i++)
+        if (PyDict_SetItem(template, empty_keys[i], state->str_empty) < 0)
+            return -1;
+    if (has_ports && PyDict_SetItem(template, state->str_REMOTE_PORT, state->str_empty) < 0)
+        return -1;
+    return PyDict_SetItem(template, state->str_wsgi_input, state->empty_input);
+}
+
+PyObject *environ_template_new(module_state *state, int listen_fd, PyObject *url_scheme, int multiprocess)
+{
+    PyObject *template = PyDict_New();
+    if (template == NULL)
+        return NULL;
+    int has_ports;
+    if (set_server_address(template, state, listen_fd, &has_ports) < 0 ||
+        PyDict_SetItem(template, state->str_SCRIPT_NAME, state->str_empty) < 0 ||
+        PyDict_SetItem(template, state->str_wsgi_version, state->wsgi_version) < 0 ||
+        PyDict_SetItem(template, state->str_wsgi_url_scheme, url_scheme) < 0 ||
+        PyDict_SetItem(template, state->str_wsgi_multithread, Py_False) < 0 ||
+        PyDict_SetItem(template, state->str_wsgi_multiprocess, multiprocess ? Py_True : Py_False) < 0 ||
+        PyDict_SetItem(template, state->str_wsgi_run_once, Py_False) < 0 ||
+        PyDict_SetItem(template, state->str_wsgi_file_wrapper, (PyObject *)state->file_wrapper_type) < 0 ||
+        PyDict_SetItem(template, state->str_wsgi_input_terminated, Py_True) < 0 ||
+        set_wsgi_errors(template, state) < 0 || set_request_defaults(template, state, has_ports) < 0) {
+        Py_DECREF(template);
+        return NULL;
+    }
+    return template;
+}
