@@ -5,7 +5,7 @@
 #include "common/state.h"
 #include "http/exchange.h"
 #include "transport/door.h"
-#include "transport/server.h"
+#include "transport/serve.h"
 #include "wsgi/environ.h"
 #include "wsgi/filewrapper.h"
 #include "wsgi/input.h"

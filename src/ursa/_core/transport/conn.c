@@ -222,7 +222,8 @@ void conn_begin_response(conn *c, int client_keeps_alive)
 int conn_request_done(conn *c)
 {
     server *s = c->server;
-    server_request_done(s);
+    s->requests_served++;
+    s->after_request(s);
     if (!c->keep_alive || s->stopping) {
         conn_close(c);
         return 0;
@@ -535,7 +536,8 @@ int conn_open(listener *l, int fd, const struct sockaddr *peer, socklen_t peer_l
     if (s->conns)
         s->conns->prev = c;
     s->conns = c;
-    server_conn_opened(s);
+    s->conn_count++;
+    server_publish_connections(s);
 
     ev_io_init(&c->watcher, conn_on_io, fd, EV_READ);
     c->watcher.data = c;
@@ -572,7 +574,9 @@ void conn_close(conn *c)
     close(c->fd);
     if (!c->in_callback)
         PyMem_Free(c);
-    server_conn_closed(s);
+    s->conn_count--;
+    server_publish_connections(s);
+    s->after_close(s);
 }
 
 void conn_stop(conn *c)

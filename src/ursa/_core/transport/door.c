@@ -12,7 +12,7 @@
  * listening socket, skb data starting at the TCP header: a segment with
  * SYN set and ACK clear opens a connection and is dropped; any other (the
  * ACK that completes a handshake already under way) is let through. */
-static struct sock_filter refuse_syn[] = {
+static const struct sock_filter refuse_syn[] = {
     BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 13),          /* the TCP flags byte */
     BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x12),       /* SYN | ACK */
     BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x02, 0, 1), /* only SYN? */
@@ -37,7 +37,9 @@ int door_close(int listen_fd)
     int tcp = is_tcp(listen_fd);
     if (tcp <= 0)
         return tcp;
-    struct sock_fprog program = {.len = sizeof refuse_syn / sizeof refuse_syn[0], .filter = refuse_syn};
+    /* The kernel only reads the program; sock_fprog just lacks the const. */
+    struct sock_fprog program = {.len = sizeof refuse_syn / sizeof refuse_syn[0],
+                                 .filter = (struct sock_filter *)refuse_syn};
     if (setsockopt(listen_fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program) < 0)
         return -1;
     return 1;

@@ -124,7 +124,7 @@ static void on_listener_readable(struct ev_loop *loop, ev_io *w, int revents)
     server *s = l->server;
     for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
         if (s->conn_count >= s->opts.max_connections) {
-            listeners_pause(s, 0); /* resumed by server_conn_closed */
+            listeners_pause(s, 0); /* resumed as a connection closes (serve.c) */
             return;
         }
         if (leave_to_a_peer(s)) {

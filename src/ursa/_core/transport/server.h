@@ -1,7 +1,9 @@
-/* The server: one libev loop, its listening sockets, its connections, the
- * signal wake-up, the graceful stop, and the clock every timeout reads.
- * What is spoken on the connections is a `protocol` (http/), given to
- * server_serve(); this layer calls it and knows nothing else of it. */
+/* The server: one libev loop, its listening sockets, its connections, and
+ * the clock every timeout reads. This header is the server's shape, below
+ * the connections and listeners that use it; running it (the loop, the
+ * stop, signals) is serve.c, above them. What is spoken on the
+ * connections is a `protocol` (http/), given to server_serve(); this layer
+ * calls it and knows nothing else of it. */
 #ifndef URSA_SERVER_H
 #define URSA_SERVER_H
 
@@ -78,34 +80,18 @@ typedef struct server {
     size_t heartbeat_count;
     Py_buffer heartbeat_view;
     PyThreadState *released_thread; /* the GIL is released while libev polls */
+    /* What the server does as connections close and requests end (set by
+     * serve.c, above the connections that call them). */
+    void (*after_close)(struct server *s);
+    void (*after_request)(struct server *s);
 } server;
 
-/* Run the server until it is stopped. Returns 0, or -1 with an exception
- * (a setup failure, or the KeyboardInterrupt that stopped it). Takes no
- * ownership of `listen_fds`; `opts` is moved into the server. */
-int server_serve(module_state *state, PyObject *app, const int *listen_fds, size_t listen_fd_count,
-                 int signal_fd, server_options *opts, const protocol *protocol, void *protocol_state);
-
-/* Begin a graceful stop: take what is in the accept queues, stop
- * accepting, let requests in flight finish (up to graceful_timeout).
- * Idempotent. */
-void server_begin_stop(server *s);
-
-/* Stop because of an exception (KeyboardInterrupt, SystemExit) raised by a
- * handler or the app: it is kept and re-raised from serve(). */
-void server_interrupt(server *s);
-
-/* Deal with the exception that is set: KeyboardInterrupt and SystemExit
- * stop the server (server_interrupt); anything else is logged with
- * `message` through the "ursa.error" logger. Clears the exception. */
-void server_report_exception(server *s, const char *message);
-
-/* Called by a connection when it opens and when it closes. */
-void server_conn_opened(server *s);
-void server_conn_closed(server *s);
-
-/* A request was answered: counts toward max_requests. */
-void server_request_done(server *s);
+/* The connection count changed: the peers see it (heartbeat.h). */
+static inline void server_publish_connections(server *s)
+{
+    if (s->heartbeat != NULL)
+        s->heartbeat->connections = (uint32_t)s->conn_count;
+}
 
 /* The clock every connection timeout is measured on: the loop's time less
  * the time the worker spent in app code. A connection is charged only for

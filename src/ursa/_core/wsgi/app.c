@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "transport/serve.h"
 #include "wsgi/call.h"
 #include "wsgi/environ.h"
 #include "wsgi/filewrapper.h"

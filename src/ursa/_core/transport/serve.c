@@ -1,7 +1,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
 #endif
-#include "transport/server.h"
+#include "transport/serve.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -34,18 +34,8 @@ static void acquire_gil(struct ev_loop *loop)
     heartbeat_busy(s->heartbeat);
 }
 
-void server_conn_opened(server *s)
+static void after_close(server *s)
 {
-    s->conn_count++;
-    if (s->heartbeat != NULL)
-        s->heartbeat->connections = (uint32_t)s->conn_count;
-}
-
-void server_conn_closed(server *s)
-{
-    s->conn_count--;
-    if (s->heartbeat != NULL)
-        s->heartbeat->connections = (uint32_t)s->conn_count;
     if (s->stopping) {
         if (s->conn_count == 0)
             ev_break(s->loop, EVBREAK_ALL);
@@ -55,9 +45,8 @@ void server_conn_closed(server *s)
         listeners_start(s);
 }
 
-void server_request_done(server *s)
+static void after_request(server *s)
 {
-    s->requests_served++;
     if (s->opts.max_requests && s->requests_served >= s->opts.max_requests)
         server_begin_stop(s);
 }
@@ -205,6 +194,8 @@ int server_serve(module_state *state, PyObject *app, const int *listen_fds, size
     s.app = app;
     s.protocol = protocol;
     s.protocol_state = protocol_state;
+    s.after_close = after_close;
+    s.after_request = after_request;
     s.signal_fd = signal_fd;
     s.shortest_timeout = shortest_of(shortest_of(s.opts.header_timeout, s.opts.body_timeout),
                                      shortest_of(s.opts.keepalive_timeout, s.opts.write_timeout));
