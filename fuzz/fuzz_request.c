@@ -1,7 +1,8 @@
 /* libFuzzer harness for ursa's request path: bytes as a client sends them,
- * through request_parse (llhttp and ursa's callbacks, chunked decoding,
- * limits) and environ_build (the WSGI environ and wsgi.input), the way
- * conn.c drives them, with pipelining.
+ * through the HTTP layer's socket-free reader (http/reader.c: request_parse
+ * and request_parse_body the way a connection drives them, llhttp and
+ * ursa's callbacks, chunked decoding, limits, pipelining) and environ_build
+ * (the WSGI environ and wsgi.input).
  *
  * Input layout: byte 0 holds flags, bytes 1-2 a split point; the rest is
  * what the client sends, delivered as two reads cut at that point.
@@ -10,12 +11,11 @@
  *
  * CPython is embedded (initialised once) and ursa._core's module state
  * comes from PyInit__core, so environ_build runs on its real interned
- * strings and types. No socket, listener or event loop exists: the conn,
- * server and listener structs are filled in by hand with what the request
- * path reads from them.
+ * strings and types. No socket, connection or server exists: the reader
+ * and environ_build need none.
  *
  * A refused request goes through environ_build_partial (what the access
- * log is given) when the core has it.
+ * log is given).
  *
  * Besides the sanitizers, it aborts when an invariant breaks: a span of
  * the request outside the read buffer, a refusal without a status, or a
@@ -28,11 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conn.h"
-#include "environ.h"
-#include "module.h"
-#include "options.h"
-#include "request.h"
+#include "common/options.h"
+#include "common/state.h"
+#include "http/reader.h"
+#include "wsgi/environ.h"
 
 PyMODINIT_FUNC PyInit__core(void);
 
@@ -41,8 +40,7 @@ PyMODINIT_FUNC PyInit__core(void);
 #define CONTROL_BYTES 3
 
 static module_state *state;
-static server fake_server;
-static listener fake_listener;
+static PyObject *environ_template;
 static server_options default_limits, small_limits;
 static void fail(const char *what)
 {
@@ -66,20 +64,20 @@ static void unpoison_all(const buffer *in)
         ASAN_UNPOISON_MEMORY_REGION(in->data, in->cap);
 }
 
-static void check_span(const conn *c, span s)
+static void check_span(const http_reader *r, span s)
 {
-    if ((uint64_t)s.offset + s.length > c->in.len)
+    if ((uint64_t)s.offset + s.length > r->in.len)
         fail("a request span points past the read buffer");
 }
 
-static void check_spans(const conn *c)
+static void check_spans(const http_reader *r)
 {
-    check_span(c, c->x->req.url);
-    if (c->x->req.header_count > c->x->req.header_capacity)
+    check_span(r, r->req.url);
+    if (r->req.header_count > r->req.header_capacity)
         fail("more headers than the header array holds");
-    for (uint32_t i = 0; i < c->x->req.header_count; i++) {
-        check_span(c, c->x->req.headers[i].name);
-        check_span(c, c->x->req.headers[i].value);
+    for (uint32_t i = 0; i < r->req.header_count; i++) {
+        check_span(r, r->req.headers[i].name);
+        check_span(r, r->req.headers[i].value);
     }
 }
 
@@ -113,68 +111,55 @@ static void drain_input(PyObject *environ, uint64_t expected, int by_lines)
     }
 }
 
-/* What conn_respond and conn_finish_request do, without an app: returns
- * 0 when the connection would stay open for the next request. */
-static int dispatch(conn *c, int by_lines)
+static environ_source source_of(const http_reader *r)
 {
-    check_spans(c);
-    uint64_t body_size = c->x->req.body.size;
-    PyObject *environ = environ_build(c);
+    PyObject *no_port = NULL;
+    environ_source source = {state, environ_template, &r->req, r->in.data, r->parser.method, state->str_empty,
+                             no_port};
+    return source;
+}
+
+/* What the exchange does with a request, without an app: the environ and
+ * wsgi.input it would be given, checked. */
+static int on_event(http_reader *r, parse_result result, void *by_lines)
+{
+    unpoison_all(&r->in);
+    if (r->parsed > r->in.len)
+        fail("parsed past the end of the read buffer");
+    environ_source source = source_of(r);
+    if (result == PARSE_ERROR) {
+        int status = r->req.error_status;
+        if (status < 400 || status > 599 || r->req.error_reason == NULL)
+            fail("a refusal without an error status and reason");
+        check_span(r, r->req.url);
+        PyObject *environ = environ_build_partial(&source);
+        if (environ == NULL)
+            fail("environ_build_partial failed on a refused request");
+        Py_DECREF(environ);
+        return 0;
+    }
+    check_spans(r);
+    uint64_t body_size = r->req.body.size;
+    PyObject *environ = environ_build(&source, &r->req.body);
     if (environ == NULL)
         fail("environ_build failed on a request the parser accepted");
     if (!PyDict_Check(environ) || PyDict_GetItem(environ, state->str_PATH_INFO) == NULL)
         fail("environ without PATH_INFO");
-    drain_input(environ, body_size, by_lines);
+    drain_input(environ, body_size, *(int *)by_lines);
     Py_DECREF(environ);
-
-    int keep_alive = c->x->req.keep_alive;
-    request_reset(&c->x->req);
-    llhttp_resume(&c->x->parser);
-    buffer_discard_front(&c->in, c->parsed);
-    c->parsed = 0;
-    return keep_alive ? 0 : -1;
+    return 1;
 }
 
-/* conn_process_input: every complete request in the buffer, in order. */
-static int process_input(conn *c, int by_lines)
-{
-    while (c->in.len > c->parsed) {
-        parse_result result =
-            request_parse(&c->x->parser, &c->x->req, &c->in, &c->parsed, &fake_server.opts, &fake_server.budget);
-        poison_spare(&c->in);
-        if (c->parsed > c->in.len)
-            fail("parsed past the end of the read buffer");
-        if (result == PARSE_ERROR) {
-            int status = c->x->req.error_status;
-            if (status < 400 || status > 599 || c->x->req.error_reason == NULL)
-                fail("a refusal without an error status and reason");
-            unpoison_all(&c->in);
-            check_span(c, c->x->req.url);
-            PyObject *environ = environ_build_partial(c);
-            if (environ == NULL)
-                fail("environ_build_partial failed on a refused request");
-            Py_DECREF(environ);
-            return -1;
-        }
-        if (result == PARSE_NEED_MORE)
-            return 0;
-        unpoison_all(&c->in);
-        if (dispatch(c, by_lines) < 0)
-            return -1;
-        poison_spare(&c->in);
-    }
-    return 0;
-}
-
-static int receive(conn *c, const uint8_t *data, size_t size, int by_lines)
+static int receive(http_reader *r, const uint8_t *data, size_t size)
 {
     if (size == 0)
-        return 0;
-    unpoison_all(&c->in);
-    if (buffer_append(&c->in, data, size) < 0)
-        fail("out of memory appending to the read buffer");
-    poison_spare(&c->in);
-    return process_input(c, by_lines);
+        return 1;
+    unpoison_all(&r->in);
+    int going = http_reader_read(r, (const char *)data, size);
+    if (going < 0)
+        fail("the reader failed");
+    poison_spare(&r->in);
+    return going;
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -211,12 +196,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     small_limits.max_body_size = 512;
     small_limits.body_buffer_size = 64; /* bodies above go to a temporary file */
 
-    fake_server.state = state;
-    fake_server.opts = default_limits;
-    fake_listener.server = &fake_server;
-    fake_listener.fd = -1; /* no socket: SERVER_NAME/PORT take their defaults */
-    fake_listener.environ_template = environ_template_new(&fake_listener);
-    if (fake_listener.environ_template == NULL)
+    /* No socket: SERVER_NAME and SERVER_PORT take their defaults. */
+    PyObject *scheme = PyUnicode_FromString("http");
+    environ_template = scheme ? environ_template_new(state, -1, scheme, 0) : NULL;
+    Py_XDECREF(scheme);
+    if (environ_template == NULL)
         fail("environ_template_new failed");
     return 0;
 }
@@ -233,29 +217,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         split = size;
     int by_lines = (flags & FLAG_READ_LINES) != 0;
 
-    fake_server.opts = (flags & FLAG_SMALL_LIMITS) ? small_limits : default_limits;
-    fake_server.budget.memory = (budget){0, fake_server.opts.max_buffered_bytes};
-    fake_server.budget.spill = (budget){0, fake_server.opts.max_spill_bytes};
-    conn c;
-    exchange x;
-    memset(&c, 0, sizeof c);
-    memset(&x, 0, sizeof x);
-    c.x = &x;
-    c.server = &fake_server;
-    c.listener = &fake_listener;
-    c.fd = -1;
-    c.remote_addr = state->str_empty;
-    Py_INCREF(c.remote_addr);
-    llhttp_init(&x.parser, HTTP_REQUEST, request_parser_settings());
-    body_init(&x.req.body);
-
-    if (receive(&c, data, split, by_lines) == 0)
-        receive(&c, data + split, size - split, by_lines);
-
-    unpoison_all(&c.in);
-    request_free(&x.req);
-    buffer_free(&c.in);
-    Py_DECREF(c.remote_addr);
+    http_reader reader;
+    http_reader_init(&reader, (flags & FLAG_SMALL_LIMITS) ? &small_limits : &default_limits, on_event, &by_lines);
+    if (receive(&reader, data, split) > 0)
+        receive(&reader, data + split, size - split);
+    unpoison_all(&reader.in);
+    http_reader_free(&reader);
     if (PyErr_Occurred())
         fail("an exception was left set");
     return 0;

@@ -4,6 +4,7 @@
 #include "common/options.h"
 #include "common/state.h"
 #include "http/exchange.h"
+#include "http/probe.h"
 #include "transport/door.h"
 #include "transport/serve.h"
 #include "wsgi/environ.h"
@@ -154,7 +155,52 @@ static PyObject *ursa_open_door(PyObject *module, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(parse_requests_doc, "_parse_requests(data, cuts=(), **options) -> list\n\n"
+                                 "For tests: parse `data` as a client's bytes, read in pieces cut at the\n"
+                                 "offsets `cuts`, the way a connection does, with the server options given.\n"
+                                 "One dict per request or refusal (see http/probe.h).");
+
+static PyObject *ursa_parse_requests(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    (void)module;
+    Py_buffer data;
+    PyObject *cut_list = NULL;
+    if (!PyArg_ParseTuple(args, "y*|O:_parse_requests", &data, &cut_list))
+        return NULL;
+    PyObject *result = NULL;
+    size_t *cuts = NULL;
+    server_options opts;
+    int opts_made = 0;
+    PyObject *fast = cut_list ? PySequence_Fast(cut_list, "_parse_requests: cuts must be a sequence") : NULL;
+    if (cut_list != NULL && fast == NULL)
+        goto cleanup;
+    Py_ssize_t cut_count = fast ? PySequence_Fast_GET_SIZE(fast) : 0;
+    cuts = PyMem_Calloc((size_t)cut_count + 1, sizeof *cuts);
+    if (cuts == NULL) {
+        PyErr_NoMemory();
+        goto cleanup;
+    }
+    for (Py_ssize_t i = 0; i < cut_count; i++) {
+        cuts[i] = PyLong_AsSize_t(PySequence_Fast_GET_ITEM(fast, i));
+        if (cuts[i] == (size_t)-1 && PyErr_Occurred())
+            goto cleanup;
+    }
+    if (options_parse(&opts, kwargs) < 0)
+        goto cleanup;
+    opts_made = 1;
+    result = http_probe(&opts, data.buf, (size_t)data.len, cuts, (size_t)cut_count);
+cleanup:
+    if (opts_made)
+        options_clear(&opts);
+    PyMem_Free(cuts);
+    Py_XDECREF(fast);
+    PyBuffer_Release(&data);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
+    {"_parse_requests", (PyCFunction)(void (*)(void))ursa_parse_requests, METH_VARARGS | METH_KEYWORDS,
+     parse_requests_doc},
     {"serve", (PyCFunction)(void (*)(void))ursa_serve, METH_VARARGS | METH_KEYWORDS, serve_doc},
     {"stop", ursa_stop, METH_NOARGS, stop_doc},
     {"check_option", (PyCFunction)(void (*)(void))ursa_check_option, METH_FASTCALL, check_option_doc},

@@ -347,11 +347,14 @@ const llhttp_settings_t *request_parser_settings(void)
 static int has_numeric_version(const request *req)
 {
     size_t from = (size_t)req->url.offset + req->url.length;
-    if (req->url.length == 0 || req->base + from + 10 > req->end)
+    if (req->url.length == 0 || req->base + from + 9 > req->end)
         return 0;
     const char *v = req->base + from;
+    /* llhttp refuses the version at its last digit: what follows may not
+     * have been read yet, and the answer must not depend on that. */
+    const char *after = v + 9;
     return memcmp(v, " HTTP/", 6) == 0 && v[6] >= '0' && v[6] <= '9' && v[7] == '.' && v[8] >= '0' &&
-           v[8] <= '9' && (v[9] == '\r' || v[9] == '\n');
+           v[8] <= '9' && (after == req->end || *after == '\r' || *after == '\n');
 }
 
 static void refuse_from_parser(llhttp_t *parser, request *req, llhttp_errno_t err)
