@@ -6,28 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-int head_begin(buffer *head, const char *status, size_t length)
-{
-    head->len = 0;
-    if (buffer_reserve(head, length + 11) < 0)
-        return -1;
-    buffer_append(head, "HTTP/1.1 ", 9);
-    buffer_append(head, status, length);
-    buffer_append(head, "\r\n", 2);
-    return 0;
-}
-
-int head_field(buffer *head, const char *name, size_t name_length, const char *value, size_t value_length)
-{
-    if (buffer_reserve(head, name_length + value_length + 4) < 0)
-        return -1;
-    buffer_append(head, name, name_length);
-    buffer_append(head, ": ", 2);
-    buffer_append(head, value, value_length);
-    buffer_append(head, "\r\n", 2);
-    return 0;
-}
-
 int head_end(buffer *head, const head_tail *tail)
 {
     if (buffer_reserve(head, 256) < 0)

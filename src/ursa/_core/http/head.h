@@ -28,10 +28,31 @@ typedef struct head_tail {
 } head_tail;
 
 /* "HTTP/1.1 " status "\r\n", replacing what `head` held. 0, or -1 with
- * MemoryError. */
-int head_begin(buffer *head, const char *status, size_t length);
+ * MemoryError. Inline, as this and head_field run a dozen times per
+ * response. */
+static inline int head_begin(buffer *head, const char *status, size_t length)
+{
+    head->len = 0;
+    if (buffer_reserve(head, length + 11) < 0)
+        return -1;
+    buffer_append(head, "HTTP/1.1 ", 9);
+    buffer_append(head, status, length);
+    buffer_append(head, "\r\n", 2);
+    return 0;
+}
+
 /* "name: value\r\n". 0, or -1 with MemoryError. */
-int head_field(buffer *head, const char *name, size_t name_length, const char *value, size_t value_length);
+static inline int head_field(buffer *head, const char *name, size_t name_length, const char *value,
+                             size_t value_length)
+{
+    if (buffer_reserve(head, name_length + value_length + 4) < 0)
+        return -1;
+    buffer_append(head, name, name_length);
+    buffer_append(head, ": ", 2);
+    buffer_append(head, value, value_length);
+    buffer_append(head, "\r\n", 2);
+    return 0;
+}
 /* The server's fields and the blank line. 0, or -1 with MemoryError. */
 int head_end(buffer *head, const head_tail *tail);
 

@@ -317,11 +317,11 @@ static int conn_prepare_read(conn *c)
     return conn_charge_input(c) < 0 ? OVER_BUDGET : 0;
 }
 
-/* The protocol has taken what was read: a request still arriving (or the
- * next one, after a response that is done) keeps its deadline. */
+/* The protocol has taken what was read: a request still arriving keeps
+ * its deadline (a response that is done armed the idle one). */
 static void conn_after_input(conn *c)
 {
-    if (!c->closed)
+    if (!c->closed && (c->state == CONN_HEAD || c->state == CONN_BODY))
         conn_schedule_timer(c);
 }
 

@@ -35,7 +35,7 @@ void output_free(output *o)
     outq_free(&o->queue);
 }
 
-static int spool_failed(void)
+int output_spool_failed(void)
 {
     if (errno == ENOSPC)
         PyErr_SetString(PyExc_OSError, "the worker's room for responses clients have not taken yet "
@@ -43,20 +43,6 @@ static int spool_failed(void)
     else
         PyErr_SetFromErrno(PyExc_OSError);
     return -1;
-}
-
-int output_push(output *o, PyObject *owner, const char *data, size_t length, budgets *budget)
-{
-    if (spool_pending(&o->spool) > 0)
-        return spool_append(&o->spool, data, length, budget) < 0 ? spool_failed() : 0;
-    return outq_push(&o->queue, owner, data, length);
-}
-
-int output_push_small(output *o, const char *data, size_t length, budgets *budget)
-{
-    if (spool_pending(&o->spool) > 0)
-        return spool_append(&o->spool, data, length, budget) < 0 ? spool_failed() : 0;
-    return outq_push_inline(&o->queue, data, length);
 }
 
 void output_send_file(output *o, int fd, off_t offset, uint64_t length)
@@ -72,7 +58,7 @@ int output_spill(output *o, budgets *budget)
     for (size_t i = 0; i < q->count; i++) {
         const out_segment *seg = &q->segments[q->first + i];
         if (spool_append(&o->spool, outq_segment_bytes(seg), seg->length, budget) < 0)
-            return spool_failed();
+            return output_spool_failed();
     }
     outq_clear(q);
     return 0;

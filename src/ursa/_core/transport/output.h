@@ -36,12 +36,26 @@ void output_init(output *o);
 void output_clear(output *o);
 void output_free(output *o);
 
+/* A spool append failed (errno set): the exception to raise. Returns -1. */
+int output_spool_failed(void);
+
 /* Queue bytes behind what is queued (on disk once anything is there).
  * `owner` keeps `data` alive (a new reference is taken), or is NULL for
  * bytes that outlive the output. 0, or -1 with an exception. */
-int output_push(output *o, PyObject *owner, const char *data, size_t length, budgets *budget);
+static inline int output_push(output *o, PyObject *owner, const char *data, size_t length, budgets *budget)
+{
+    if (spool_pending(&o->spool) > 0)
+        return spool_append(&o->spool, data, length, budget) < 0 ? output_spool_failed() : 0;
+    return outq_push(&o->queue, owner, data, length);
+}
+
 /* The same for a few bytes (chunk framing), copied. */
-int output_push_small(output *o, const char *data, size_t length, budgets *budget);
+static inline int output_push_small(output *o, const char *data, size_t length, budgets *budget)
+{
+    if (spool_pending(&o->spool) > 0)
+        return spool_append(&o->spool, data, length, budget) < 0 ? output_spool_failed() : 0;
+    return outq_push_inline(&o->queue, data, length);
+}
 /* Send `length` bytes of the file `fd` from `offset` after the rest; the fd
  * stays the caller's, open until the output is done. */
 void output_send_file(output *o, int fd, off_t offset, uint64_t length);
