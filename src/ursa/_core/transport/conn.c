@@ -346,7 +346,7 @@ static void conn_read_body(conn *c)
     }
     c->last_progress = server_network_time(s);
     c->body_bytes += (uint64_t)n;
-    s->protocol->on_stream(c, s->read_buffer.data, (size_t)n);
+    c->protocol->on_stream(c, s->read_buffer.data, (size_t)n);
     conn_after_input(c);
 }
 
@@ -358,7 +358,7 @@ static void conn_on_readable(conn *c)
     }
     int prepared = conn_prepare_read(c);
     if (prepared == OVER_BUDGET) {
-        c->server->protocol->on_busy(c);
+        c->protocol->on_busy(c);
         return;
     }
     if (prepared < 0) {
@@ -378,7 +378,7 @@ static void conn_on_readable(conn *c)
         conn_enter(c, CONN_HEAD);
     else if (c->state == CONN_BODY)
         c->body_bytes += (uint64_t)n;
-    c->server->protocol->on_input(c);
+    c->protocol->on_input(c);
     conn_after_input(c);
 }
 
@@ -410,7 +410,7 @@ static void conn_end_callback(conn *c)
             conn_free_input(c);
             c->in = shared;
             c->in_shared = 1;
-            c->server->protocol->on_busy(c);
+            c->protocol->on_busy(c);
             if (!c->closed) {
                 c->in = (buffer){0};
                 c->in_shared = 0;
@@ -438,7 +438,7 @@ static void conn_on_io(struct ev_loop *loop, ev_io *w, int revents)
         conn_on_readable(c);
         break;
     case CONN_RESPONDING:
-        c->server->protocol->on_writable(c);
+        c->protocol->on_writable(c);
         break;
     case CONN_REJECTING:
         conn_flush_refusal(c);
@@ -501,7 +501,7 @@ static void conn_check_deadline(conn *c)
         return;
     }
     if (c->state == CONN_HEAD || c->state == CONN_BODY)
-        c->server->protocol->on_late(c);
+        c->protocol->on_late(c);
     else
         conn_close(c); /* idle keep-alive, write timeout, or done lingering */
 }
@@ -520,6 +520,7 @@ int conn_open(listener *l, int fd, const struct sockaddr *peer, socklen_t peer_l
     }
     c->server = s;
     c->listener = l;
+    c->protocol = s->protocol;
     c->fd = fd;
     if (peer_describe(s, peer, &c->remote_addr, &c->remote_port) < 0) {
         PyMem_Free(c);
@@ -567,7 +568,7 @@ void conn_close(conn *c)
     ev_timer_stop(s->loop, &c->timer);
     c->closed = 1;
     if (c->exchange != NULL)
-        s->protocol->on_close(c);
+        c->protocol->on_close(c);
     conn_free_input(c);
     Py_XDECREF(c->remote_addr);
     Py_XDECREF(c->remote_port);

@@ -36,6 +36,9 @@ typedef enum {
 typedef struct conn {
     server *server;
     listener *listener;
+    /* What is spoken: the server's protocol, until a protocol upgrade
+     * hands the connection to another (WebSockets will). */
+    const protocol *protocol;
     struct conn *prev, *next; /* server->conns */
     int fd;
     conn_state state;
