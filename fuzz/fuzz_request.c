@@ -115,7 +115,7 @@ static environ_source source_of(const http_reader *r)
 {
     PyObject *no_port = NULL;
     environ_source source = {state, environ_template, &r->req, r->in.data, r->parser.method, state->str_empty,
-                             no_port};
+                             no_port, NULL, "", 0};
     return source;
 }
 
@@ -198,7 +198,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
     /* No socket: SERVER_NAME and SERVER_PORT take their defaults. */
     PyObject *scheme = PyUnicode_FromString("http");
-    environ_template = scheme ? environ_template_new(state, -1, scheme, 0) : NULL;
+    environ_defaults defaults = {-1, scheme, state->str_empty, NULL, 0};
+    environ_template = scheme ? environ_template_new(state, &defaults) : NULL;
     Py_XDECREF(scheme);
     if (environ_template == NULL)
         fail("environ_template_new failed");

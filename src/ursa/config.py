@@ -253,6 +253,8 @@ _CORE_KIND_CONVERTERS = {
     "rate": _number_of("bytes per second"),
     "bool": parse_bool,
     "str": parse_str,
+    "networks": parse_str,
+    "prefix": parse_str,
 }
 
 
@@ -276,15 +278,23 @@ def _core_option_settings():
         "keepalive_timeout": ("SECONDS", "idle keep-alive connections close after this"),
         "write_timeout": ("SECONDS", "a client that takes no data for this long is dropped"),
         "graceful_timeout": ("SECONDS", "on stop or reload, requests in flight get this long to finish"),
-        "url_scheme": ("SCHEME", "wsgi.url_scheme of every request (http or https)"),
+        "url_scheme": ("SCHEME", "wsgi.url_scheme of every request (http or https); behind a proxy, "
+                                 "its forwarded headers decide"),
+        "forwarded_allow_ips": ("IPS", "proxies whose X-Forwarded-*/Forwarded headers set the scheme and "
+                                       "client address: addresses, networks (10.0.0.0/8) or '*'"),
+        "proxy_protocol": (None, "every connection begins with a PROXY protocol v1/v2 header (HAProxy, AWS NLB)"),
+        "script_name": ("PATH", "the app is mounted under this prefix: requests under it get it as "
+                                "SCRIPT_NAME and the rest as PATH_INFO"),
     }
     settings = []
     for name, default in OPTIONS.items():
         if name in COMMAND_HANDLED_OPTIONS or _core.OPTION_SPECS[name][0] not in _CORE_KIND_CONVERTERS:
             continue  # the command's own business, or no value a user can type (a callable)
         metavar, text = described.get(name, ("VALUE", f"the server option {name}"))
+        flag = _core.OPTION_SPECS[name][0] == "bool"
         settings.append(Setting(name, ["--" + name.replace("_", "-")], core_option_parser(name), default,
-                                f"{text} (default {default})", metavar, section="limits"))
+                                text if flag else f"{text} (default {default!r})", metavar,
+                                kind="flag" if flag else "value", section="limits"))
     return settings
 
 

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/networks.h"
+
 #define KiB 1024
 #define MiB (1024 * 1024)
 /* Beyond any real limit, and far from overflowing a size_t or a double's
@@ -38,9 +40,22 @@ static const server_options defaults = {
     .shared_listeners = 0,
 };
 
-typedef enum { OPT_BYTES, OPT_COUNT, OPT_SECONDS, OPT_RATE, OPT_BOOL, OPT_CALLABLE, OPT_STR, OPT_BUFFER } option_kind;
+typedef enum {
+    OPT_BYTES,
+    OPT_COUNT,
+    OPT_SECONDS,
+    OPT_RATE,
+    OPT_BOOL,
+    OPT_CALLABLE,
+    OPT_STR,
+    OPT_NETWORKS, /* a str: "*", or addresses and networks separated by commas */
+    OPT_PREFIX,   /* a str: "" or "/path", without a trailing "/" */
+    OPT_BUFFER,
+    OPT_OBJECT,   /* anything */
+} option_kind;
 
-static const char *const kind_names[] = {"bytes", "count", "seconds", "rate", "bool", "callable", "str", "buffer"};
+static const char *const kind_names[] = {"bytes", "count",  "seconds", "rate",   "bool",  "callable",
+                                         "str",   "networks", "prefix", "buffer", "object"};
 
 typedef struct option_spec {
     const char *name;
@@ -50,6 +65,7 @@ typedef struct option_spec {
     option_kind kind;
     double minimum;               /* bounds of the numeric kinds, inclusive */
     double maximum;
+    const char *text;             /* the default of the str kinds */
 } option_spec;
 
 #define FIELD(name) #name, offsetof(server_options, name)
@@ -72,13 +88,17 @@ static const option_spec specs[] = {
     {FIELD(graceful_timeout), 0, 0, .kind = OPT_SECONDS, .minimum = SECONDS_MINIMUM, .maximum = SECONDS_MAXIMUM},
     {FIELD(max_requests), 0, 0, .kind = OPT_COUNT, .minimum = 0, .maximum = SIZE_CEILING},
     {FIELD(access_log), 0, 0, .kind = OPT_CALLABLE},
-    {FIELD(url_scheme), 0, 0, .kind = OPT_STR},
+    {FIELD(url_scheme), 0, 0, .kind = OPT_STR, .text = "http"},
+    {FIELD(forwarded_allow_ips), 0, 0, .kind = OPT_NETWORKS, .text = "127.0.0.1,::1"}, /* gunicorn's */
+    {FIELD(proxy_protocol), 0, 0, .kind = OPT_BOOL},
+    {FIELD(script_name), 0, 0, .kind = OPT_PREFIX, .text = ""},
     {FIELD(multiprocess), 0, 0, .kind = OPT_BOOL},
     {FIELD(keepalive), 0, 1, .kind = OPT_BOOL},
     {FIELD(tcp_nodelay), 0, 1, .kind = OPT_BOOL},
     {FIELD(shared_listeners), 0, 1, .kind = OPT_BOOL},
     {FIELD(heartbeat), 0, 1, .kind = OPT_BUFFER},
     {FIELD(heartbeat_slot), 0, 1, .kind = OPT_COUNT, .minimum = 0, .maximum = 1 << 16},
+    {FIELD(wsgi_errors), 0, 1, .kind = OPT_OBJECT},
 };
 #undef SIZE_T
 #undef FIELD
@@ -113,9 +133,12 @@ static PyObject *default_value(const option_spec *spec)
         return PyBool_FromLong(*(const int *)field);
     case OPT_CALLABLE:
     case OPT_BUFFER:
+    case OPT_OBJECT:
         Py_RETURN_NONE;
     case OPT_STR:
-        return PyUnicode_FromString("http");
+    case OPT_NETWORKS:
+    case OPT_PREFIX:
+        return PyUnicode_FromString(spec->text);
     }
     Py_UNREACHABLE();
 }
@@ -256,6 +279,34 @@ static int check_buffer(PyObject *value)
     return 0;
 }
 
+/* A prefix an app is mounted under: "" or "/a/b". */
+static int check_prefix(const char *text)
+{
+    size_t length = strlen(text);
+    if (length == 0)
+        return 0;
+    if (text[0] != '/' || text[length - 1] == '/' || strpbrk(text, "?# \t") != NULL) {
+        PyErr_Format(PyExc_ValueError, "must be \"\" or a path like /app (a leading \"/\", none at the end), "
+                                       "got '%s'", text);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_text(const option_spec *spec, PyObject *value)
+{
+    const char *text = PyUnicode_AsUTF8(value);
+    if (text == NULL)
+        return -1;
+    if (spec->kind == OPT_PREFIX)
+        return check_prefix(text);
+    networks set;
+    if (networks_parse(&set, text) < 0)
+        return -1;
+    networks_free(&set);
+    return 0;
+}
+
 /* Check `value` and, with `opts`, store it there. 0, or -1 with an error. */
 static int parse_one(server_options *opts, const option_spec *spec, PyObject *value)
 {
@@ -294,10 +345,16 @@ static int parse_one(server_options *opts, const option_spec *spec, PyObject *va
         }
         break;
     case OPT_STR:
+    case OPT_NETWORKS:
+    case OPT_PREFIX:
         if (!PyUnicode_Check(value)) {
             PyErr_Format(PyExc_TypeError, "must be a str, not %.100s", Py_TYPE(value)->tp_name);
             return -1;
         }
+        if (spec->kind != OPT_STR && check_text(spec, value) < 0)
+            return -1;
+        break;
+    case OPT_OBJECT:
         break;
     case OPT_BUFFER:
         if (value != Py_None && check_buffer(value) < 0)
@@ -356,9 +413,16 @@ PyObject *options_check(PyObject *name, PyObject *value)
 int options_parse(server_options *opts, PyObject *kwargs)
 {
     *opts = defaults;
-    opts->url_scheme = PyUnicode_FromString("http");
-    if (opts->url_scheme == NULL)
-        return -1;
+    /* The str options start as new references to their defaults. */
+    for (size_t i = 0; i < SPEC_COUNT; i++) {
+        const option_spec *spec = &specs[i];
+        if (spec->text == NULL)
+            continue;
+        PyObject **field = (PyObject **)((char *)opts + spec->offset);
+        *field = PyUnicode_FromString(spec->text);
+        if (*field == NULL)
+            goto error;
+    }
     if (kwargs == NULL)
         return 0;
     PyObject *name, *value;
@@ -384,5 +448,8 @@ void options_clear(server_options *opts)
 {
     Py_CLEAR(opts->access_log);
     Py_CLEAR(opts->url_scheme);
+    Py_CLEAR(opts->forwarded_allow_ips);
+    Py_CLEAR(opts->script_name);
     Py_CLEAR(opts->heartbeat);
+    Py_CLEAR(opts->wsgi_errors);
 }

@@ -29,12 +29,16 @@ typedef struct server_options {
     uint64_t max_requests;    /* 0: unlimited; else stop after this many */
     PyObject *access_log;     /* callable or NULL (owned) */
     PyObject *url_scheme;     /* str (owned) */
+    PyObject *forwarded_allow_ips; /* str: the proxies whose forwarded headers count (owned) */
+    int proxy_protocol;       /* connections begin with a PROXY protocol header */
+    PyObject *script_name;    /* str: the prefix the app is mounted under, or "" (owned) */
     int multiprocess;
     /* Python-API-only options (bjoern's keywords and the prefork worker's) */
     int keepalive;            /* 0: every response closes its connection */
     int tcp_nodelay;
     int shared_listeners;     /* other processes serve the sockets too */
     PyObject *heartbeat;      /* table of slots shared with the master and peers, or NULL (owned) */
+    PyObject *wsgi_errors;    /* the stream for wsgi.errors, or NULL: sys.stderr (owned) */
     uint64_t heartbeat_slot;  /* this worker's slot in it */
 } server_options;
 

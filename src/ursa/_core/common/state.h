@@ -42,6 +42,9 @@ struct server;
     X(HTTP_1_0, "HTTP/1.0")                              \
     X(HTTP_1_1, "HTTP/1.1")                              \
     X(empty, "")                                         \
+    X(http, "http")                                      \
+    X(https, "https")                                    \
+    X(ursa_peer, "ursa.peer")                            \
     X(close, "close")                                    \
     X(tell, "tell")                                      \
     X(fileno, "fileno")                                  \

@@ -155,6 +155,15 @@ static int http_dispatch(exchange *x)
 {
     conn *c = x->conn;
     server *s = c->server;
+    /* What a proxy in front says of the client counts only from a proxy
+     * the server trusts, and then whole or not at all. */
+    memset(&x->forwarded, 0, sizeof x->forwarded);
+    const char *why;
+    if (x->req.has_forwarded && c->peer_trusted &&
+        forwarded_read(&x->req, c->in.data, &s->trusted_proxies, &x->forwarded, &why) < 0) {
+        http_refuse(x, 400, why);
+        return 0;
+    }
     conn_begin_response(c, x->req.keep_alive);
     if (s->heartbeat != NULL)
         server_name_request(s, llhttp_method_name((llhttp_method_t)x->req.method), c->in.data + x->req.url.offset,

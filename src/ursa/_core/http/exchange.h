@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "common/buffer.h"
+#include "http/forwarded.h"
 #include "http/head.h"
 #include "http/request.h"
 #include "transport/conn.h"
@@ -72,6 +73,7 @@ struct exchange {
     output out;
     buffer head;              /* the response head, as it is built */
     response_head response;
+    forwarded forwarded;      /* what a trusted proxy said of the client */
     uint64_t body_sent;       /* body bytes queued (framing not counted) */
     uint64_t body_given;      /* body bytes the app gave, sent or not (HEAD) */
     unsigned head_sent : 1;   /* the status is final */
@@ -118,6 +120,13 @@ static inline server *exchange_server(const exchange *x)
 static inline PyObject *exchange_remote_addr(const exchange *x)
 {
     return x->conn->remote_addr;
+}
+
+/* The scheme and the address of the client, as a trusted proxy in front
+ * said (forwarded.h); SCHEME_UNSAID and no address otherwise. */
+static inline const forwarded *exchange_forwarded(const exchange *x)
+{
+    return &x->forwarded;
 }
 
 /* NULL for a unix peer. */

@@ -219,6 +219,10 @@ static int on_header_value_complete(llhttp_t *parser)
         if (!span_equals(req, trimmed(req, h->value), "100-continue"))
             return refuse(req, 417, "unsupported expectation");
         req->expect_continue = 1;
+    } else if (h->name.length >= 9 && (span_equals(req, h->name, "forwarded") ||
+                                       (h->name.length >= 15 && strncasecmp(req->base + h->name.offset,
+                                                                            "x-forwarded-", 12) == 0))) {
+        req->has_forwarded = 1; /* read at dispatch, if the peer is a trusted proxy */
     }
     return 0;
 }

@@ -45,6 +45,7 @@ typedef struct request {
     unsigned chunked : 1;
     unsigned has_content_length : 1;
     unsigned has_host : 1;
+    unsigned has_forwarded : 1;    /* a Forwarded or X-Forwarded-* field (forwarded.c) */
     /* Why the request is refused: an HTTP status and a short reason. */
     int error_status;
     const char *error_reason;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "transport/peer.h"
+#include "transport/proxy.h"
 
 /* Free space asked of a connection's own read buffer before each read (it
  * has one only while a head is incomplete or pipelined bytes wait). */
@@ -46,6 +47,8 @@ static double conn_deadline(const conn *c)
     const server *s = c->server;
     const server_options *o = &s->opts;
     switch (c->state) {
+    case CONN_PROXY:
+        return c->phase_started + o->header_timeout;
     case CONN_AWAITING: {
         if (!c->served_any)
             return c->phase_started + o->header_timeout;
@@ -350,6 +353,34 @@ static void conn_read_body(conn *c)
     conn_after_input(c);
 }
 
+/* The PROXY protocol header: the client it names becomes the peer, and
+ * what follows it is the first request. Returns 1 once it is read. */
+static int conn_read_proxy_header(conn *c)
+{
+    size_t length;
+    struct sockaddr_storage client;
+    proxy_result result = proxy_parse(c->in.data, c->in.len, &length, &client);
+    if (result == PROXY_NEED_MORE && c->in.len < PROXY_HEADER_MAX)
+        return 0;
+    if (result != PROXY_DONE) {
+        conn_close(c); /* not the header a balancer sends: refused */
+        return 0;
+    }
+    if (client.ss_family != AF_UNSPEC) {
+        PyObject *address, *port;
+        if (peer_describe(c->server, (struct sockaddr *)&client, &address, &port) < 0) {
+            PyErr_Clear();
+            conn_close(c);
+            return 0;
+        }
+        Py_XSETREF(c->remote_addr, address);
+        Py_XSETREF(c->remote_port, port);
+    }
+    buffer_discard_front(&c->in, length);
+    conn_enter(c, c->in.len ? CONN_HEAD : CONN_AWAITING);
+    return 1;
+}
+
 static void conn_on_readable(conn *c)
 {
     if (c->state == CONN_BODY && !c->in_shared && c->parsed == c->in.len) {
@@ -374,6 +405,9 @@ static void conn_on_readable(conn *c)
     }
     c->in.len += (size_t)n;
     c->last_progress = server_network_time(c->server);
+    /* The timer armed at the accept bounds the header too. */
+    if (c->state == CONN_PROXY && (!conn_read_proxy_header(c) || c->state == CONN_AWAITING))
+        return;
     if (c->state == CONN_AWAITING)
         conn_enter(c, CONN_HEAD);
     else if (c->state == CONN_BODY)
@@ -432,6 +466,7 @@ static void conn_on_io(struct ev_loop *loop, ev_io *w, int revents)
     conn *c = w->data;
     conn_begin_callback(c);
     switch (c->state) {
+    case CONN_PROXY:
     case CONN_AWAITING:
     case CONN_HEAD:
     case CONN_BODY:
@@ -470,7 +505,7 @@ static int conn_has_unread_bytes(conn *c)
 
 static int conn_is_reading(const conn *c)
 {
-    return c->state == CONN_AWAITING || c->state == CONN_HEAD || c->state == CONN_BODY;
+    return c->state == CONN_PROXY || c->state == CONN_AWAITING || c->state == CONN_HEAD || c->state == CONN_BODY;
 }
 
 static void conn_check_deadline(conn *c)
@@ -527,6 +562,8 @@ int conn_open(listener *l, int fd, const struct sockaddr *peer, socklen_t peer_l
         close(fd);
         return -1;
     }
+    /* A unix peer is on this machine: trusted as a proxy, as in gunicorn. */
+    c->peer_trusted = peer->sa_family == AF_UNIX || networks_contain_sockaddr(&s->trusted_proxies, peer);
     if ((peer->sa_family == AF_INET || peer->sa_family == AF_INET6) && s->opts.tcp_nodelay) {
         /* Responses go out in as few writes as we can make them; Nagle
          * would only hold back the last piece of each. */
@@ -546,7 +583,7 @@ int conn_open(listener *l, int fd, const struct sockaddr *peer, socklen_t peer_l
     c->watching = EV_READ;
     ev_timer_init(&c->timer, conn_on_timer, 0, 0);
     c->timer.data = c;
-    conn_enter(c, CONN_AWAITING);
+    conn_enter(c, s->opts.proxy_protocol ? CONN_PROXY : CONN_AWAITING);
     conn_schedule_timer(c);
     return 0;
 }

@@ -3,7 +3,7 @@
  * protocol above (http/) parses what arrives and produces what leaves
  * through the functions here; nothing here knows HTTP.
  *
- *   AWAITING --first byte--> HEAD --head complete--> BODY --request complete--> RESPONDING
+ *   (PROXY --its header-->) AWAITING --first byte--> HEAD --head complete--> BODY --request complete--> RESPONDING
  *   RESPONDING --written, keep-alive--> AWAITING (or HEAD: pipelined bytes)
  *   RESPONDING --written, close--> closed
  *   HEAD/BODY --refused--> REJECTING (the answer going out) --> LINGERING --> closed
@@ -19,6 +19,7 @@
 #include "transport/server.h"
 
 typedef enum {
+    CONN_PROXY,      /* waiting for the PROXY protocol header (proxy_protocol) */
     CONN_AWAITING,   /* waiting for the first byte of a request */
     CONN_HEAD,       /* a request head is arriving */
     CONN_BODY,       /* its body is arriving */
@@ -64,6 +65,7 @@ typedef struct conn {
     PyObject *remote_addr;
     PyObject *remote_port;    /* NULL for unix peers */
     unsigned keep_alive : 1;  /* may serve another request after this one */
+    unsigned peer_trusted : 1; /* a proxy in forwarded_allow_ips, or a unix peer */
     unsigned served_any : 1;  /* a response went out: idle time is keep-alive */
     unsigned in_shared : 1;   /* `in` is the server's read_buffer, for now */
     unsigned in_callback : 1; /* inside a watcher's callback: free later */

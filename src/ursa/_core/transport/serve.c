@@ -149,6 +149,7 @@ static void server_clear(server *s, int protocol_started)
     if (s->loop != NULL)
         ev_loop_destroy(s->loop);
     buffer_free(&s->read_buffer);
+    networks_free(&s->trusted_proxies);
     Py_XDECREF(s->last_peer_text);
     Py_XDECREF(s->app);
     Py_XDECREF(s->interrupt);
@@ -211,6 +212,9 @@ int server_serve(module_state *state, PyObject *app, const int *listen_fds, size
     ev_set_userdata(s.loop, &s);
     ev_set_loop_release_cb(s.loop, release_gil, acquire_gil);
     if (s.opts.heartbeat != NULL && server_take_heartbeat(&s) < 0)
+        goto cleanup;
+    const char *trusted = PyUnicode_AsUTF8(s.opts.forwarded_allow_ips);
+    if (trusted == NULL || networks_parse(&s.trusted_proxies, trusted) < 0)
         goto cleanup;
     if (buffer_reserve(&s.read_buffer, SHARED_READ_BUFFER) < 0 ||
         listeners_open(&s, listen_fds, listen_fd_count) < 0)

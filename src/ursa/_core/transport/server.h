@@ -14,6 +14,7 @@
 
 #include "common/budget.h"
 #include "common/buffer.h"
+#include "common/networks.h"
 #include "common/options.h"
 #include "common/state.h"
 #include "transport/heartbeat.h"
@@ -69,6 +70,7 @@ typedef struct server {
 
     buffer read_buffer;    /* shared by connections with nothing pending */
     budgets budget;        /* what clients make the worker hold: see budget.h */
+    networks trusted_proxies; /* forwarded_allow_ips */
     PyObject *last_peer_text; /* REMOTE_ADDR of the last IPv4 peer (see conn.c) */
     uint32_t last_peer_ipv4;  /* its address, in network order */
     uint64_t requests_served;

@@ -34,6 +34,9 @@ static environ_source environ_source_of(exchange *x)
         .method = exchange_method_seen(x),
         .remote_addr = exchange_remote_addr(x),
         .remote_port = exchange_remote_port(x),
+        .forwarded = exchange_forwarded(x),
+        .script_name = wsgi_server_of(s)->script_name,
+        .script_name_length = wsgi_server_of(s)->script_name_length,
     };
     return source;
 }
@@ -382,6 +385,11 @@ static int wsgi_server_start(server *s)
     wsgi_server *w = wsgi_server_of(s);
     w->spare_start_response = NULL;
     w->template_count = 0;
+    Py_ssize_t prefix_length;
+    w->script_name = PyUnicode_AsUTF8AndSize(s->opts.script_name, &prefix_length);
+    if (w->script_name == NULL)
+        return -1;
+    w->script_name_length = (size_t)prefix_length;
     w->templates = PyMem_Calloc(s->listener_count, sizeof *w->templates);
     if (w->templates == NULL) {
         PyErr_NoMemory();
@@ -389,7 +397,9 @@ static int wsgi_server_start(server *s)
     }
     for (size_t i = 0; i < s->listener_count; i++) {
         const listener *l = &s->listeners[i];
-        w->templates[i] = environ_template_new(s->state, l->fd, s->opts.url_scheme, s->opts.multiprocess);
+        environ_defaults defaults = {l->fd, s->opts.url_scheme, s->opts.script_name, s->opts.wsgi_errors,
+                                     s->opts.multiprocess};
+        w->templates[i] = environ_template_new(s->state, &defaults);
         if (w->templates[i] == NULL) {
             wsgi_server_end(s);
             return -1;

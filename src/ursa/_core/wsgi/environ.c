@@ -111,8 +111,10 @@ static PyObject *decode_path(const char *path, size_t length)
 /* Split the target into path and query; an absolute-form target
  * ("http://host/path") contributes only its path. The template holds
  * QUERY_STRING "", so only a query replaces it. */
-static int set_target(PyObject *environ, module_state *state, const char *target, size_t length)
+/* Split the target into the app's prefix, the path and the query. */
+static int set_target(PyObject *environ, const environ_source *source, const char *target, size_t length)
 {
+    module_state *state = source->state;
     PyObject *raw = PyUnicode_DecodeLatin1(target, (Py_ssize_t)length, NULL);
     if (raw == NULL)
         return -1;
@@ -136,6 +138,19 @@ static int set_target(PyObject *environ, module_state *state, const char *target
     const char *query = memchr(path, '?', (size_t)(end - path));
     const char *path_end = query ? query : end;
     size_t path_length = (size_t)(path_end - path);
+    size_t prefix = source->script_name_length;
+    if (prefix > 0) {
+        /* Mounted under a prefix: a path under it is split into
+         * SCRIPT_NAME (the template's) and PATH_INFO; one outside is the
+         * app's as it is, with SCRIPT_NAME "" (health checks, say). */
+        if (path_length >= prefix && memcmp(path, source->script_name, prefix) == 0 &&
+            (path_length == prefix || path[prefix] == '/')) {
+            path += prefix;
+            path_length -= prefix;
+        } else if (PyDict_SetItem(environ, state->str_SCRIPT_NAME, state->str_empty) < 0) {
+            goto done;
+        }
+    }
     if (path_length == 1 && path[0] == '*') {
         path_info = state->str_empty; /* OPTIONS * */
         Py_INCREF(path_info);
@@ -253,6 +268,26 @@ static int set_request_line(PyObject *environ, module_state *state, PyObject *me
     return 0;
 }
 
+/* What a trusted proxy said: the scheme its client used, and the client
+ * as REMOTE_ADDR, the proxy staying known as ursa.peer. */
+static int set_forwarded(PyObject *environ, const environ_source *source)
+{
+    const forwarded *f = source->forwarded;
+    module_state *state = source->state;
+    if (f == NULL)
+        return 0;
+    if (f->scheme != SCHEME_UNSAID &&
+        PyDict_SetItem(environ, state->str_wsgi_url_scheme, f->scheme == SCHEME_HTTPS ? state->str_https
+                                                                                       : state->str_http) < 0)
+        return -1;
+    if (!f->has_client)
+        return 0;
+    if (PyDict_SetItem(environ, state->str_ursa_peer, source->remote_addr) < 0)
+        return -1;
+    return set_item(environ, state->str_REMOTE_ADDR,
+                    PyUnicode_DecodeLatin1(source->bytes + f->client.offset, f->client.length, NULL));
+}
+
 PyObject *environ_build(const environ_source *source, body *body)
 {
     module_state *state = source->state;
@@ -267,8 +302,8 @@ PyObject *environ_build(const environ_source *source, body *body)
         goto error;
     }
     if (set_request_line(environ, state, method, req) < 0 ||
-        set_target(environ, state, base + req->url.offset, req->url.length) < 0 ||
-        set_headers(environ, state, req, base) < 0)
+        set_target(environ, source, base + req->url.offset, req->url.length) < 0 ||
+        set_headers(environ, state, req, base) < 0 || set_forwarded(environ, source) < 0)
         goto error;
     if (req->chunked && PyDict_DelItem(environ, state->str_CONTENT_LENGTH) < 0)
         PyErr_Clear(); /* a chunked body has no length to tell */
@@ -304,7 +339,7 @@ PyObject *environ_build_partial(const environ_source *source)
                                      state->str_RAW_URI, state->str_REQUEST_URI};
     if (req->url.length > 0 && method != NULL) {
         if (set_request_line(environ, state, method, req) < 0 ||
-            set_target(environ, state, source->bytes + req->url.offset, req->url.length) < 0)
+            set_target(environ, source, source->bytes + req->url.offset, req->url.length) < 0)
             goto error;
     } else if (forget(environ, request_line_keys, sizeof request_line_keys / sizeof *request_line_keys) < 0) {
         goto error;
@@ -347,10 +382,12 @@ static int set_server_address(PyObject *template, module_state *state, int liste
     return 0;
 }
 
-/* sys.stderr as it is when the server starts. */
-static int set_wsgi_errors(PyObject *template, module_state *state)
+/* The stream given, or sys.stderr as it is when the server starts. */
+static int set_wsgi_errors(PyObject *template, module_state *state, PyObject *errors)
 {
-    PyObject *errors = PySys_GetObject("stderr");
+    if (errors != NULL)
+        return PyDict_SetItem(template, state->str_wsgi_errors, errors);
+    errors = PySys_GetObject("stderr");
     if (errors == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "sys.stderr is not set: wsgi.errors needs it");
         return -1;
@@ -378,22 +415,23 @@ static int set_request_defaults(PyObject *template, module_state *state, int has
     return PyDict_SetItem(template, state->str_wsgi_input, state->empty_input);
 }
 
-PyObject *environ_template_new(module_state *state, int listen_fd, PyObject *url_scheme, int multiprocess)
+PyObject *environ_template_new(module_state *state, const environ_defaults *defaults)
 {
     PyObject *template = PyDict_New();
     if (template == NULL)
         return NULL;
     int has_ports;
-    if (set_server_address(template, state, listen_fd, &has_ports) < 0 ||
-        PyDict_SetItem(template, state->str_SCRIPT_NAME, state->str_empty) < 0 ||
+    if (set_server_address(template, state, defaults->listen_fd, &has_ports) < 0 ||
+        PyDict_SetItem(template, state->str_SCRIPT_NAME, defaults->script_name) < 0 ||
         PyDict_SetItem(template, state->str_wsgi_version, state->wsgi_version) < 0 ||
-        PyDict_SetItem(template, state->str_wsgi_url_scheme, url_scheme) < 0 ||
+        PyDict_SetItem(template, state->str_wsgi_url_scheme, defaults->url_scheme) < 0 ||
         PyDict_SetItem(template, state->str_wsgi_multithread, Py_False) < 0 ||
-        PyDict_SetItem(template, state->str_wsgi_multiprocess, multiprocess ? Py_True : Py_False) < 0 ||
+        PyDict_SetItem(template, state->str_wsgi_multiprocess, defaults->multiprocess ? Py_True : Py_False) < 0 ||
         PyDict_SetItem(template, state->str_wsgi_run_once, Py_False) < 0 ||
         PyDict_SetItem(template, state->str_wsgi_file_wrapper, (PyObject *)state->file_wrapper_type) < 0 ||
         PyDict_SetItem(template, state->str_wsgi_input_terminated, Py_True) < 0 ||
-        set_wsgi_errors(template, state) < 0 || set_request_defaults(template, state, has_ports) < 0) {
+        set_wsgi_errors(template, state, defaults->errors) < 0 ||
+        set_request_defaults(template, state, has_ports) < 0) {
         Py_DECREF(template);
         return NULL;
     }

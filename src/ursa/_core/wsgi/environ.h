@@ -7,6 +7,7 @@
 #include <Python.h>
 
 #include "common/state.h"
+#include "http/forwarded.h"
 #include "http/request.h"
 
 /* What an environ is made of. */
@@ -18,6 +19,9 @@ typedef struct environ_source {
     unsigned method;          /* the parser's: known before the head is complete */
     PyObject *remote_addr;
     PyObject *remote_port;    /* NULL for a unix peer */
+    const forwarded *forwarded; /* what a trusted proxy said, or NULL */
+    const char *script_name;  /* the prefix the app is mounted under ("" for none) */
+    size_t script_name_length;
 } environ_source;
 
 /* Fill the interned keys environ_build uses. Returns 0, or -1. */
@@ -27,7 +31,16 @@ PyObject *environ_build(const environ_source *source, body *body);
 /* What is known of a request that is refused before it is complete: the
  * peer, and the method and target when they were read. For the access log. */
 PyObject *environ_build_partial(const environ_source *source);
-/* The entries shared by every request on the listening socket `listen_fd`. */
-PyObject *environ_template_new(module_state *state, int listen_fd, PyObject *url_scheme, int multiprocess);
+/* What every request on one listening socket shares. */
+typedef struct environ_defaults {
+    int listen_fd;            /* for SERVER_NAME and SERVER_PORT; -1: none */
+    PyObject *url_scheme;
+    PyObject *script_name;    /* "" or the prefix the app is mounted under */
+    PyObject *errors;         /* wsgi.errors, or NULL: sys.stderr */
+    int multiprocess;
+} environ_defaults;
+
+/* The entries shared by every request on a listening socket. */
+PyObject *environ_template_new(module_state *state, const environ_defaults *defaults);
 
 #endif

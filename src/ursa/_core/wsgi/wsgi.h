@@ -11,6 +11,8 @@ typedef struct wsgi_server {
     PyObject **templates;  /* an environ template per listener (environ.c) */
     size_t template_count;
     PyObject *spare_start_response; /* a detached, unshared one: see start_response.c */
+    const char *script_name;  /* the option's bytes (it outlives the server's requests) */
+    size_t script_name_length;
 } wsgi_server;
 
 extern const interface wsgi_interface;
