@@ -265,11 +265,28 @@ class Arbiter:
             for fd in fds:
                 self.listeners.append(self.adopt_fd(fd, f"systemd socket fd {fd}"))
             return
-        for address in self.settings.binds:
-            sock = self.bind_address(address)
-            self.listeners.append(sock)
-            if address.kind != "fd":
-                self.owned_listeners.append(sock)
+        # A stale socket file (its server died) is replaced last, once every
+        # other address is bound: a failure leaves it as it was.
+        addresses = self.settings.binds
+        order = sorted(range(len(addresses)), key=lambda index: self.stale_socket_file_at(addresses[index]))
+        bound = {}
+        for index in order:
+            sock = bound[index] = self.bind_address(addresses[index])
+            self.listeners.append(sock)  # closed by cleanup() if a later one fails
+        self.listeners = [bound[index] for index in range(len(addresses))]
+        self.owned_listeners = [bound[index] for index, address in enumerate(addresses) if address.kind != "fd"]
+
+    def stale_socket_file_at(self, address):
+        """Whether binding `address` replaces a stale socket file. A socket
+        file a server listens on is refused (ConfigError)."""
+        from . import _stale_socket_file
+
+        if address.kind != "unix" or address.path.startswith("@"):
+            return False
+        try:
+            return _stale_socket_file(address.path)
+        except OSError as exc:
+            raise ConfigError(describe_bind_error(address, exc)) from None
 
     def adopt_from_old_master(self, fds, upgrade):
         """This master was started by another one on SIGUSR2: serve its
@@ -1213,11 +1230,20 @@ def drop_privileges(uid, gid):
         os.setuid(uid)
 
 
+def is_socket_file(path):
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def describe_bind_error(address, exc):
     where = f"cannot listen on {address}"
     code = exc.errno
     if code == errno.EADDRINUSE:
         if address.kind == "unix" and not address.path.startswith("@"):
+            if is_socket_file(address.path):
+                return f"{where}: another server is listening on it; stop it or choose another path"
             return f"{where}: a file that is not a socket is at {address.path}; remove it or choose another path"
         return f"{where}: address already in use; stop the server using it or choose another address"
     if code in (errno.EACCES, errno.EPERM):
