@@ -328,6 +328,7 @@ class Arbiter:
                 sock = bind_and_listen("unix:" + address.path, None, listen_backlog=self.settings.backlog)
                 if not address.path.startswith("@"):
                     self.unix_paths_to_remove.append(address.path)
+                    self.give_socket_file_to_workers(address.path)
                 return sock
             return bind_and_listen(address.host, address.port, self.settings.reuse_port, self.settings.backlog)
         except socket.gaierror as exc:
@@ -335,6 +336,14 @@ class Arbiter:
                               f"({exc.strerror}); use an IP address or a name in /etc/hosts") from None
         except OSError as exc:
             raise ConfigError(describe_bind_error(address, exc)) from None
+
+    def give_socket_file_to_workers(self, path):
+        """With --user/--group the socket file belongs to that user and
+        group (its mode is the --umask's): nginx gets in through the group,
+        as --group www-data --umask 007 lets it."""
+        uid, gid = self.settings.uid_gid()
+        if uid is not None or gid is not None:
+            os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
 
     def write_pid_file(self):
         path = self.settings.pid
