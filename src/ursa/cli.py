@@ -73,10 +73,8 @@ def resolve_settings(args):
 
 
 def prepare_process(settings):
-    """Process-wide setup the master does before binding: umask, working
-    directory, import path, privilege checks, log files."""
-    if settings.umask is not None:
-        os.umask(settings.umask)
+    """Process-wide setup the master does before binding: working
+    directory, import path, privilege checks, access log format."""
     if settings.chdir is not None:
         try:
             os.chdir(settings.chdir)
@@ -132,6 +130,8 @@ def run_command(argv):
     if settings.wsgi_app is None:
         parser.error("which app? give MODULE:APP (e.g. myproject.wsgi:application) or set "
                      "wsgi_app in the config file")
+    if settings.umask is not None:
+        os.umask(settings.umask)  # before the first file ursa makes: the error log
     setup_logging(settings)
     prepare_process(settings)
 
