@@ -197,6 +197,15 @@ except OSError as exc:
 """
 
 
+def uids_of(pid):
+    """The real and effective uid of a process."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return [int(uid) for uid in next(line for line in status if line.startswith("Uid:")).split()[1:3]]
+    except FileNotFoundError:
+        return None
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="nginx workers as www-data need a root master")
 def test_nginx_as_www_data_reaches_the_socket_and_other_users_cannot(procs, shared_dir):
     # The README's recipe: the socket belongs to ursa's group (www-data,
@@ -209,10 +218,8 @@ def test_nginx_as_www_data_reaches_the_socket_and_other_users_cannot(procs, shar
     assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (pwd.getpwnam("nobody").pw_uid,
                                                                 pwd.getpwnam("www-data").pw_gid, 0o770)
     port, nginx = start_nginx(procs, shared_dir, unix_path=unix_path, user="www-data")
-    (nginx_worker,) = children_of(nginx.pid)
-    with open(f"/proc/{nginx_worker}/status") as status:
-        uids = next(line for line in status if line.startswith("Uid:")).split()[1:3]
-    assert uids == [str(pwd.getpwnam("www-data").pw_uid)] * 2
+    wait_until(lambda: [uids_of(pid) for pid in children_of(nginx.pid)] == [[pwd.getpwnam("www-data").pw_uid] * 2],
+               STOP_TIMEOUT, "nginx's worker runs as www-data")
     for _ in range(3):
         status, _, body = through_nginx(port, "GET", "/unix/")
         assert (status, body) == (200, b"hello")
