@@ -266,9 +266,3 @@ class AccessLog:
         except UnicodeEncodeError:
             data = line.encode("utf-8", "backslashreplace")
         os.write(self.fd, data)
-
-
-def check_writable(target):
-    """Raise OSError now if `target` cannot be opened for appending."""
-    if target not in (None, "-"):
-        os.close(os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
