@@ -538,11 +538,27 @@ class Arbiter:
             self.target_workers = settings.workers
         if self.app is not None:
             log.warning("the app was loaded in the master (--preload); new workers run the same code")
+        self.stop_loading_workers()
         self.generation = self.next_generation
         self.next_generation += 1
         self.respawn_delay = 0.0
         self.next_spawn_at = 0.0
         self.call_hook("on_reload", self)
+
+    def stop_loading_workers(self):
+        """A HUP during a reload restarts it: the workers still loading the
+        code of the reload it supersedes would never serve. They stop now
+        (a worker that gets TERM before it serves exits at once); those
+        that serve stay until the new generation does."""
+        loading = []
+        for worker in list(self.workers.values()):
+            self.read_status(worker)  # a "ready" on its way counts
+            if not worker.stopping and not worker.ready:
+                loading.append(worker)
+        if loading:
+            log.info("stopping %d worker(s) still loading the code of the previous reload", len(loading))
+        for worker in loading:
+            self.stop_worker(worker, graceful=True)
 
     def reload_access_log(self):
         """HUP: new workers get the access log the settings name now; if it
@@ -734,7 +750,18 @@ class Arbiter:
         if excess > 0:
             for worker in sorted(current, key=lambda w: w.age)[:excess]:
                 self.stop_worker(worker, graceful=True)
-        missing = self.target_workers - len(current)
+        # Reloads cut short leave workers of several generations serving:
+        # the oldest retire, so that no more than asked for keep serving.
+        previous = [w for w in self.workers.values() if w.generation != self.generation and not w.stopping]
+        serving_before = sorted((w for w in previous if w.ready), key=lambda w: w.age)
+        for worker in serving_before[:max(0, len(serving_before) - self.target_workers)]:
+            self.stop_worker(worker, graceful=True)
+        # At most two generations: the one serving and the one loading.
+        # Workers that served and now retire do not count (graceful_timeout
+        # bounds them); stopped ones that were still loading do, until they
+        # are gone.
+        room = 2 * self.target_workers - sum(1 for w in self.workers.values() if not (w.stopping and w.ready))
+        missing = min(self.target_workers - len(current), room)
         while missing > 0 and now >= self.next_spawn_at and self.stop_mode is None:
             self.spawn_worker()
             missing -= 1
@@ -918,6 +945,7 @@ class WorkerProcess:
         self.channel = channel      # the worker's end: status lines out, the master's messages in
         self.signal_mask = signal_mask
         self.stop_requested = False
+        self.loading = True         # until it reports: a stop then needs to wait for nothing
         self.serving = False
         self.access_log = arbiter.access_log  # opened by the master, inherited
         self.source_watcher = None
@@ -954,6 +982,7 @@ class WorkerProcess:
         if self.access_log is not None:
             app = self.access_log.wrap_app(app)
         self.arbiter.call_hook("post_worker_init", self.worker)
+        self.loading = False
         self.report("ready")
         if self.stop_requested:
             return 0
@@ -1027,11 +1056,18 @@ class WorkerProcess:
         if number == signal.SIGINT:
             self.arbiter.call_hook("worker_int", self.worker)
         self.stop_requested = True
+        if self.loading:
+            # Nothing served, nothing to finish: a reload that superseded
+            # this one (or a stop) need not wait for the app to load.
+            self.exit_now()
         if self.serving:
             stop()
 
     def on_quit(self, number, frame):
         self.arbiter.call_hook("worker_int", self.worker)
+        self.exit_now()
+
+    def exit_now(self):
         self.arbiter.call_hook("worker_exit", self.arbiter, self.worker)
         for stream in (sys.stdout, sys.stderr):
             try:
@@ -1095,6 +1131,7 @@ class WorkerProcess:
         log.error("%s", error)
         self.source_watcher.add_files_of(error)
         self.source_watcher.snapshot(new_files_only=True)
+        self.loading = False
         self.report("waiting")
         log.info("waiting for a source file to change")
         while not self.stop_requested:
