@@ -23,7 +23,8 @@ Signals to the master:
              second INT (Ctrl-C twice) stops at once
   QUIT       immediate stop
   HUP        reload: re-read the config file, start new workers, retire
-             the old ones once the new ones are ready
+             the old ones once the new ones are ready. A HUP during a
+             reload restarts it: at most two generations live at once
   TTIN/TTOU  one worker more / less
   USR1       reopen log files (for logrotate): the master opens them anew
              and hands them to the workers (see logfiles.py)

@@ -332,12 +332,15 @@ def _build_settings():
         Setting("pid", ["--pid"], parse_optional_path, None,
                 "write the master's process id to FILE", "FILE", section=process),
         Setting("umask", ["--umask"], parse_umask, None,
-                "file mode mask for the files ursa makes, e.g. 007 (default: inherited)", "MASK",
+                "file mode mask for the files ursa makes (unix sockets, logs, pid file), e.g. 007 "
+                "(default: inherited)", "MASK",
                 section=process),
         Setting("user", ["--user"], parse_user, None,
-                "run workers as this user (name or uid; the master must be root)", "USER", section=process),
+                "run workers as this user (name or uid; the master must be root); unix socket files "
+                "belong to it", "USER", section=process),
         Setting("group", ["--group"], parse_group, None,
-                "run workers as this group (name or gid; the master must be root)", "GROUP", section=process),
+                "run workers as this group (name or gid; the master must be root); unix socket files "
+                "belong to it: --group www-data --umask 007 lets nginx in", "GROUP", section=process),
     ]
     return settings + _core_option_settings()
 
