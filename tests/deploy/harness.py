@@ -94,6 +94,22 @@ def run_python_as(user, code, *args, timeout=START_TIMEOUT):
                           text=True, env=process_env(), timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+CONNECT_TO_UNIX_SOCKET = """
+probe = socket.socket(socket.AF_UNIX)
+try:
+    probe.connect(sys.argv[1])
+except OSError as exc:
+    sys.exit(exc.strerror)
+"""
+
+
+def connect_as(user, path):
+    """connect() to the unix socket at `path` as `user`: None if it
+    succeeds, else the error's text (as 'Permission denied')."""
+    completed = run_python_as(user, CONNECT_TO_UNIX_SOCKET, path)
+    return None if completed.returncode == 0 else completed.stderr.strip()
+
+
 def process_env(extra=None):
     """The environment of processes the tests start."""
     env = dict(os.environ)

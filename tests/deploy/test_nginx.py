@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from .harness import STOP_TIMEOUT, children_of, free_port, run_python_as, wait_until
+from .harness import STOP_TIMEOUT, children_of, connect_as, free_port, wait_until
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 BIND_ATTEMPTS = 3
@@ -188,15 +188,6 @@ def test_many_requests_with_mixed_methods_all_succeed(stack):
     client.close()
 
 
-CONNECT_TO_UNIX_SOCKET = """
-probe = socket.socket(socket.AF_UNIX)
-try:
-    probe.connect(sys.argv[1])
-except OSError as exc:
-    sys.exit(exc.strerror)
-"""
-
-
 def uids_of(pid):
     """The real and effective uid of a process."""
     try:
@@ -224,5 +215,4 @@ def test_nginx_as_www_data_reaches_the_socket_and_other_users_cannot(procs, shar
         status, _, body = through_nginx(port, "GET", "/unix/")
         assert (status, body) == (200, b"hello")
     # Another local user is refused: only nginx goes through.
-    outsider = run_python_as("daemon", CONNECT_TO_UNIX_SOCKET, unix_path)
-    assert outsider.returncode == 1 and "Permission denied" in outsider.stderr, outsider
+    assert connect_as("daemon", unix_path) == "Permission denied"

@@ -12,27 +12,14 @@ import signal
 
 import pytest
 
-from .harness import (APPS_DIR, LISTENING, STOP_TIMEOUT, file_text, process_alive, run_python_as, wait_for_text,
-                      wait_until)
+from .harness import APPS_DIR, LISTENING, STOP_TIMEOUT, connect_as, file_text, wait_for_text, wait_until
 from .test_cli import assert_one_line_error, run_ursa_to_exit
-from .test_master import process_reopened
+from .test_master import assert_all_gone, process_reopened
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
 
 NOBODY = pwd.getpwnam("nobody")
 AS_NOBODY = ("--user", "nobody", "--group", "nogroup")
-
-CONNECT_TO_UNIX_SOCKET = """
-probe = socket.socket(socket.AF_UNIX)
-try:
-    probe.connect(sys.argv[1])
-except OSError as exc:
-    sys.exit(exc.strerror)
-"""
-
-
-def assert_all_gone(pids):
-    wait_until(lambda: not any(process_alive(pid) for pid in pids), STOP_TIMEOUT, f"processes {pids} are gone")
 
 
 def test_the_unix_socket_belongs_to_the_worker_user_and_group(procs, shared_dir):
@@ -40,7 +27,7 @@ def test_the_unix_socket_belongs_to_the_worker_user_and_group(procs, shared_dir)
     server = procs.ursa("-b", f"unix:{sock_path}", *AS_NOBODY, "--umask", "077", "deployapp:app")
     info = os.stat(sock_path)
     assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (NOBODY.pw_uid, NOBODY.pw_gid, 0o700)
-    assert run_python_as("nobody", CONNECT_TO_UNIX_SOCKET, sock_path).returncode == 0
+    assert connect_as("nobody", sock_path) is None
     assert server.get("/")[2] == b"hello"
 
 
