@@ -227,8 +227,8 @@ def capture_response_headers(app):
 class AccessLog:
     """The access_log callable for ursa.serve(): formats and appends lines.
 
-    `target` is a file name or '-' for stdout. reopen() (on SIGUSR1) lets
-    logrotate move the file away and have a new one started.
+    `target` is a file name or '-' for stdout. reopen() (the master's, on
+    SIGUSR1) lets logrotate move the file away and have a new one started.
     """
 
     def __init__(self, target, log_format=None):

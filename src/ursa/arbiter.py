@@ -58,7 +58,7 @@ from .config import ConfigError, load_wsgi_app
 log = logging.getLogger("ursa.error")
 
 # A worker that could not load the app (or open its logs) exits with this
-# after writing the reason to its status pipe.
+# after writing the reason to its channel.
 EXIT_BOOT_ERROR = 4
 # A worker that dies within this many seconds of becoming ready counts as
 # crashing at start; repeated crashes are restarted with growing delays.
@@ -820,7 +820,7 @@ class Arbiter:
         log.debug("started worker %d", pid)
 
     def read_status(self, worker):
-        """Handle the messages a worker wrote to its status pipe."""
+        """Handle the status lines a worker wrote to its channel."""
         data = b""
         while worker.channel is not None:
             try:
