@@ -1101,6 +1101,8 @@ class WorkerProcess:
                 break
             try:
                 logfiles.take_handed_files(data, fds, self.access_log)
+            except Exception:  # the watch must go on
+                log.exception("worker %d: a message from the master failed", os.getpid())
             finally:
                 for fd in fds:
                     os.close(fd)
@@ -1119,7 +1121,7 @@ class WorkerProcess:
 
     def report(self, message):
         try:
-            self.channel.send((message.replace("\n", " ") + "\n").encode("utf-8", "replace"))
+            self.channel.send((message.replace("\n", " ") + "\n").encode("utf-8", "replace"), socket.MSG_NOSIGNAL)
         except OSError:
             pass
 
