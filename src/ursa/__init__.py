@@ -10,6 +10,7 @@ The public API is bjoern's, so ``import ursa as bjoern`` works::
 Every keyword in ``OPTIONS`` (limits, timeouts, hooks) is accepted by run(),
 listen(), server_run() and serve(); see README.md for their meaning.
 """
+import errno
 import os
 import socket
 import stat
@@ -76,13 +77,36 @@ def _bind_unix(path, backlog):
 
 
 def _remove_stale_socket_file(path):
-    # A socket file left by a server that died is in the way of bind(); any
-    # other kind of file is the user's and is never removed.
+    # A socket file left by a server that died is in the way of bind(); one
+    # a server is listening on is that server's, and any other kind of file
+    # is the user's: neither is ever removed.
+    if _stale_socket_file(path):
+        os.unlink(path)
+
+
+def _stale_socket_file(path):
+    """True if a socket file nobody listens on is at `path`; False if there
+    is no socket file. Raises OSError (EADDRINUSE) if a server listens on
+    it, and the connect's own error if it cannot be checked."""
     try:
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.unlink(path)
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            return False
     except FileNotFoundError:
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.setblocking(False)  # a full backlog answers EAGAIN at once: a live server
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        return True
+    except FileNotFoundError:  # removed meanwhile
+        return False
+    except BlockingIOError:
         pass
+    finally:
+        probe.close()
+    raise OSError(errno.EADDRINUSE, f"another server is listening on the unix socket {path}; stop it or "
+                                    f"choose another path")
 
 
 def _bind_tcp(host, port, reuse_port, backlog):

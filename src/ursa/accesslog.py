@@ -227,8 +227,8 @@ def capture_response_headers(app):
 class AccessLog:
     """The access_log callable for ursa.serve(): formats and appends lines.
 
-    `target` is a file name or '-' for stdout. reopen() (on SIGUSR1) lets
-    logrotate move the file away and have a new one started.
+    `target` is a file name or '-' for stdout. reopen() (the master's, on
+    SIGUSR1) lets logrotate move the file away and have a new one started.
     """
 
     def __init__(self, target, log_format=None):
@@ -266,9 +266,3 @@ class AccessLog:
         except UnicodeEncodeError:
             data = line.encode("utf-8", "backslashreplace")
         os.write(self.fd, data)
-
-
-def check_writable(target):
-    """Raise OSError now if `target` cannot be opened for appending."""
-    if target not in (None, "-"):
-        os.close(os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))

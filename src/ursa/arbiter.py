@@ -4,9 +4,11 @@ request itself, so a crashing app cannot take the sockets down with it.
 
 Lifecycle of a worker:
   1. fork; the child resets its signals and, if the master is root, drops
-     to --user/--group;
+     to --user/--group; then it asks the kernel for SIGTERM when the master
+     dies, and a thread of its own watches its channel to the master (a
+     unix socket pair), whose end also means the master is gone;
   2. loads the app (afresh: the master never imports it unless --preload);
-  3. tells the master "ready" (or "error <why>") over its status pipe;
+  3. tells the master "ready" (or "error <why>") over its channel;
   4. serves with ursa.serve() on the shared listening sockets until SIGTERM
      (graceful) or SIGQUIT (immediate), or until --max-requests is reached;
   5. exits; the master starts a replacement unless it is stopping.
@@ -21,9 +23,11 @@ Signals to the master:
              second INT (Ctrl-C twice) stops at once
   QUIT       immediate stop
   HUP        reload: re-read the config file, start new workers, retire
-             the old ones once the new ones are ready
+             the old ones once the new ones are ready. A HUP during a
+             reload restarts it: at most two generations live at once
   TTIN/TTOU  one worker more / less
-  USR1       reopen log files (for logrotate)
+  USR1       reopen log files (for logrotate): the master opens them anew
+             and hands them to the workers (see logfiles.py)
   USR2       upgrade: start a new master (the program as it is on disk now)
              on the same listening sockets; both serve until this one gets
              TERM. The --pid file becomes FILE.oldbin meanwhile, and comes
@@ -43,17 +47,18 @@ import signal
 import socket
 import stat
 import sys
+import threading
 import time
 
-from . import _core, _socket_file_of, systemd
-from .accesslog import AccessLog
+from . import _core, _socket_file_of, logfiles, systemd
+from .accesslog import AccessLog, FormatError
 from .heartbeat import HeartbeatTable
 from .config import ConfigError, load_wsgi_app
 
 log = logging.getLogger("ursa.error")
 
 # A worker that could not load the app (or open its logs) exits with this
-# after writing the reason to its status pipe.
+# after writing the reason to its channel.
 EXIT_BOOT_ERROR = 4
 # A worker that dies within this many seconds of becoming ready counts as
 # crashing at start; repeated crashes are restarted with growing delays.
@@ -83,41 +88,6 @@ MASTER_SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGINT, signal.SIGTERM,
 # of the sockets (passed as with systemd's LISTEN_FDS) are its own.
 UPGRADE_ENVIRONMENT = "URSA_UPGRADE_FROM"
 EXIT_EXEC_FAILED = 127
-
-LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
-LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
-
-
-def setup_error_log(target, level):
-    """Send the "ursa.error" logger (server messages and app tracebacks) to
-    `target` ('-' is stderr) at `level` ('info', ...)."""
-    logger = logging.getLogger("ursa.error")
-    for handler in list(logger.handlers):
-        if getattr(handler, "ursa_owned", False):
-            logger.removeHandler(handler)
-            handler.close()
-    if target in (None, "-"):
-        handler = logging.StreamHandler(sys.stderr)
-    else:
-        handler = logging.FileHandler(target, delay=False)
-    handler.ursa_owned = True
-    handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
-    logger.addHandler(handler)
-    logger.setLevel(level.upper())
-    # The app may configure the root logger; messages must not appear twice.
-    logger.propagate = False
-
-
-def reopen_error_log():
-    for handler in logging.getLogger("ursa.error").handlers:
-        if isinstance(handler, logging.FileHandler):
-            handler.acquire()
-            try:
-                handler.close()
-                handler.stream = handler._open()
-            finally:
-                handler.release()
-
 
 def describe_socket(sock):
     """How a listening socket is shown in logs: http://host:port or unix:path."""
@@ -153,7 +123,7 @@ class Worker:
         self.age = age              # spawn order, 1 for the first
         self.generation = generation  # bumped by each reload
         self.pid = None
-        self.status_fd = None       # read end of the worker's status pipe
+        self.channel = None         # the master's end of the worker's channel (a socket)
         self.started_at = None
         self.ready_at = None
         self.error = None           # reason sent by a worker that could not boot
@@ -178,6 +148,11 @@ class Worker:
         if self.slot is not None:
             self.heartbeats.release(self.slot)
             self.slot = None
+
+    def close_channel(self):
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
 
     @property
     def ready(self):
@@ -213,6 +188,7 @@ class Arbiter:
         self.owned_listeners = []
         self.unix_paths_to_remove = []
         self.pid_file = None
+        self.access_log = None      # the --access-log file, opened here for every worker
         self.workers = {}
         self.heartbeats = HeartbeatTable()
         self.generation = 1
@@ -239,6 +215,7 @@ class Arbiter:
         the user must fix (bad address, app that cannot load...)."""
         try:
             self.settings.call_hook("on_starting", self)
+            self.open_access_log()
             self.bind()
             self.write_pid_file()
             self.install_signal_handlers()
@@ -249,6 +226,20 @@ class Arbiter:
             raise ConfigError(self.fatal_message)
         log.info("master %d stopped", self.pid)
         return 0
+
+    def open_access_log(self):
+        """The master opens the access log; workers inherit the open file,
+        so the worker user needs no right on it or its folder."""
+        target = self.settings.access_log
+        if target is None:
+            return
+        try:
+            self.access_log = AccessLog(target, self.settings.access_log_format)
+        except OSError as exc:
+            raise ConfigError(f"cannot open access log {target}: {exc.strerror}; choose a writable "
+                              f"--access-log path") from None
+        except FormatError as exc:
+            raise ConfigError(str(exc)) from None
 
     def bind(self):
         upgrade = os.environ.pop(UPGRADE_ENVIRONMENT, None)
@@ -265,11 +256,28 @@ class Arbiter:
             for fd in fds:
                 self.listeners.append(self.adopt_fd(fd, f"systemd socket fd {fd}"))
             return
-        for address in self.settings.binds:
-            sock = self.bind_address(address)
-            self.listeners.append(sock)
-            if address.kind != "fd":
-                self.owned_listeners.append(sock)
+        # A stale socket file (its server died) is replaced last, once every
+        # other address is bound: a failure leaves it as it was.
+        addresses = self.settings.binds
+        order = sorted(range(len(addresses)), key=lambda index: self.stale_socket_file_at(addresses[index]))
+        bound = {}
+        for index in order:
+            sock = bound[index] = self.bind_address(addresses[index])
+            self.listeners.append(sock)  # closed by cleanup() if a later one fails
+        self.listeners = [bound[index] for index in range(len(addresses))]
+        self.owned_listeners = [bound[index] for index, address in enumerate(addresses) if address.kind != "fd"]
+
+    def stale_socket_file_at(self, address):
+        """Whether binding `address` replaces a stale socket file. A socket
+        file a server listens on is refused (ConfigError)."""
+        from . import _stale_socket_file
+
+        if address.kind != "unix" or address.path.startswith("@"):
+            return False
+        try:
+            return _stale_socket_file(address.path)
+        except OSError as exc:
+            raise ConfigError(describe_bind_error(address, exc)) from None
 
     def adopt_from_old_master(self, fds, upgrade):
         """This master was started by another one on SIGUSR2: serve its
@@ -311,6 +319,7 @@ class Arbiter:
                 sock = bind_and_listen("unix:" + address.path, None, listen_backlog=self.settings.backlog)
                 if not address.path.startswith("@"):
                     self.unix_paths_to_remove.append(address.path)
+                    self.give_socket_file_to_workers(address.path)
                 return sock
             return bind_and_listen(address.host, address.port, self.settings.reuse_port, self.settings.backlog)
         except socket.gaierror as exc:
@@ -318,6 +327,14 @@ class Arbiter:
                               f"({exc.strerror}); use an IP address or a name in /etc/hosts") from None
         except OSError as exc:
             raise ConfigError(describe_bind_error(address, exc)) from None
+
+    def give_socket_file_to_workers(self, path):
+        """With --user/--group the socket file belongs to that user and
+        group (its mode is the --umask's): nginx gets in through the group,
+        as --group www-data --umask 007 lets it."""
+        uid, gid = self.settings.uid_gid()
+        if uid is not None or gid is not None:
+            os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
 
     def write_pid_file(self):
         path = self.settings.pid
@@ -366,6 +383,9 @@ class Arbiter:
         self.close_listeners()
         for worker in self.workers.values():
             worker.release_heartbeat()
+        if self.access_log is not None:
+            self.access_log.close()
+            self.access_log = None
         if self.other_master_serving() is None:
             self.remove_socket_files()
         if self.pid_file is not None:
@@ -420,13 +440,10 @@ class Arbiter:
                 log.warning("cannot close %s to new connections: %s", describe_socket(sock), exc.strerror)
 
     def release_workers(self):
-        """In a new worker: the master's records of the others and their fds."""
+        """In a new worker: the master's records of the others and their
+        channels (a peer must see its channel end when the master dies)."""
         for worker in self.workers.values():
-            if worker.status_fd is not None:
-                try:
-                    os.close(worker.status_fd)
-                except OSError:
-                    pass
+            worker.close_channel()
         # The peers' heartbeat slots stay as they are: they are serving.
         self.workers = {}
 
@@ -456,9 +473,9 @@ class Arbiter:
             stuck_at = self.stuck_at(worker)
             if stuck_at is not None:
                 timeout = min(timeout, max(0.0, stuck_at - now))
-        fds = [self.wakeup_read] + [w.status_fd for w in self.workers.values() if w.status_fd is not None]
+        channels = {w.channel.fileno(): w for w in self.workers.values() if w.channel is not None}
         try:
-            readable, _, _ = select.select(fds, [], [], timeout)
+            readable, _, _ = select.select([self.wakeup_read, *channels], [], [], timeout)
         except InterruptedError:  # pragma: no cover - PEP 475 retries select
             return
         for fd in readable:
@@ -468,10 +485,8 @@ class Arbiter:
                         pass
                 except BlockingIOError:
                     pass
-                continue
-            for worker in list(self.workers.values()):
-                if worker.status_fd == fd:
-                    self.read_status(worker)
+            else:
+                self.read_status(channels[fd])
 
     def handle_signals(self):
         while self.pending_signals:
@@ -501,10 +516,7 @@ class Arbiter:
             elif number == signal.SIGUSR2:
                 self.upgrade()
             elif number == signal.SIGUSR1:
-                log.info("%s: reopening log files", name)
-                reopen_error_log()
-                for worker in self.workers.values():
-                    send_signal(worker.pid, signal.SIGUSR1)
+                self.reopen_log_files()
 
     def reload(self):
         log.info("SIGHUP: reloading: new workers start, the current ones finish their requests")
@@ -518,15 +530,67 @@ class Arbiter:
                 log.warning("new --bind addresses take effect only after a restart")
             settings.bind = self.settings.bind
             self.settings = settings
-            setup_error_log(settings.error_log, settings.log_level)
+            try:
+                logfiles.setup_error_log(settings.error_log, settings.log_level)
+            except OSError as exc:
+                log.error("cannot open error log %s: %s; still writing to the previous one", settings.error_log,
+                          exc.strerror)
+            self.reload_access_log()
             self.target_workers = settings.workers
         if self.app is not None:
             log.warning("the app was loaded in the master (--preload); new workers run the same code")
+        self.stop_loading_workers()
         self.generation = self.next_generation
         self.next_generation += 1
         self.respawn_delay = 0.0
         self.next_spawn_at = 0.0
         self.call_hook("on_reload", self)
+
+    def stop_loading_workers(self):
+        """A HUP during a reload restarts it: the workers still loading the
+        code of the reload it supersedes would never serve. They stop now
+        (a worker that gets TERM before it serves exits at once); those
+        that serve stay until the new generation does."""
+        loading = []
+        for worker in list(self.workers.values()):
+            self.read_status(worker)  # a "ready" on its way counts
+            if not worker.stopping and not worker.ready:
+                loading.append(worker)
+        if loading:
+            log.info("stopping %d worker(s) still loading the code of the previous reload", len(loading))
+        for worker in loading:
+            self.stop_worker(worker, graceful=True)
+
+    def reload_access_log(self):
+        """HUP: new workers get the access log the settings name now; if it
+        cannot be opened, the previous one."""
+        previous = self.access_log
+        try:
+            self.access_log = None
+            self.open_access_log()
+        except ConfigError as exc:
+            self.access_log = previous
+            log.error("%s; new workers keep the previous access log", exc)
+            return
+        if previous is not None:
+            previous.close()  # the workers that have it keep their own copy
+
+    def reopen_log_files(self):
+        """SIGUSR1: the master opens every log file anew (it can create one
+        where the worker user may not) and hands the new files to each
+        worker, which puts them in place of the old ones. A file that
+        cannot be opened stays as it was, with one line saying so."""
+        names, fds = logfiles.reopen_master_files(self.access_log)
+        if fds:
+            for worker in self.workers.values():
+                if worker.channel is None:
+                    continue
+                try:
+                    logfiles.hand_files(worker.channel, names, fds)
+                except OSError as exc:
+                    log.error("cannot hand the reopened log files to worker %d: %s; it keeps the previous ones",
+                              worker.pid, exc.strerror)
+        log.info("SIGUSR1: log files reopened")
 
     def upgrade(self):
         """SIGUSR2: exec a new master on the same sockets (it loads the code
@@ -687,7 +751,18 @@ class Arbiter:
         if excess > 0:
             for worker in sorted(current, key=lambda w: w.age)[:excess]:
                 self.stop_worker(worker, graceful=True)
-        missing = self.target_workers - len(current)
+        # Reloads cut short leave workers of several generations serving:
+        # the oldest retire, so that no more than asked for keep serving.
+        previous = [w for w in self.workers.values() if w.generation != self.generation and not w.stopping]
+        serving_before = sorted((w for w in previous if w.ready), key=lambda w: w.age)
+        for worker in serving_before[:max(0, len(serving_before) - self.target_workers)]:
+            self.stop_worker(worker, graceful=True)
+        # At most two generations: the one serving and the one loading.
+        # Workers that served and now retire do not count (graceful_timeout
+        # bounds them); stopped ones that were still loading do, until they
+        # are gone.
+        room = 2 * self.target_workers - sum(1 for w in self.workers.values() if not (w.stopping and w.ready))
+        missing = min(self.target_workers - len(current), room)
         while missing > 0 and now >= self.next_spawn_at and self.stop_mode is None:
             self.spawn_worker()
             missing -= 1
@@ -706,12 +781,14 @@ class Arbiter:
         self.call_hook("pre_fork", self, worker)
         worker.heartbeats = self.heartbeats
         worker.slot = self.heartbeats.acquire()
-        status_read, status_write = os.pipe2(os.O_CLOEXEC)
+        # Messages keep their bounds both ways: status lines from the
+        # worker, reopened log files (with their descriptors) from here.
+        master_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             pid, blocked = fork_with_signals_blocked()
         except OSError as exc:
-            os.close(status_read)
-            os.close(status_write)
+            master_end.close()
+            worker_end.close()
             worker.release_heartbeat()
             log.error("cannot start a worker: fork failed: %s", exc.strerror)
             self.delay_respawn()
@@ -719,8 +796,8 @@ class Arbiter:
         if pid == 0:
             exit_code = 1
             try:
-                os.close(status_read)
-                exit_code = WorkerProcess(self, worker, status_write, blocked).run()
+                master_end.close()
+                exit_code = WorkerProcess(self, worker, worker_end, blocked).run()
             except SystemExit as exc:
                 exit_code = exc.code if isinstance(exc.code, int) else 1
             except BaseException:
@@ -734,25 +811,26 @@ class Arbiter:
                         pass
                 os._exit(exit_code)
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        os.close(status_write)
-        os.set_blocking(status_read, False)
+        worker_end.close()
+        master_end.setblocking(False)
         worker.pid = pid
-        worker.status_fd = status_read
+        worker.channel = master_end
         worker.started_at = time.monotonic()
         self.workers[pid] = worker
         log.debug("started worker %d", pid)
 
     def read_status(self, worker):
-        """Handle the messages a worker wrote to its status pipe."""
+        """Handle the status lines a worker wrote to its channel."""
         data = b""
-        while worker.status_fd is not None:
+        while worker.channel is not None:
             try:
-                chunk = os.read(worker.status_fd, 4096)
+                chunk = worker.channel.recv(logfiles.MESSAGE_BYTES)
             except BlockingIOError:
                 break
+            except OSError:
+                chunk = b""
             if not chunk:
-                os.close(worker.status_fd)
-                worker.status_fd = None
+                worker.close_channel()
                 break
             data += chunk
         for line in data.decode("utf-8", "replace").splitlines():
@@ -791,11 +869,9 @@ class Arbiter:
                     self.new_master_exited(status)
                 continue
             worker.release_heartbeat()
-            if worker.status_fd is not None:
+            if worker.channel is not None:
                 self.read_status(worker)
-                if worker.status_fd is not None:
-                    os.close(worker.status_fd)
-                    worker.status_fd = None
+                worker.close_channel()
             self.call_hook("child_exit", self, worker)
             self.worker_exited(worker, status)
 
@@ -863,28 +939,32 @@ class Arbiter:
 class WorkerProcess:
     """What runs in a forked worker: load the app, report, serve."""
 
-    def __init__(self, arbiter, worker, status_fd, signal_mask):
+    def __init__(self, arbiter, worker, channel, signal_mask):
         self.arbiter = arbiter
         self.settings = arbiter.settings
         self.worker = worker
-        self.status_fd = status_fd
+        self.channel = channel      # the worker's end: status lines out, the master's messages in
         self.signal_mask = signal_mask
         self.stop_requested = False
+        self.loading = True         # until it reports: a stop then needs to wait for nothing
         self.serving = False
-        self.access_log = None
+        self.access_log = arbiter.access_log  # opened by the master, inherited
         self.source_watcher = None
 
     def run(self):
         self.worker.pid = os.getpid()
         self.install_signal_handlers()
         self.close_master_fds()
-        set_parent_death_signal(signal.SIGTERM)
-        if os.getppid() != self.arbiter.pid:
-            return 0  # the master died while this worker was being forked
         try:
             drop_privileges(*self.settings.uid_gid())
         except OSError as exc:
             return self.boot_error(f"cannot switch workers to --user/--group: {exc.strerror}")
+        # After the drop: Linux clears the parent-death signal when the uid
+        # changes. The channel watch does not depend on it.
+        set_parent_death_signal(signal.SIGTERM)
+        if os.getppid() != self.arbiter.pid:
+            return 0  # the master died while this worker was being forked
+        self.start_master_watch()
         self.arbiter.call_hook("post_fork", self.arbiter, self.worker)
         if self.settings.reload:
             # The mtimes are taken before the code is read: an edit made
@@ -900,13 +980,10 @@ class WorkerProcess:
                 if self.source_watcher is not None:
                     return self.wait_for_fix(exc)
                 return self.boot_error(str(exc))
-        if self.settings.access_log is not None:
-            try:
-                self.access_log = AccessLog(self.settings.access_log, self.settings.access_log_format)
-            except OSError as exc:
-                return self.boot_error(f"cannot open access log {self.settings.access_log}: {exc.strerror}")
+        if self.access_log is not None:
             app = self.access_log.wrap_app(app)
         self.arbiter.call_hook("post_worker_init", self.worker)
+        self.loading = False
         self.report("ready")
         if self.stop_requested:
             return 0
@@ -951,15 +1028,15 @@ class WorkerProcess:
         for number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(number, self.on_stop)
         signal.signal(signal.SIGQUIT, self.on_quit)
-        signal.signal(signal.SIGUSR1, self.on_reopen_logs)
-        for number in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2):
+        # The master reopens the log files and hands them over the channel.
+        for number in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(number, signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         dump_stack_on_abort()
         # The master repeats SIGTERM while a worker drains; with SA_RESTART a
         # blocking call in the app (a database driver's read) carries on
         # instead of failing with EINTR.
-        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+        for number in (signal.SIGTERM, signal.SIGINT):
             signal.siginterrupt(number, False)
         # Signals that arrived since the fork are delivered now, to these handlers.
         signal.pthread_sigmask(signal.SIG_SETMASK, self.signal_mask)
@@ -980,11 +1057,18 @@ class WorkerProcess:
         if number == signal.SIGINT:
             self.arbiter.call_hook("worker_int", self.worker)
         self.stop_requested = True
+        if self.loading:
+            # Nothing served, nothing to finish: a reload that superseded
+            # this one (or a stop) need not wait for the app to load.
+            self.exit_now()
         if self.serving:
             stop()
 
     def on_quit(self, number, frame):
         self.arbiter.call_hook("worker_int", self.worker)
+        self.exit_now()
+
+    def exit_now(self):
         self.arbiter.call_hook("worker_exit", self.arbiter, self.worker)
         for stream in (sys.stdout, sys.stderr):
             try:
@@ -993,14 +1077,41 @@ class WorkerProcess:
                 pass
         os._exit(0)
 
-    def on_reopen_logs(self, number, frame):
-        reopen_error_log()
-        dump_stack_on_abort()  # into the reopened file
-        if self.access_log is not None:
+    def start_master_watch(self):
+        """A thread of the worker's own waits on its channel: the log files
+        the master reopened, and the channel's end, which means the master
+        died (however it died, and whatever the kernel did with the
+        parent-death signal). A thread and not a timer: no signal ever
+        interrupts the app's blocking calls, and an idle worker sleeps. It
+        takes no signal: they are all for the main thread."""
+        thread = threading.Thread(target=self.watch_master, name="ursa-master-watch", daemon=True)
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            thread.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    def watch_master(self):
+        while True:
             try:
-                self.access_log.reopen()
-            except OSError as exc:
-                log.error("cannot reopen access log %s: %s", self.access_log.target, exc.strerror)
+                data, fds = logfiles.receive(self.channel)
+            except OSError:  # ECONNRESET: the master died with messages of this worker unread
+                data, fds = b"", []
+            if not data and not fds:
+                break
+            try:
+                logfiles.take_handed_files(data, fds, self.access_log)
+            except Exception:  # the watch must go on
+                log.exception("worker %d: a message from the master failed", os.getpid())
+            finally:
+                for fd in fds:
+                    os.close(fd)
+        log.warning("worker %d: the master (%d) is gone; stopping", os.getpid(), self.arbiter.pid)
+        # Again and again, as the master does: a SIGTERM that comes just
+        # before the loop starts serving is not seen by it.
+        while True:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(TERM_RESEND_SECONDS)
 
     def on_reload_poll(self, number, frame):
         changed = self.source_watcher.changed_file()
@@ -1010,7 +1121,7 @@ class WorkerProcess:
 
     def report(self, message):
         try:
-            os.write(self.status_fd, (message.replace("\n", " ") + "\n").encode("utf-8", "replace"))
+            self.channel.send((message.replace("\n", " ") + "\n").encode("utf-8", "replace"), socket.MSG_NOSIGNAL)
         except OSError:
             pass
 
@@ -1023,6 +1134,7 @@ class WorkerProcess:
         log.error("%s", error)
         self.source_watcher.add_files_of(error)
         self.source_watcher.snapshot(new_files_only=True)
+        self.loading = False
         self.report("waiting")
         log.info("waiting for a source file to change")
         while not self.stop_requested:
@@ -1213,11 +1325,20 @@ def drop_privileges(uid, gid):
         os.setuid(uid)
 
 
+def is_socket_file(path):
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def describe_bind_error(address, exc):
     where = f"cannot listen on {address}"
     code = exc.errno
     if code == errno.EADDRINUSE:
         if address.kind == "unix" and not address.path.startswith("@"):
+            if is_socket_file(address.path):
+                return f"{where}: another server is listening on it; stop it or choose another path"
             return f"{where}: a file that is not a socket is at {address.path}; remove it or choose another path"
         return f"{where}: address already in use; stop the server using it or choose another address"
     if code in (errno.EACCES, errno.EPERM):

@@ -73,10 +73,9 @@ def resolve_settings(args):
 
 
 def prepare_process(settings):
-    """Process-wide setup the master does before binding: umask, working
-    directory, import path, privilege checks, log files."""
-    if settings.umask is not None:
-        os.umask(settings.umask)
+    """Process-wide setup the master does before binding: working
+    directory, import path, privilege checks, access log format. (The
+    master opens the log files, and keeps them: see logfiles.py.)"""
     if settings.chdir is not None:
         try:
             os.chdir(settings.chdir)
@@ -94,24 +93,16 @@ def prepare_process(settings):
         raise ConfigError(f"--user/--group need ursa to start as root (it runs as uid {os.getuid()}); "
                           f"drop them or start as root")
 
-    from .accesslog import FormatError, check_writable, compile_format
+    from .accesslog import FormatError, compile_format
 
     try:
         compile_format(settings.access_log_format)
     except FormatError as exc:
         raise ConfigError(str(exc)) from None
-    if settings.access_log is not None:
-        try:
-            check_writable(settings.access_log)
-            if changes_identity and settings.access_log != "-":
-                os.chown(settings.access_log, -1 if uid is None else uid, -1 if gid is None else gid)
-        except OSError as exc:
-            raise ConfigError(f"cannot open access log {settings.access_log}: {exc.strerror}; "
-                              f"choose a writable --access-log path") from None
 
 
 def setup_logging(settings):
-    from .arbiter import setup_error_log
+    from .logfiles import setup_error_log
 
     try:
         setup_error_log(settings.error_log, settings.log_level)
@@ -132,6 +123,8 @@ def run_command(argv):
     if settings.wsgi_app is None:
         parser.error("which app? give MODULE:APP (e.g. myproject.wsgi:application) or set "
                      "wsgi_app in the config file")
+    if settings.umask is not None:
+        os.umask(settings.umask)  # before the first file ursa makes: the error log
     setup_logging(settings)
     prepare_process(settings)
 

@@ -342,12 +342,15 @@ def _build_settings():
         Setting("pid", ["--pid"], parse_optional_path, None,
                 "write the master's process id to FILE", "FILE", section=process),
         Setting("umask", ["--umask"], parse_umask, None,
-                "file mode mask for the files ursa makes, e.g. 007 (default: inherited)", "MASK",
+                "file mode mask for the files ursa makes (unix sockets, logs, pid file), e.g. 007 "
+                "(default: inherited)", "MASK",
                 section=process),
         Setting("user", ["--user"], parse_user, None,
-                "run workers as this user (name or uid; the master must be root)", "USER", section=process),
+                "run workers as this user (name or uid; the master must be root); unix socket files "
+                "belong to it", "USER", section=process),
         Setting("group", ["--group"], parse_group, None,
-                "run workers as this group (name or gid; the master must be root)", "GROUP", section=process),
+                "run workers as this group (name or gid; the master must be root); unix socket files "
+                "belong to it: --group www-data --umask 007 lets nginx in", "GROUP", section=process),
     ]
     return settings + _core_option_settings()
 
@@ -580,6 +583,13 @@ def _import_app_module(module_name):
     except ModuleNotFoundError as exc:
         missing = exc.name or ""
         if missing and (module_name == missing or module_name.startswith(missing + ".")):
+            unreadable = _unreadable_import_folder()
+            if unreadable is not None:
+                folder, blocked = unreadable
+                where = "" if blocked == folder else f"on the way to {folder}, "
+                raise ConfigError(f"cannot import {missing!r} as user {_user_name()}: {blocked}: permission "
+                                  f"denied ({where}a folder on sys.path); give that user read access or "
+                                  f"choose another --user") from None
             raise ConfigError(f"cannot import {module_name!r}: no module named {missing!r} in "
                               f"{os.getcwd()} or on sys.path; check MODULE in MODULE:APP or "
                               f"use --chdir") from None
@@ -591,6 +601,45 @@ def _import_app_module(module_name):
         raise ConfigError(f"importing {module_name!r} failed: it called sys.exit({exc.code!r})") from None
     except Exception as exc:
         raise ConfigError(f"importing {module_name!r} failed: {describe_exception(exc)}") from None
+
+
+def _unreadable_import_folder():
+    """(folder, what blocks it) for the first folder of sys.path, outside
+    Python's own installation, that this process cannot read (a --user
+    without rights on the app's folder: the import system skips such a
+    folder without a word); None if it can read them all."""
+    installation = {os.path.realpath(prefix) for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    for entry in sys.path:
+        folder = os.path.abspath(entry or os.curdir)
+        if any(folder == prefix or folder.startswith(prefix + os.sep) for prefix in installation):
+            continue
+        blocked = _blocked_on_the_way(folder)
+        if blocked is not None:
+            return folder, blocked
+    return None
+
+
+def _blocked_on_the_way(path):
+    """The first of `path`'s parents this process may not enter, or `path`
+    itself if it may not read it; None if it can, or if `path` does not exist."""
+    current = os.sep
+    for part in path.split(os.sep)[1:-1]:
+        current = os.path.join(current, part)
+        if not os.access(current, os.F_OK):
+            return None
+        if not os.access(current, os.X_OK):
+            return current
+    if not os.access(path, os.F_OK):
+        return None
+    needed = os.R_OK | os.X_OK if os.path.isdir(path) else os.R_OK
+    return None if os.access(path, needed) else path
+
+
+def _user_name():
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
 
 
 def _evaluate_app_expression(module, module_name, expression, spec):

@@ -225,7 +225,7 @@ def _run_in_process(wsgi_app, settings):
 def _ensure_error_log():
     """Server messages go where the ini's [loggers] sent them (pserve sets
     that up); without any logging configuration, to stderr."""
-    from .arbiter import setup_error_log
+    from .logfiles import setup_error_log
 
     if not logging.getLogger().handlers and not log.handlers:
         setup_error_log("-", "info")

@@ -58,6 +58,58 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def file_text(path):
+    try:
+        return pathlib.Path(path).read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def wait_for_text(path, pattern, timeout=START_TIMEOUT, count=1):
+    """Wait until the file at `path` matches `pattern` `count` times; returns the last match."""
+    regex = re.compile(pattern)
+
+    def found():
+        matches = list(regex.finditer(file_text(path)))
+        return matches[count - 1] if len(matches) >= count else None
+    return wait_until(found, timeout, f"{path} shows {pattern!r} (x{count}); it holds:\n{file_text(path)}")
+
+
+# Python starts as root (this machine's Python is under /root, which other
+# users cannot read), imports what `code` needs, then becomes the user.
+RUN_AS_USER = """
+import grp, os, pwd, socket, sys
+entry = pwd.getpwnam(sys.argv[1])
+os.setgroups([])
+os.setgid(entry.pw_gid)
+os.setuid(entry.pw_uid)
+del sys.argv[1]
+"""
+
+
+def run_python_as(user, code, *args, timeout=START_TIMEOUT):
+    """Run `code` (which may use socket, os, sys) in a Python process as
+    `user`; returns the CompletedProcess (text output captured)."""
+    return subprocess.run([PYTHON, "-c", RUN_AS_USER + code, user, *map(str, args)], capture_output=True,
+                          text=True, env=process_env(), timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+CONNECT_TO_UNIX_SOCKET = """
+probe = socket.socket(socket.AF_UNIX)
+try:
+    probe.connect(sys.argv[1])
+except OSError as exc:
+    sys.exit(exc.strerror)
+"""
+
+
+def connect_as(user, path):
+    """connect() to the unix socket at `path` as `user`: None if it
+    succeeds, else the error's text (as 'Permission denied')."""
+    completed = run_python_as(user, CONNECT_TO_UNIX_SOCKET, path)
+    return None if completed.returncode == 0 else completed.stderr.strip()
+
+
 def process_env(extra=None):
     """The environment of processes the tests start."""
     env = dict(os.environ)

@@ -172,7 +172,7 @@ def test_usr1_reopens_the_access_log_after_rotation(procs, tmp_path):
     rotated = tmp_path / "access.log.1"
     os.rename(log_path, rotated)
     server.signal(signal.SIGUSR1)
-    server.wait_for_log("SIGUSR1: reopening log files")
+    server.wait_for_log("SIGUSR1: log files reopened")
 
     def new_file_has_line():
         server.get("/after")  # either worker: both must reopen

@@ -8,11 +8,12 @@ import http.client
 import json
 import os
 import shutil
+import pwd
 import textwrap
 
 import pytest
 
-from .harness import STOP_TIMEOUT, free_port, wait_until
+from .harness import STOP_TIMEOUT, children_of, connect_as, free_port, wait_until
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 BIND_ATTEMPTS = 3
@@ -20,10 +21,29 @@ BIND_ATTEMPTS = 3
 pytestmark = pytest.mark.skipif(not os.path.exists(NGINX), reason="nginx is not installed (apt-get install nginx)")
 
 
-def nginx_config(directory, port, tcp_address, unix_path):
-    user = "user root root;" if os.geteuid() == 0 else ""
+def nginx_config(directory, port, tcp_address, unix_path, user=None):
+    """nginx in the foreground on 127.0.0.1:port, proxying /tcp/ to
+    tcp_address and /unix/ to unix_path (either may be None). Its workers
+    run as `user` ('www-data'), or as root when the tests run as root."""
+    if user is None and os.geteuid() == 0:
+        user = "root"
+    upstreams, locations = [], []
+    for route, server in (("tcp", tcp_address), ("unix", unix_path and f"unix:{unix_path}")):
+        if server is None:
+            continue
+        upstreams.append(f"""
+            upstream ursa_{route} {{
+                server {server};
+                keepalive 4;
+            }}""")
+        locations.append(f"""
+                location /{route}/ {{
+                    proxy_pass http://ursa_{route}/;
+                    proxy_http_version 1.1;
+                    proxy_set_header Connection "";
+                }}""")
     return textwrap.dedent(f"""
-        {user}
+        {f"user {user} {user};" if user else ""}
         worker_processes 1;
         pid {directory}/nginx.pid;
         error_log {directory}/error.log info;
@@ -36,44 +56,23 @@ def nginx_config(directory, port, tcp_address, unix_path):
             uwsgi_temp_path {directory}/uwsgi;
             scgi_temp_path {directory}/scgi;
             client_max_body_size 10m;
-
-            upstream ursa_tcp {{
-                server {tcp_address};
-                keepalive 4;
-            }}
-            upstream ursa_unix {{
-                server unix:{unix_path};
-                keepalive 4;
-            }}
+{"".join(upstreams)}
             server {{
-                listen 127.0.0.1:{port};
-                location /tcp/ {{
-                    proxy_pass http://ursa_tcp/;
-                    proxy_http_version 1.1;
-                    proxy_set_header Connection "";
-                }}
-                location /unix/ {{
-                    proxy_pass http://ursa_unix/;
-                    proxy_http_version 1.1;
-                    proxy_set_header Connection "";
-                }}
+                listen 127.0.0.1:{port};{"".join(locations)}
             }}
         }}
     """)
 
 
-@pytest.fixture
-def stack(procs, tmp_path):
-    """ursa (2 workers, TCP + unix socket) behind nginx: (nginx_port, ursa_process, unix_path)."""
-    unix_path = tmp_path / "ursa.sock"
-    ursa = procs.ursa("-b", "127.0.0.1:0", "-b", f"unix:{unix_path}", "-w", "2", "deployapp:app")
-    tcp_address = ursa.address[len("http://"):]
+def start_nginx(procs, parent, tcp_address=None, unix_path=None, user=None):
+    """Start nginx (files in a new folder of `parent`) in front of ursa;
+    returns (port, process) once it accepts connections."""
     for attempt in range(BIND_ATTEMPTS):
-        directory = tmp_path / f"nginx{attempt}"
+        directory = parent / f"nginx{attempt}"
         directory.mkdir()
         port = free_port()
         config = directory / "nginx.conf"
-        config.write_text(nginx_config(directory, port, tcp_address, unix_path))
+        config.write_text(nginx_config(directory, port, tcp_address, unix_path, user))
         nginx = procs.start([NGINX, "-p", directory, "-c", config, "-e", directory / "error.log",
                              "-g", "daemon off;"], name=f"nginx{attempt}")
 
@@ -89,11 +88,20 @@ def stack(procs, tmp_path):
                 return None
         outcome = wait_until(started, STOP_TIMEOUT, f"nginx listens on {port}")
         if outcome == "listening":
-            return port, ursa, unix_path
+            return port, nginx
         error_log = (directory / "error.log").read_text()
         if "Address already in use" not in error_log:
             pytest.fail(f"nginx did not start:\n{error_log}")
     pytest.fail(f"nginx found no free port in {BIND_ATTEMPTS} attempts")
+
+
+@pytest.fixture
+def stack(procs, tmp_path):
+    """ursa (2 workers, TCP + unix socket) behind nginx: (nginx_port, ursa_process, unix_path)."""
+    unix_path = tmp_path / "ursa.sock"
+    ursa = procs.ursa("-b", "127.0.0.1:0", "-b", f"unix:{unix_path}", "-w", "2", "deployapp:app")
+    port, _ = start_nginx(procs, tmp_path, ursa.address[len("http://"):], unix_path)
+    return port, ursa, unix_path
 
 
 def through_nginx(port, method, path, body=None, headers=None, connection=None):
@@ -178,3 +186,33 @@ def test_many_requests_with_mixed_methods_all_succeed(stack):
         else:
             assert through_nginx(port, "GET", f"/{route}/", connection=client)[:1] == (200,)
     client.close()
+
+
+def uids_of(pid):
+    """The real and effective uid of a process."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return [int(uid) for uid in next(line for line in status if line.startswith("Uid:")).split()[1:3]]
+    except FileNotFoundError:
+        return None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="nginx workers as www-data need a root master")
+def test_nginx_as_www_data_reaches_the_socket_and_other_users_cannot(procs, shared_dir):
+    # The README's recipe: the socket belongs to ursa's group (www-data,
+    # nginx's) and --umask 007 lets that group in and nobody else. Workers
+    # run as nobody, standing in for the app's own user.
+    unix_path = shared_dir / "app.sock"
+    procs.ursa("-b", f"unix:{unix_path}", "-w", "2", "--user", "nobody", "--group", "www-data", "--umask", "007",
+               "deployapp:app")
+    info = os.stat(unix_path)
+    assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (pwd.getpwnam("nobody").pw_uid,
+                                                                pwd.getpwnam("www-data").pw_gid, 0o770)
+    port, nginx = start_nginx(procs, shared_dir, unix_path=unix_path, user="www-data")
+    wait_until(lambda: [uids_of(pid) for pid in children_of(nginx.pid)] == [[pwd.getpwnam("www-data").pw_uid] * 2],
+               STOP_TIMEOUT, "nginx's worker runs as www-data")
+    for _ in range(3):
+        status, _, body = through_nginx(port, "GET", "/unix/")
+        assert (status, body) == (200, b"hello")
+    # Another local user is refused: only nginx goes through.
+    assert connect_as("daemon", unix_path) == "Permission denied"

@@ -13,10 +13,31 @@
   /listen-env     LISTEN_PID, LISTEN_FDS of os.environ as JSON (systemd tests)
   /spin           never answers: loops forever in Python (--timeout tests)
   /block          never answers: sleeps an hour in one C call (--timeout tests)
+
+With $DEPLOYAPP_IMPORT_TOKENS set (a folder), each import of this module
+waits until it can take (delete) one file of that folder: an app that
+loads as slowly as a test wants (reload tests).
 """
 import json
 import os
 import time
+
+IMPORT_TOKENS = os.environ.get("DEPLOYAPP_IMPORT_TOKENS")
+
+
+def take_an_import_token(folder):
+    while True:
+        for name in sorted(os.listdir(folder)):
+            try:
+                os.unlink(os.path.join(folder, name))
+                return
+            except FileNotFoundError:  # another worker took it first
+                pass
+        time.sleep(0.02)
+
+
+if IMPORT_TOKENS:
+    take_an_import_token(IMPORT_TOKENS)
 
 VERSION_FILE = os.environ.get("DEPLOYAPP_VERSION_FILE")
 MARKER_DIR = os.environ.get("DEPLOYAPP_MARKER_DIR")
