@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import pwd
 import textwrap
 
@@ -19,6 +20,12 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 BIND_ATTEMPTS = 3
 
 pytestmark = pytest.mark.skipif(not os.path.exists(NGINX), reason="nginx is not installed (apt-get install nginx)")
+
+
+# The Host ursa gets is the client's, port included, or this server_name
+# when it sent none (an HTTP/1.0 client): nginx drops a header whose value is
+# empty, and an HTTP/1.1 request to ursa without a Host is a 400.
+SERVER_NAME = "app.example"
 
 
 def nginx_config(directory, port, tcp_address, unix_path, user=None):
@@ -41,6 +48,9 @@ def nginx_config(directory, port, tcp_address, unix_path, user=None):
                     proxy_pass http://ursa_{route}/;
                     proxy_http_version 1.1;
                     proxy_set_header Connection "";
+                    proxy_set_header Host $ursa_host;
+                    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+                    proxy_set_header X-Forwarded-Proto $scheme;
                 }}""")
     return textwrap.dedent(f"""
         {f"user {user} {user};" if user else ""}
@@ -56,9 +66,14 @@ def nginx_config(directory, port, tcp_address, unix_path, user=None):
             uwsgi_temp_path {directory}/uwsgi;
             scgi_temp_path {directory}/scgi;
             client_max_body_size 10m;
+            map $http_host $ursa_host {{
+                "" $host;
+                default $http_host;
+            }}
 {"".join(upstreams)}
             server {{
-                listen 127.0.0.1:{port};{"".join(locations)}
+                listen 127.0.0.1:{port};
+                server_name {SERVER_NAME};{"".join(locations)}
             }}
         }}
     """)
@@ -216,3 +231,30 @@ def test_nginx_as_www_data_reaches_the_socket_and_other_users_cannot(procs, shar
         assert (status, body) == (200, b"hello")
     # Another local user is refused: only nginx goes through.
     assert connect_as("daemon", unix_path) == "Permission denied"
+
+
+@pytest.mark.parametrize("route", ["tcp", "unix"])
+def test_the_app_sees_the_clients_host_and_address_through_nginx(stack, route):
+    port, _, _ = stack
+    environ = json.loads(through_nginx(port, "GET", f"/{route}/environ", headers={"Host": "shop.example:8080"})[2])
+    assert environ["HTTP_HOST"] == "shop.example:8080"
+    assert environ["wsgi.url_scheme"] == "http"
+    # nginx is a trusted proxy (loopback, or the unix socket): its
+    # X-Forwarded-For names the client.
+    assert environ["REMOTE_ADDR"] == "127.0.0.1"
+    assert environ["ursa.peer"] in ("127.0.0.1", "")
+
+
+@pytest.mark.parametrize("route", ["tcp", "unix"])
+def test_a_client_without_host_still_reaches_the_app(stack, route):
+    """An HTTP/1.0 client may send no Host; nginx then sends the
+    server_name, never an HTTP/1.1 request without Host (ursa's 400)."""
+    port, _, _ = stack
+    with socket.create_connection(("127.0.0.1", port), timeout=STOP_TIMEOUT) as sock:
+        sock.sendall(f"GET /{route}/environ HTTP/1.0\r\n\r\n".encode())
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), reply
+    assert json.loads(body)["HTTP_HOST"] == SERVER_NAME

@@ -64,7 +64,7 @@ def app(environ, start_response):
         return (f"chunk {i}\n".encode() for i in range(int(query or 5)))
     if path == "/environ":
         keys = ["wsgi.multiprocess", "wsgi.url_scheme", "REMOTE_ADDR", "REMOTE_PORT", "SERVER_PROTOCOL",
-                "HTTP_CONNECTION"]
+                "HTTP_CONNECTION", "HTTP_HOST", "ursa.peer"]
         return respond(start_response, json.dumps({k: environ.get(k) for k in keys}).encode(),
                        "application/json")
     if path == "/raise":
