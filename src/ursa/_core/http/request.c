@@ -198,10 +198,12 @@ static int on_header_value_complete(llhttp_t *parser)
         if (memchr(from, '\r', (size_t)(to - from)) || memchr(from, '\n', (size_t)(to - from)))
             return refuse(req, 400, "obsolete line folding in a header value");
     }
+    /* The value as every interface gives it: without trailing whitespace. */
+    h->value = trimmed(req, h->value);
     if (span_equals(req, h->name, "host")) {
         if (req->has_host)
             return refuse(req, 400, "more than one Host header");
-        if (!is_valid_host(req, trimmed(req, h->value)))
+        if (!is_valid_host(req, h->value))
             return refuse(req, 400, "invalid Host header");
         req->has_host = 1;
     } else if (span_equals(req, h->name, "transfer-encoding")) {
@@ -212,11 +214,11 @@ static int on_header_value_complete(llhttp_t *parser)
         /* RFC 9112 6.1: in HTTP/1.0 its framing is faulty, whatever it says. */
         if (parser->http_major == 1 && parser->http_minor == 0)
             return refuse(req, 400, "Transfer-Encoding in an HTTP/1.0 request");
-        if (!span_equals(req, trimmed(req, h->value), "chunked"))
+        if (!span_equals(req, h->value, "chunked"))
             return refuse(req, 501, "Transfer-Encoding other than chunked is not supported");
         req->chunked = 1;
     } else if (span_equals(req, h->name, "expect")) {
-        if (!span_equals(req, trimmed(req, h->value), "100-continue"))
+        if (!span_equals(req, h->value, "100-continue"))
             return refuse(req, 417, "unsupported expectation");
         req->expect_continue = 1;
     } else if (h->name.length >= 9 && (span_equals(req, h->name, "forwarded") ||

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "http/target.h"
 #include "wsgi/input.h"
 
 /* Headers most requests carry: their environ keys are made once. The
@@ -72,46 +73,23 @@ static int set_item(PyObject *environ, PyObject *key, PyObject *value)
 
 /* ---- the request target ---- */
 
-static int hex_value(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    ch = (char)(ch | 0x20);
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    return -1;
-}
-
-/* PATH_INFO: the path percent-decoded, as latin-1 (PEP 3333). A '%' that
- * starts no valid escape is kept as it is. */
+/* PATH_INFO: the path percent-decoded, as latin-1 (PEP 3333). */
 static PyObject *decode_path(const char *path, size_t length)
 {
-    const char *percent = memchr(path, '%', length);
-    if (percent == NULL)
+    if (memchr(path, '%', length) == NULL)
         return PyUnicode_DecodeLatin1(path, (Py_ssize_t)length, NULL);
     PyObject *result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)length);
     if (result == NULL)
         return NULL;
-    char *out = PyBytes_AS_STRING(result);
-    size_t n = 0;
-    for (size_t i = 0; i < length; i++) {
-        int high, low;
-        if (path[i] == '%' && i + 2 < length && (high = hex_value(path[i + 1])) >= 0 && (low = hex_value(path[i + 2])) >= 0) {
-            out[n++] = (char)(high * 16 + low);
-            i += 2;
-        } else {
-            out[n++] = path[i];
-        }
-    }
-    PyObject *text = PyUnicode_DecodeLatin1(out, (Py_ssize_t)n, NULL);
+    size_t n = target_decode(path, length, PyBytes_AS_STRING(result));
+    PyObject *text = PyUnicode_DecodeLatin1(PyBytes_AS_STRING(result), (Py_ssize_t)n, NULL);
     Py_DECREF(result);
     return text;
 }
 
-/* Split the target into path and query; an absolute-form target
- * ("http://host/path") contributes only its path. The template holds
- * QUERY_STRING "", so only a query replaces it. */
-/* Split the target into the app's prefix, the path and the query. */
+/* Split the target into the app's prefix, the path and the query
+ * (http/target.c). The template holds QUERY_STRING "", so only a query
+ * replaces it. */
 static int set_target(PyObject *environ, const environ_source *source, const char *target, size_t length)
 {
     module_state *state = source->state;
@@ -124,27 +102,16 @@ static int set_target(PyObject *environ, const environ_source *source, const cha
         PyDict_SetItem(environ, state->str_REQUEST_URI, raw) < 0)
         goto done;
 
-    const char *end = target + length;
-    const char *fragment = memchr(target, '#', length);
-    if (fragment != NULL)
-        end = fragment;
-    const char *path = target;
-    if (length > 7 && (strncasecmp(target, "http://", 7) == 0 || strncasecmp(target, "https://", 8) == 0)) {
-        const char *authority = target + ((target[4] | 0x20) == 's' ? 8 : 7);
-        path = memchr(authority, '/', (size_t)(end - authority));
-        if (path == NULL)
-            path = end;
-    }
-    const char *query = memchr(path, '?', (size_t)(end - path));
-    const char *path_end = query ? query : end;
-    size_t path_length = (size_t)(path_end - path);
+    target_parts parts;
+    target_split(target, length, &parts);
+    const char *path = parts.path;
+    size_t path_length = parts.path_length;
     size_t prefix = source->script_name_length;
     if (prefix > 0) {
         /* Mounted under a prefix: a path under it is split into
          * SCRIPT_NAME (the template's) and PATH_INFO; one outside is the
          * app's as it is, with SCRIPT_NAME "" (health checks, say). */
-        if (path_length >= prefix && memcmp(path, source->script_name, prefix) == 0 &&
-            (path_length == prefix || path[prefix] == '/')) {
+        if (target_under_prefix(path, path_length, source->script_name, prefix)) {
             path += prefix;
             path_length -= prefix;
         } else if (PyDict_SetItem(environ, state->str_SCRIPT_NAME, state->str_empty) < 0) {
@@ -162,8 +129,9 @@ static int set_target(PyObject *environ, const environ_source *source, const cha
     }
     if (path_info == NULL || PyDict_SetItem(environ, state->str_PATH_INFO, path_info) < 0)
         goto done;
-    if (query != NULL &&
-        set_item(environ, state->str_QUERY_STRING, PyUnicode_DecodeLatin1(query + 1, end - query - 1, NULL)) < 0)
+    if (parts.query != NULL &&
+        set_item(environ, state->str_QUERY_STRING,
+                 PyUnicode_DecodeLatin1(parts.query, (Py_ssize_t)parts.query_length, NULL)) < 0)
         goto done;
     result = 0;
 done:
@@ -223,11 +191,7 @@ static int set_headers(PyObject *environ, module_state *state, const request *re
                 return -1;
             continue;
         }
-        uint32_t length = h->value.length;
-        const char *value = base + h->value.offset;
-        while (length > 0 && (value[length - 1] == ' ' || value[length - 1] == '\t'))
-            length--;
-        PyObject *text = PyUnicode_DecodeLatin1(value, length, NULL);
+        PyObject *text = PyUnicode_DecodeLatin1(base + h->value.offset, h->value.length, NULL);
         int result = text ? add_header(environ, state, key, text) : -1;
         Py_XDECREF(text);
         Py_DECREF(key);

@@ -6,10 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include <strings.h>
 #include <structmember.h>
 
-#include "common/charclass.h"
+#include "http/fields.h"
 #include "http/head.h"
 #include "wsgi/call.h"
 #include "wsgi/write.h"
@@ -66,126 +65,21 @@ static const char *check_status(PyObject *status, Py_ssize_t *length, int *code)
     return s;
 }
 
-static const char *check_header_name(PyObject *name, Py_ssize_t *length)
+static const char *check_header_text(PyObject *name, PyObject *text, Py_ssize_t *length, const char *what)
 {
-    if (!PyUnicode_Check(name)) {
-        PyErr_Format(PyExc_TypeError, "start_response: header name must be a str, not %.100s",
-                     Py_TYPE(name)->tp_name);
+    if (!PyUnicode_Check(text)) {
+        if (text == name)
+            PyErr_Format(PyExc_TypeError, "start_response: header name must be a str, not %.100s",
+                         Py_TYPE(text)->tp_name);
+        else
+            PyErr_Format(PyExc_TypeError, "start_response: value of header %R must be a str, not %.100s", name,
+                         Py_TYPE(text)->tp_name);
         return NULL;
     }
-    const char *bytes = latin1_of(name, length, "start_response: header name");
-    if (bytes == NULL)
-        return NULL;
-    if (*length == 0) {
-        PyErr_SetString(PyExc_ValueError, "start_response: header name is empty");
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < *length; i++) {
-        if (!is_token_char((unsigned char)bytes[i])) {
-            PyErr_Format(PyExc_ValueError,
-                         "start_response: header name %R contains the character 0x%02x, which is not allowed "
-                         "in a field name",
-                         name, (unsigned char)bytes[i]);
-            return NULL;
-        }
-    }
-    return bytes;
+    return latin1_of(text, length, what);
 }
 
-static const char *check_header_value(PyObject *name, PyObject *value, Py_ssize_t *length)
-{
-    if (!PyUnicode_Check(value)) {
-        PyErr_Format(PyExc_TypeError, "start_response: value of header %R must be a str, not %.100s", name,
-                     Py_TYPE(value)->tp_name);
-        return NULL;
-    }
-    const char *bytes = latin1_of(value, length, "start_response: header value");
-    if (bytes == NULL)
-        return NULL;
-    for (Py_ssize_t i = 0; i < *length; i++) {
-        unsigned char ch = (unsigned char)bytes[i];
-        if (ch == '\r' || ch == '\n' || ch == '\0') {
-            PyErr_Format(PyExc_ValueError,
-                         "start_response: value of header %R contains CR, LF or NUL, which would break the "
-                         "response: %R",
-                         name, value);
-            return NULL;
-        }
-        /* RFC 9110 5.5: no other control character either, the same bytes
-         * ursa refuses in a request. */
-        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
-            PyErr_Format(PyExc_ValueError,
-                         "start_response: value of header %R contains the control character 0x%02x: %R", name,
-                         ch, value);
-            return NULL;
-        }
-    }
-    return bytes;
-}
-
-typedef enum {
-    FIELD_OTHER,
-    FIELD_CONTENT_LENGTH,
-    FIELD_TRANSFER_ENCODING,
-    FIELD_CONNECTION,
-    FIELD_HOP_BY_HOP, /* the server's to send (PEP 3333): dropped */
-    FIELD_DATE,
-    FIELD_SERVER,
-} field_kind;
-
-static int name_is(const char *name, Py_ssize_t length, const char *lower, size_t lower_length)
-{
-    return (size_t)length == lower_length && strncasecmp(name, lower, lower_length) == 0;
-}
-
-#define NAME_IS(name, length, lower) name_is(name, length, lower, sizeof lower - 1)
-
-static field_kind field_kind_of(const char *name, Py_ssize_t length)
-{
-    switch (length) {
-    case 2:
-        return NAME_IS(name, length, "te") ? FIELD_HOP_BY_HOP : FIELD_OTHER;
-    case 4:
-        return NAME_IS(name, length, "date") ? FIELD_DATE : FIELD_OTHER;
-    case 6:
-        return NAME_IS(name, length, "server") ? FIELD_SERVER : FIELD_OTHER;
-    case 7:
-        return NAME_IS(name, length, "trailer") || NAME_IS(name, length, "upgrade") ? FIELD_HOP_BY_HOP
-                                                                                      : FIELD_OTHER;
-    case 10:
-        if (NAME_IS(name, length, "connection"))
-            return FIELD_CONNECTION;
-        return NAME_IS(name, length, "keep-alive") ? FIELD_HOP_BY_HOP : FIELD_OTHER;
-    case 14:
-        return NAME_IS(name, length, "content-length") ? FIELD_CONTENT_LENGTH : FIELD_OTHER;
-    case 16:
-        return NAME_IS(name, length, "proxy-connection") ? FIELD_HOP_BY_HOP : FIELD_OTHER;
-    case 17:
-        return NAME_IS(name, length, "transfer-encoding") ? FIELD_TRANSFER_ENCODING : FIELD_OTHER;
-    default:
-        return FIELD_OTHER;
-    }
-}
-
-static int parse_content_length(PyObject *name, PyObject *text, const char *value, Py_ssize_t length,
-                                int64_t *out)
-{
-    int64_t n = 0;
-    if (length == 0 || length > 18)
-        goto invalid;
-    for (Py_ssize_t i = 0; i < length; i++) {
-        if (value[i] < '0' || value[i] > '9')
-            goto invalid;
-        n = n * 10 + (value[i] - '0');
-    }
-    *out = n;
-    return 0;
-invalid:
-    PyErr_Format(PyExc_ValueError, "start_response: %R must be a non-negative integer, got %R", name, text);
-    return -1;
-}
-
-/* Check one (name, value) and add it to the head. */
+/* Check one (name, value) and add it to the head (http/fields.c). */
 static int add_header(response_head *r, buffer *head, PyObject *item, Py_ssize_t index)
 {
     if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
@@ -195,56 +89,27 @@ static int add_header(response_head *r, buffer *head, PyObject *item, Py_ssize_t
     }
     PyObject *name = PyTuple_GET_ITEM(item, 0), *value = PyTuple_GET_ITEM(item, 1);
     Py_ssize_t name_length, value_length;
-    const char *n = check_header_name(name, &name_length);
-    const char *v = n ? check_header_value(name, value, &value_length) : NULL;
+    const char *n = check_header_text(name, name, &name_length, "start_response: header name");
+    const char *v = n ? check_header_text(name, value, &value_length, "start_response: header value") : NULL;
     if (v == NULL)
         return -1;
-    switch (field_kind_of(n, name_length)) {
-    case FIELD_CONTENT_LENGTH: {
-        int64_t length;
-        if (parse_content_length(name, value, v, value_length, &length) < 0)
-            return -1;
-        /* Two lengths would let a client and a proxy frame the response
-         * differently; the same one twice is harmless and sent once. */
-        if (r->content_length >= 0 && length != r->content_length) {
-            PyErr_Format(PyExc_ValueError, "start_response: two Content-Length values, %lld and %lld",
-                         (long long)r->content_length, (long long)length);
-            return -1;
-        }
-        /* RFC 9110 8.6: a 204 has no Content-Length, nor a 304 another
-         * response's length; gunicorn drops both too. */
-        if (r->content_length >= 0 || r->status_code == 204 || r->status_code == 304)
-            return 0;
-        r->content_length = length;
-        break;
+    unsigned char bad_byte = 0;
+    field_check check = response_field_add(r, head, n, (size_t)name_length, v, (size_t)value_length, &bad_byte);
+    switch (check) {
+    case FIELD_OK:
+        return 0;
+    case FIELD_NO_MEMORY:
+        return -1;
+    case FIELD_NAME_CHARACTER:
+    case FIELD_VALUE_BREAK:
+    case FIELD_VALUE_CONTROL:
+        PyErr_Format(PyExc_ValueError, "start_response: header %R %s (0x%02x): %R", name, field_check_text(check),
+                     bad_byte, value);
+        return -1;
+    default:
+        PyErr_Format(PyExc_ValueError, "start_response: header %R %s: %R", name, field_check_text(check), value);
+        return -1;
     }
-    case FIELD_TRANSFER_ENCODING:
-        /* The server frames the body itself: "chunked" from the app is
-         * dropped; a coding it would have to apply is an error. */
-        if (!NAME_IS(v, value_length, "chunked")) {
-            PyErr_Format(PyExc_ValueError,
-                         "start_response: Transfer-Encoding %R: the server chooses the framing, and an app "
-                         "cannot apply a transfer coding (use Content-Encoding)",
-                         value);
-            return -1;
-        }
-        return 0;
-    case FIELD_CONNECTION:
-        if (value_length >= 5 && strcasestr(v, "close") != NULL)
-            r->wants_close = 1;
-        return 0;
-    case FIELD_HOP_BY_HOP:
-        return 0;
-    case FIELD_DATE:
-        r->has_date = 1;
-        break;
-    case FIELD_SERVER:
-        r->has_server = 1;
-        break;
-    case FIELD_OTHER:
-        break;
-    }
-    return head_field(head, n, (size_t)name_length, v, (size_t)value_length);
 }
 
 /* Check the status and headers and write the head so far: status line and
@@ -270,9 +135,7 @@ static int set_head(response_head *r, buffer *head, PyObject *status, PyObject *
                      status);
         return -1;
     }
-    memset(r, 0, sizeof *r);
-    r->content_length = -1;
-    r->status_code = code;
+    response_head_init(r, code);
     if (head_begin(head, status_text, (size_t)status_length) < 0)
         return -1;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++)
