@@ -64,3 +64,22 @@ def test_signal_handler_installed_by_the_program_runs_while_serving(servers, tmp
     wait_until(handled.exists, 30, "the SIGUSR1 handler has written its file")
     assert f"pid {server.pid}" in handled.read_text()
     server.assert_serving()
+
+
+def test_a_response_that_said_keep_alive_before_the_stop_is_followed_by_the_next_request(servers):
+    # The stream's head went out saying keep-alive; SIGTERM arrives while it
+    # is still being produced. The client's next request, pipelined behind
+    # it, must be answered (with Connection: close), not cut off.
+    server = servers.start()
+    with server.connect() as conn:
+        conn.send(build_request("GET", "/slow-stream?seconds=1") + build_request("GET", "/ping"))
+        conn.receive_until(b"started\n")
+        server.send_signal(signal.SIGTERM)
+        streamed = conn.read_response()
+        assert streamed.body == b"started\nfinished\n"
+        assert streamed.headers_named("Connection") == []
+        ping = conn.read_response()
+        assert (ping.status, ping.body) == (200, b"pong")
+        assert ping.headers_named("Connection") == ["close"]
+        assert conn.is_closed_by_server()
+    assert server.wait_exit() == 0

@@ -10,6 +10,7 @@ when it was sent on an open connection and got no response (EOF or reset).
 import signal
 import socket
 import threading
+import time
 
 from .harness import STOP_TIMEOUT, wait_until
 
@@ -30,17 +31,24 @@ class LoopingClient(threading.Thread):
         self.sock = None
 
     def run(self):
+        on_connection = 0
+        answered_at = None
         while self.running:
             if self.sock is None:
                 self.sock = socket.create_connection(self.target, timeout=STOP_TIMEOUT)
+                on_connection = 0
             try:
+                sent_at = time.monotonic()
                 self.sock.sendall(REQUEST)
                 head, close = self.read_response()
             except (ConnectionError, OSError) as error:
-                self.lost.append(repr(error))
+                idle = f"{sent_at - answered_at:.3f}s after the last response" if on_connection else "a new one"
+                self.lost.append(f"{error!r}: request {on_connection + 1} on its connection, {idle}")
                 close = True
             else:
                 self.answered += 1
+                on_connection += 1
+                answered_at = time.monotonic()
             if close:
                 self.sock.close()
                 self.sock = None

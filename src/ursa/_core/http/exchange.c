@@ -245,6 +245,14 @@ static void http_on_writable(conn *c)
         http_parse_input(c);
 }
 
+static void http_on_hangup(conn *c)
+{
+    exchange *x = exchange_of(c);
+    const interface *iface = http_of(c->server)->iface;
+    if (x->dispatched && iface->on_hangup != NULL)
+        iface->on_hangup(x);
+}
+
 static void http_on_late(conn *c)
 {
     exchange *x = exchange_of(c);
@@ -290,6 +298,7 @@ const protocol http_protocol = {
     .on_input = http_on_input,
     .on_stream = http_on_stream,
     .on_writable = http_on_writable,
+    .on_hangup = http_on_hangup,
     .on_late = http_on_late,
     .on_busy = http_on_busy,
     .on_close = http_on_close,
@@ -328,7 +337,7 @@ int exchange_send_head(exchange *x, const response_head *response, int64_t known
     }
     if (response->wants_close)
         conn_refuse_keep_alive(c);
-    tail.keep_alive = c->keep_alive;
+    tail.keep_alive = conn_keeps_alive(c);
     if (head_end(&x->head, &tail) < 0)
         return -1;
     x->head_sent = 1;
@@ -407,7 +416,7 @@ int exchange_fail(exchange *x)
     x->head_sent = x->ended = 1;
     x->body_sent = 0;
     head_tail tail = {date_line(&http_of(s)->dates, (time_t)ev_now(s->loop)), 1, FRAMING_LENGTH,
-                      sizeof internal_error_body - 1, c->keep_alive, x->req.http_minor == 0};
+                      sizeof internal_error_body - 1, conn_keeps_alive(c), x->req.http_minor == 0};
     buffer *head = &x->head;
     if (head_begin(head, "500 Internal Server Error", 25) < 0 ||
         head_field(head, "Content-Type", 12, "text/plain; charset=utf-8", 25) < 0 || head_end(head, &tail) < 0 ||

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "common/buffer.h"
+#include "http/fields.h"
 #include "http/forwarded.h"
 #include "http/head.h"
 #include "http/request.h"
@@ -34,10 +35,15 @@ typedef struct interface {
      * known): make what every request shares. 0, or -1 with an exception. */
     int (*server_start)(server *s);
     void (*server_end)(server *s);
-    /* A complete request: call the app, start the response. */
+    /* A complete request: call the app, start the response. An app that
+     * answers later returns CONN_PENDING and calls exchange_kick() as it
+     * gives more. */
     conn_progress (*on_request)(exchange *x);
-    /* The connection can take more of the response. */
+    /* The connection can take more of the response, or was kicked. */
     conn_progress (*on_writable)(exchange *x);
+    /* The client finished sending while CONN_PENDING (it hung up, or
+     * half-closed): no more requests follow. May be NULL. */
+    void (*on_hangup)(exchange *x);
     /* The response is over: `completed` when it was all written, else the
      * connection is closing under it. Release everything of the request. */
     void (*on_done)(exchange *x, int completed);
@@ -56,15 +62,6 @@ typedef struct http_server {
 } http_server;
 
 extern const protocol http_protocol;
-
-/* What an app's response head says, beyond its status line and fields. */
-typedef struct response_head {
-    int status_code;
-    int64_t content_length; /* the app's Content-Length, or -1 */
-    unsigned has_date : 1;
-    unsigned has_server : 1;
-    unsigned wants_close : 1; /* the app sent Connection: close */
-} response_head;
 
 struct exchange {
     conn *conn;
@@ -182,6 +179,25 @@ conn_progress exchange_flush(exchange *x, size_t *budget);
 /* Keep at most body_buffer_size of the response in memory: the rest goes
  * to a temporary file. 0, or -1 with an exception. */
 int exchange_bound_memory(exchange *x);
+
+/* The app gave more of the response outside the interface's callbacks:
+ * on_writable is called soon (conn_kick). Safe to call from app code. */
+static inline void exchange_kick(exchange *x)
+{
+    conn_kick(x->conn);
+}
+
+/* Whether the body's end is queued. */
+static inline int exchange_ended(const exchange *x)
+{
+    return x->ended;
+}
+
+/* Whether the status line and fields are queued (the status is final). */
+static inline int exchange_head_sent(const exchange *x)
+{
+    return x->head_sent;
+}
 
 /* Whether the app gave its whole Content-Length: it is not asked for more. */
 static inline int exchange_length_reached(const exchange *x)

@@ -34,10 +34,27 @@ static void conn_watch(conn *c, int events)
     if (c->watching == events)
         return;
     struct ev_loop *loop = c->server->loop;
+    /* Stopping a watcher drops its pending events: a kick survives. */
+    int kicked = ev_clear_pending(loop, &c->watcher) & EV_CUSTOM;
     ev_io_stop(loop, &c->watcher);
-    ev_io_set(&c->watcher, c->fd, events);
-    ev_io_start(loop, &c->watcher);
+    if (events != 0) {
+        ev_io_set(&c->watcher, c->fd, events);
+        ev_io_start(loop, &c->watcher);
+    }
     c->watching = events;
+    if (kicked)
+        ev_feed_event(loop, &c->watcher, EV_CUSTOM);
+}
+
+/* While a response is in progress: the socket's writability when the
+ * output waits for it, and its readability while an asynchronous app is
+ * awaited, to notice a client that hangs up. */
+static void conn_watch_responding(conn *c)
+{
+    int events = c->write_blocked ? EV_WRITE : 0;
+    if (c->awaiting_app && !c->read_paused)
+        events |= EV_READ;
+    conn_watch(c, events);
 }
 
 /* When the current state times out, or 0 when nothing can time out (the
@@ -53,8 +70,10 @@ static double conn_deadline(const conn *c)
         if (!c->served_any)
             return c->phase_started + o->header_timeout;
         double idle_due = c->phase_started + o->keepalive_timeout;
-        /* Retiring: an idle connection gets a short drain (see conn_stop). */
-        double retire_due = s->stop_started + s->retire_drain;
+        /* Retiring: an idle connection gets a short drain (see conn_stop),
+         * counted from its last response if that ended after the stop. */
+        double drain_from = c->phase_started > s->stop_started ? c->phase_started : s->stop_started;
+        double retire_due = drain_from + s->retire_drain;
         return s->stopping && retire_due < idle_due ? retire_due : idle_due;
     }
     case CONN_HEAD:
@@ -70,6 +89,7 @@ static double conn_deadline(const conn *c)
         return rate_due < gap_due ? rate_due : gap_due;
     }
     case CONN_RESPONDING:
+        return c->write_blocked ? c->last_progress + o->write_timeout : 0;
     case CONN_REJECTING:
         return c->watching == EV_WRITE ? c->last_progress + o->write_timeout : 0;
     case CONN_LINGERING:
@@ -124,9 +144,9 @@ static int conn_reader_progressed(conn *c)
     return progressed;
 }
 
-static void conn_wait_writable(conn *c)
+/* The write timeout counts from now. */
+static void conn_note_blocked(conn *c)
 {
-    conn_watch(c, EV_WRITE);
     c->unsent_when_blocked = conn_unsent_bytes(c);
     conn_schedule_timer(c);
 }
@@ -152,10 +172,51 @@ void conn_after_progress(conn *c, conn_progress progress)
 {
     if (c->closed)
         return;
-    if (progress == CONN_BLOCKED)
-        conn_wait_writable(c);
-    else if (progress == CONN_ABORT)
+    switch (progress) {
+    case CONN_BLOCKED:
+        c->write_blocked = 1;
+        conn_watch_responding(c);
+        conn_note_blocked(c);
+        break;
+    case CONN_PENDING:
+        c->write_blocked = 0;
+        c->awaiting_app = 1;
+        conn_watch_responding(c);
+        break;
+    case CONN_ABORT:
         conn_close(c);
+        break;
+    case CONN_DONE:
+        break;
+    }
+}
+
+void conn_kick(conn *c)
+{
+    ev_feed_event(c->server->loop, &c->watcher, EV_CUSTOM);
+}
+
+/* While an asynchronous app is awaited the socket is readable: the client
+ * hung up (its request is still answered, but it is told: a half-closed
+ * client may yet read the response), reset the connection, or sent its
+ * next request early, which is read once this response is done. */
+static void conn_check_hangup(conn *c)
+{
+    char byte;
+    ssize_t n = recv(c->fd, &byte, 1, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n < 0) {
+        conn_close(c);
+        return;
+    }
+    c->read_paused = 1;
+    conn_watch_responding(c);
+    if (n == 0) {
+        c->hung_up = 1;
+        c->keep_alive = 0;
+        c->protocol->on_hangup(c);
+    }
 }
 
 void conn_send_interim(conn *c, const char *data, size_t length)
@@ -182,10 +243,12 @@ static void conn_flush_refusal(conn *c)
     conn_progress progress = conn_flush(c, &budget);
     if (progress == CONN_ABORT)
         conn_close(c);
-    else if (progress == CONN_BLOCKED)
-        conn_wait_writable(c);
-    else
+    else if (progress == CONN_BLOCKED) {
+        conn_watch(c, EV_WRITE);
+        conn_note_blocked(c);
+    } else {
         conn_start_lingering(c);
+    }
 }
 
 void conn_close_after_output(conn *c)
@@ -215,6 +278,7 @@ void conn_begin_response(conn *c, int client_keeps_alive)
 {
     server *s = c->server;
     conn_enter(c, CONN_RESPONDING);
+    c->write_blocked = c->awaiting_app = c->read_paused = 0;
     s->requests_started++;
     /* The response that reaches max_requests says it is the last: the
      * client must not send another request on a connection about to go. */
@@ -227,11 +291,14 @@ int conn_request_done(conn *c)
     server *s = c->server;
     s->requests_served++;
     s->after_request(s);
-    if (!c->keep_alive || s->stopping) {
+    /* A head that said keep-alive is kept to: while stopping, the next
+     * request still gets its drain (conn_deadline). */
+    if (!c->keep_alive) {
         conn_close(c);
         return 0;
     }
     c->served_any = 1;
+    c->write_blocked = c->awaiting_app = c->read_paused = 0;
     conn_enter(c, c->in.len ? CONN_HEAD : CONN_AWAITING);
     conn_watch(c, EV_READ);
     conn_schedule_timer(c);
@@ -462,7 +529,6 @@ static void conn_end_callback(conn *c)
 static void conn_on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
-    (void)revents;
     conn *c = w->data;
     conn_begin_callback(c);
     switch (c->state) {
@@ -470,16 +536,22 @@ static void conn_on_io(struct ev_loop *loop, ev_io *w, int revents)
     case CONN_AWAITING:
     case CONN_HEAD:
     case CONN_BODY:
-        conn_on_readable(c);
+        if (revents & EV_READ)
+            conn_on_readable(c);
         break;
     case CONN_RESPONDING:
-        c->protocol->on_writable(c);
+        if (revents & EV_READ)
+            conn_check_hangup(c);
+        if (!c->closed && (revents & (EV_WRITE | EV_CUSTOM)))
+            c->protocol->on_writable(c);
         break;
     case CONN_REJECTING:
-        conn_flush_refusal(c);
+        if (revents & EV_WRITE)
+            conn_flush_refusal(c);
         break;
     case CONN_LINGERING:
-        conn_on_lingering_readable(c);
+        if (revents & EV_READ)
+            conn_on_lingering_readable(c);
         break;
     }
     conn_end_callback(c);
@@ -619,13 +691,14 @@ void conn_close(conn *c)
 
 void conn_stop(conn *c)
 {
-    /* Every response from now on says Connection: close. A connection idle
-     * after a response may be sending its next request right now, with
-     * no way to know the server is going: it is closed only after a short
-     * drain (conn_deadline), and a request that arrives meanwhile, or was
-     * already in the kernel, is answered. A new connection was accepted
-     * for a request surely on its way (bounded by the header timeout). */
-    c->keep_alive = 0;
+    /* Every head from now on says Connection: close (conn_keeps_alive).
+     * A connection idle after a response that said keep-alive (before the
+     * stop, or while it was being written) may be sending its next request
+     * right now, with no way to know the server is going: it is closed
+     * only after a short drain (conn_deadline), and a request that arrives
+     * meanwhile, or was already in the kernel, is answered. A new
+     * connection was accepted for a request surely on its way (bounded by
+     * the header timeout). */
     if (c->state == CONN_AWAITING)
         conn_schedule_timer(c);
 }

@@ -5,6 +5,8 @@
  *
  *   (PROXY --its header-->) AWAITING --first byte--> HEAD --head complete--> BODY --request complete--> RESPONDING
  *   RESPONDING --written, keep-alive--> AWAITING (or HEAD: pipelined bytes)
+ *   (while RESPONDING waits for an asynchronous app, the socket is watched
+ *   for the client hanging up: see CONN_PENDING)
  *   RESPONDING --written, close--> closed
  *   HEAD/BODY --refused--> REJECTING (the answer going out) --> LINGERING --> closed
  */
@@ -30,6 +32,7 @@ typedef enum {
 
 typedef enum {
     CONN_BLOCKED, /* the output waits for the socket (or yields to the others) */
+    CONN_PENDING, /* all is written and the app has not given more: conn_kick() when it does */
     CONN_DONE,    /* the response is all written */
     CONN_ABORT,   /* the connection must be closed now */
 } conn_progress;
@@ -65,6 +68,10 @@ typedef struct conn {
     PyObject *remote_addr;
     PyObject *remote_port;    /* NULL for unix peers */
     unsigned keep_alive : 1;  /* may serve another request after this one */
+    unsigned write_blocked : 1; /* RESPONDING: the output waits for the socket */
+    unsigned awaiting_app : 1;  /* RESPONDING: the app answers asynchronously (CONN_PENDING) */
+    unsigned read_paused : 1;   /* RESPONDING: the client sent more (or hung up); read it after */
+    unsigned hung_up : 1;       /* the client finished sending mid-response (EOF) */
     unsigned peer_trusted : 1; /* a proxy in forwarded_allow_ips, or a unix peer */
     unsigned served_any : 1;  /* a response went out: idle time is keep-alive */
     unsigned in_shared : 1;   /* `in` is the server's read_buffer, for now */
@@ -96,11 +103,25 @@ static inline void conn_refuse_keep_alive(conn *c)
 {
     c->keep_alive = 0;
 }
+/* What the response's head says, as it is written: keep-alive, unless the
+ * server began to stop since the request came in. Once a head has said
+ * it, the connection is kept (and drained, if the server is stopping). */
+static inline int conn_keeps_alive(conn *c)
+{
+    if (c->server->stopping)
+        c->keep_alive = 0;
+    return c->keep_alive;
+}
 /* Write what the output holds, at most *budget bytes. */
 conn_progress conn_flush(conn *c, size_t *budget);
-/* What the response path said: wait for the socket, close, or (done)
- * nothing here: conn_request_done follows. */
+/* What the response path said: wait for the socket, wait for the app,
+ * close, or (done) nothing here: conn_request_done follows. While the app
+ * is awaited, a client that hangs up is noticed (protocol on_hangup). */
 void conn_after_progress(conn *c, conn_progress progress);
+/* The app gave more of the response outside any event of this connection:
+ * its protocol's on_writable runs soon, in this loop iteration, where the
+ * connection may safely be closed. */
+void conn_kick(conn *c);
 /* The response is all written and its request released: wait for the next
  * request (1; the caller goes on parsing what is in `in`) or close (0). */
 int conn_request_done(conn *c);

@@ -28,7 +28,8 @@ typedef struct protocol {
     void (*server_end)(struct server *s);
     void (*on_input)(struct conn *c);  /* new bytes in c->in */
     void (*on_stream)(struct conn *c, const char *data, size_t length); /* read in the BODY state */
-    void (*on_writable)(struct conn *c); /* the output can take more */
+    void (*on_writable)(struct conn *c); /* the output can take more, or conn_kick() */
+    void (*on_hangup)(struct conn *c); /* the client finished sending while its response was awaited */
     void (*on_late)(struct conn *c);   /* a request's head or body missed its deadline */
     void (*on_busy)(struct conn *c);   /* a request's bytes do not fit max_buffered_bytes */
     void (*on_close)(struct conn *c);  /* release c->exchange: the connection is going */
