@@ -3,10 +3,15 @@
 #endif
 #include "transport/listener.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "transport/conn.h"
@@ -235,4 +240,35 @@ void listeners_free(server *s)
     PyMem_Free(s->listeners);
     s->listeners = NULL;
     s->listener_count = 0;
+}
+
+int listener_address(const listener *l, char *host, size_t size, unsigned *port)
+{
+    struct sockaddr_storage address;
+    socklen_t length = sizeof address;
+    *port = 0;
+    if (size > 0)
+        host[0] = '\0';
+    if (getsockname(l->fd, (struct sockaddr *)&address, &length) < 0)
+        return AF_UNSPEC;
+    if (address.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&address;
+        inet_ntop(AF_INET, &in->sin_addr, host, (socklen_t)size);
+        *port = ntohs(in->sin_port);
+    } else if (address.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&address;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, (socklen_t)size);
+        *port = ntohs(in6->sin6_port);
+    } else if (address.ss_family == AF_UNIX) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&address;
+        size_t path_length = length > offsetof(struct sockaddr_un, sun_path)
+                                 ? length - offsetof(struct sockaddr_un, sun_path)
+                                 : 0;
+        if (path_length > 0 && un->sun_path[0] == '\0') {
+            snprintf(host, size, "@%.*s", (int)(path_length - 1), un->sun_path + 1);
+        } else {
+            snprintf(host, size, "%.*s", (int)strnlen(un->sun_path, path_length), un->sun_path);
+        }
+    }
+    return address.ss_family;
 }

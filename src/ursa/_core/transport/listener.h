@@ -18,4 +18,9 @@ void listeners_pause(server *s, double seconds);
 /* At a stop: take every connection the kernel has completed. */
 void listeners_drain(server *s);
 
+/* Where a listener listens: its host (numeric) and port for TCP, its path
+ * for a unix socket ("@name" for an abstract one). Returns the address
+ * family, or AF_UNSPEC when the socket cannot say. */
+int listener_address(const listener *l, char *host, size_t size, unsigned *port);
+
 #endif

@@ -397,7 +397,7 @@ static int wsgi_server_start(server *s)
     }
     for (size_t i = 0; i < s->listener_count; i++) {
         const listener *l = &s->listeners[i];
-        environ_defaults defaults = {l->fd, s->opts.url_scheme, s->opts.script_name, s->opts.wsgi_errors,
+        environ_defaults defaults = {l, s->opts.url_scheme, s->opts.script_name, s->opts.wsgi_errors,
                                      s->opts.multiprocess};
         w->templates[i] = environ_template_new(s->state, &defaults);
         if (w->templates[i] == NULL) {

@@ -3,54 +3,41 @@
 #endif
 #include "wsgi/environ.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "http/header_names.h"
 #include "http/target.h"
+#include "transport/listener.h"
 #include "wsgi/input.h"
 
-/* Headers most requests carry: their environ keys are made once. The
- * order matches module_state.header_keys. */
-#define COOKIE_HEADER 8 /* its index below */
-static const struct {
-    const char *name;
-    const char *key;
-} common_headers[URSA_COMMON_HEADERS] = {
-    {"host", "HTTP_HOST"},
-    {"user-agent", "HTTP_USER_AGENT"},
-    {"accept", "HTTP_ACCEPT"},
-    {"accept-encoding", "HTTP_ACCEPT_ENCODING"},
-    {"accept-language", "HTTP_ACCEPT_LANGUAGE"},
-    {"connection", "HTTP_CONNECTION"},
-    {"content-type", "CONTENT_TYPE"},
-    {"content-length", "CONTENT_LENGTH"},
-    {"cookie", "HTTP_COOKIE"},
-    {"referer", "HTTP_REFERER"},
-    {"cache-control", "HTTP_CACHE_CONTROL"},
-    {"origin", "HTTP_ORIGIN"},
-    {"authorization", "HTTP_AUTHORIZATION"},
-    {"x-forwarded-for", "HTTP_X_FORWARDED_FOR"},
-    {"x-forwarded-proto", "HTTP_X_FORWARDED_PROTO"},
-    {"x-forwarded-host", "HTTP_X_FORWARDED_HOST"},
-    {"x-real-ip", "HTTP_X_REAL_IP"},
-    {"x-requested-with", "HTTP_X_REQUESTED_WITH"},
-    {"if-none-match", "HTTP_IF_NONE_MATCH"},
-    {"if-modified-since", "HTTP_IF_MODIFIED_SINCE"},
-    {"upgrade-insecure-requests", "HTTP_UPGRADE_INSECURE_REQUESTS"},
-    {"pragma", "HTTP_PRAGMA"},
-    {"expect", "HTTP_EXPECT"},
-    {"transfer-encoding", "HTTP_TRANSFER_ENCODING"},
-};
+/* The CGI key of a header name: the name in upper case with "-" as "_",
+ * after "HTTP_" when `prefix` is 5 (RFC 3875 4.1.18). */
+static PyObject *cgi_key(const char *name, size_t length, size_t prefix)
+{
+    PyObject *key = PyUnicode_New((Py_ssize_t)(length + prefix), 127);
+    if (key == NULL)
+        return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(key);
+    memcpy(out, "HTTP_", prefix);
+    for (size_t i = 0; i < length; i++) {
+        char ch = name[i];
+        out[prefix + i] = (Py_UCS1)(ch == '-' ? '_' : (ch >= 'a' && ch <= 'z') ? ch - 32 : ch);
+    }
+    return key;
+}
 
 int environ_init_state(module_state *state)
 {
     for (int i = 0; i < URSA_COMMON_HEADERS; i++) {
-        state->header_keys[i] = PyUnicode_InternFromString(common_headers[i].key);
+        const char *name = common_header_names[i];
+        /* CONTENT_TYPE and CONTENT_LENGTH have no HTTP_ (RFC 3875 4.1). */
+        size_t prefix = strncmp(name, "content-", 8) == 0 ? 0 : 5;
+        state->header_keys[i] = cgi_key(name, strlen(name), prefix);
         if (state->header_keys[i] == NULL)
             return -1;
+        PyUnicode_InternInPlace(&state->header_keys[i]);
     }
     /* HTTP methods only: llhttp's RTSP ones never reach a request parser. */
 #define URSA_METHOD_NAME(number, name, text)                                                                  \
@@ -149,22 +136,12 @@ static PyObject *header_key(module_state *state, const char *name, size_t length
 {
     if (memchr(name, '_', length) != NULL)
         return NULL;
-    for (int i = 0; i < URSA_COMMON_HEADERS; i++) {
-        if (strlen(common_headers[i].name) == length && strncasecmp(common_headers[i].name, name, length) == 0) {
-            Py_INCREF(state->header_keys[i]);
-            return state->header_keys[i];
-        }
+    int common = common_header_index(name, length);
+    if (common >= 0) {
+        Py_INCREF(state->header_keys[common]);
+        return state->header_keys[common];
     }
-    PyObject *key = PyUnicode_New((Py_ssize_t)length + 5, 127);
-    if (key == NULL)
-        return NULL;
-    Py_UCS1 *out = PyUnicode_1BYTE_DATA(key);
-    memcpy(out, "HTTP_", 5);
-    for (size_t i = 0; i < length; i++) {
-        char ch = name[i];
-        out[5 + i] = (Py_UCS1)(ch == '-' ? '_' : (ch >= 'a' && ch <= 'z') ? ch - 32 : ch);
-    }
-    return key;
+    return cgi_key(name, length, 5);
 }
 
 static int add_header(PyObject *environ, module_state *state, PyObject *key, PyObject *value)
@@ -318,29 +295,19 @@ error:
 
 /* SERVER_NAME and SERVER_PORT; `*has_ports` tells whether the socket is
  * TCP, whose peers have a REMOTE_PORT. */
-static int set_server_address(PyObject *template, module_state *state, int listen_fd, int *has_ports)
+static int set_server_address(PyObject *template, module_state *state, const listener *l, int *has_ports)
 {
-    struct sockaddr_storage address;
-    socklen_t length = sizeof address;
-    char text[INET6_ADDRSTRLEN] = "localhost";
-    unsigned port = 80;
-    *has_ports = 0;
+    char host[256];
+    unsigned port;
+    int family = listener_address(l, host, sizeof host, &port);
+    *has_ports = family == AF_INET || family == AF_INET6;
     /* A unix socket has no host or port; "localhost" and 80 make URLs that
      * apps rebuild from them (without a Host header) still well-formed. */
-    if (getsockname(listen_fd, (struct sockaddr *)&address, &length) == 0) {
-        if (address.ss_family == AF_INET) {
-            struct sockaddr_in *in = (struct sockaddr_in *)&address;
-            inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
-            port = ntohs(in->sin_port);
-            *has_ports = 1;
-        } else if (address.ss_family == AF_INET6) {
-            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&address;
-            inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
-            port = ntohs(in6->sin6_port);
-            *has_ports = 1;
-        }
+    if (!*has_ports) {
+        strcpy(host, "localhost");
+        port = 80;
     }
-    if (set_item(template, state->str_SERVER_NAME, PyUnicode_FromString(text)) < 0 ||
+    if (set_item(template, state->str_SERVER_NAME, PyUnicode_FromString(host)) < 0 ||
         set_item(template, state->str_SERVER_PORT, PyUnicode_FromFormat("%u", port)) < 0)
         return -1;
     return 0;
@@ -385,7 +352,7 @@ PyObject *environ_template_new(module_state *state, const environ_defaults *defa
     if (template == NULL)
         return NULL;
     int has_ports;
-    if (set_server_address(template, state, defaults->listen_fd, &has_ports) < 0 ||
+    if (set_server_address(template, state, defaults->socket, &has_ports) < 0 ||
         PyDict_SetItem(template, state->str_SCRIPT_NAME, defaults->script_name) < 0 ||
         PyDict_SetItem(template, state->str_wsgi_version, state->wsgi_version) < 0 ||
         PyDict_SetItem(template, state->str_wsgi_url_scheme, defaults->url_scheme) < 0 ||

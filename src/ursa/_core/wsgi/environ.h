@@ -9,6 +9,7 @@
 #include "common/state.h"
 #include "http/forwarded.h"
 #include "http/request.h"
+#include "transport/server.h"
 
 /* What an environ is made of. */
 typedef struct environ_source {
@@ -33,7 +34,7 @@ PyObject *environ_build(const environ_source *source, body *body);
 PyObject *environ_build_partial(const environ_source *source);
 /* What every request on one listening socket shares. */
 typedef struct environ_defaults {
-    int listen_fd;            /* for SERVER_NAME and SERVER_PORT; -1: none */
+    const listener *socket;   /* for SERVER_NAME and SERVER_PORT */
     PyObject *url_scheme;
     PyObject *script_name;    /* "" or the prefix the app is mounted under */
     PyObject *errors;         /* wsgi.errors, or NULL: sys.stderr */
