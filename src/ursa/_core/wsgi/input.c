@@ -27,7 +27,6 @@ PyObject *input_new(module_state *state, body *b)
     InputObject *self = PyObject_New(InputObject, state->input_type);
     if (self == NULL)
         return NULL;
-    Py_INCREF(state->input_type);
     self->memory = b->memory;
     self->memory_capacity = b->memory_capacity;
     self->file = b->file;

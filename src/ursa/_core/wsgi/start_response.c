@@ -253,7 +253,6 @@ PyObject *start_response_attach(exchange *x)
         sr = PyObject_New(StartResponseObject, s->state->start_response_type);
         if (sr == NULL)
             return NULL;
-        Py_INCREF(s->state->start_response_type);
         sr->vectorcall = start_response_vectorcall;
         sr->write = NULL;
     }

@@ -57,7 +57,6 @@ WriteObject *write_new(module_state *state, exchange *x)
     WriteObject *self = PyObject_New(WriteObject, state->write_type);
     if (self == NULL)
         return NULL;
-    Py_INCREF(state->write_type);
     self->exchange = x;
     return self;
 }
