@@ -64,7 +64,7 @@ typedef struct date_cache {
 
 const char *date_line(date_cache *cache, time_t second);
 
-/* The reason phrase of a status the server itself answers with. */
+/* The registered reason phrase of a status, or "" for an unregistered one. */
 const char *head_reason_phrase(int status);
 
 #endif
