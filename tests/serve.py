@@ -31,7 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--app", required=True,
-                        help="name of a WSGI app in apps.py (with --factory: of a function returning one)")
+                        help="name of an app in apps.py, or module:name (with --factory: of a function "
+                             "returning one)")
     parser.add_argument("--factory", action="store_true")
     parser.add_argument("--mode", default="listen-run",
                         choices=["run", "listen-run", "bjoern", "server-run-socket", "server-run-fd", "serve-many"])
@@ -103,8 +104,8 @@ def main():
             with open(usr1_file, "w") as f:
                 f.write(f"SIGUSR1 handled by pid {os.getpid()}\n")
         signal.signal(signal.SIGUSR1, on_usr1)
-    apps = importlib.import_module("apps")
-    app = getattr(apps, arguments.app)
+    module, _, name = arguments.app.rpartition(":")
+    app = getattr(importlib.import_module(module or "apps"), name)
     if arguments.factory:
         app = app()
     try:

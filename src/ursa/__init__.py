@@ -1,4 +1,4 @@
-"""ursa: a fast, small WSGI server with a C core (libev + llhttp).
+"""ursa: a fast, small WSGI and ASGI server with a C core (libev + llhttp).
 
 The public API is bjoern's, so ``import ursa as bjoern`` works::
 
@@ -7,6 +7,9 @@ The public API is bjoern's, so ``import ursa as bjoern`` works::
     ursa.run()                                # ... serve later
     ursa.server_run(sock_or_fd, app)          # serve a socket you made
 
+The app may be WSGI or ASGI 3: ``interface="auto"`` tells them apart (see
+ursa.interfaces), "wsgi" or "asgi" says which; an ASGI app's lifespan runs
+around the serving (``lifespan="auto"``, "on" or "off"; see ursa.lifespan).
 Every keyword in ``OPTIONS`` (limits, timeouts, hooks) is accepted by run(),
 listen(), server_run() and serve(); see README.md for their meaning.
 """
@@ -21,7 +24,8 @@ import _signal as signal
 
 from . import _core
 
-__all__ = ["run", "listen", "server_run", "serve", "stop", "bind_and_listen", "OPTIONS", "__version__"]
+__all__ = ["run", "listen", "server_run", "serve", "stop", "bind_and_listen", "ClientDisconnected", "OPTIONS",
+           "__version__"]
 __version__ = "0.1.0"
 
 DEFAULT_LISTEN_BACKLOG = 1024
@@ -29,6 +33,9 @@ DEFAULT_LISTEN_BACKLOG = 1024
 # Server options with their defaults; the C core holds the same defaults and
 # is the one that checks the values. Sizes are bytes, times are seconds.
 OPTIONS = dict(_core.DEFAULT_OPTIONS)
+
+# What send() of an ASGI app raises once its client is gone (an OSError).
+ClientDisconnected = _core.ClientDisconnected
 
 # Keywords serve() also takes that are not settings of a deployment:
 # bjoern's keepalive and tcp_nodelay, and what the prefork master gives
@@ -130,8 +137,9 @@ def _bind_tcp(host, port, reuse_port, backlog):
     return sock
 
 
-def serve(sockets, wsgi_app, **options):
-    """Serve ``wsgi_app`` on every listening socket (or fd) in ``sockets``.
+def serve(sockets, app, *, interface="auto", lifespan="auto", **options):
+    """Serve ``app`` (WSGI or ASGI, see ``interface``) on every listening
+    socket (or fd) in ``sockets``.
 
     Returns when stop() is called, on SIGTERM (when no Python handler is set
     for it) and after ``max_requests``; raises KeyboardInterrupt on SIGINT.
@@ -142,25 +150,33 @@ def serve(sockets, wsgi_app, **options):
     if not fds:
         raise ValueError("serve() needs at least one listening socket")
     _check_options(options)
+    from .interfaces import choose
+    if choose(app, interface) == "asgi":
+        from .lifespan import Lifespan
+        timeout = options.get("graceful_timeout", OPTIONS["graceful_timeout"])
+        options = dict(options, interface="asgi", lifespan=Lifespan(app, lifespan, timeout))
+        if options.get("access_log") is not None:
+            from .accesslog import for_scopes
+            options["access_log"] = for_scopes(options["access_log"])
     with _SignalWakeup() as wakeup:
-        _core.serve(fds, wsgi_app, wakeup.read_fd, **options)
+        _core.serve(fds, app, wakeup.read_fd, **options)
     if wakeup.interrupted:
         raise KeyboardInterrupt
 
 
-def server_run(sock, wsgi_app, **options):
-    """bjoern's server_run: serve ``wsgi_app`` on one socket object or fd."""
-    serve([sock], wsgi_app, **options)
+def server_run(sock, app, **options):
+    """bjoern's server_run: serve ``app`` on one socket object or fd."""
+    serve([sock], app, **options)
 
 
-def listen(wsgi_app, host, port=None, reuse_port=False, listen_backlog=DEFAULT_LISTEN_BACKLOG, **options):
-    """Bind ``host``/``port`` now; a later run() serves ``wsgi_app`` there."""
+def listen(app, host, port=None, reuse_port=False, listen_backlog=DEFAULT_LISTEN_BACKLOG, **options):
+    """Bind ``host``/``port`` now; a later run() serves ``app`` there."""
     global _default_instance
     if _default_instance is not None:
         raise RuntimeError("listen() was already called; call run() to serve it first")
     _check_options(options)
     sock = bind_and_listen(host, port, reuse_port, listen_backlog)
-    _default_instance = (sock, wsgi_app, options)
+    _default_instance = (sock, app, options)
     return sock
 
 
@@ -172,10 +188,10 @@ def run(*args, **kwargs):
         listen(*args, **kwargs)
     if _default_instance is None:
         raise RuntimeError("run() needs an app and a host, or a listen() call before it")
-    sock, wsgi_app, options = _default_instance
+    sock, app, options = _default_instance
     _owned_unix_path = _socket_file_of(sock)
     try:
-        server_run(sock, wsgi_app, **options)
+        server_run(sock, app, **options)
     finally:
         _default_instance = None
         sock.close()
@@ -190,7 +206,7 @@ def stop():
 
 
 def _check_options(options):
-    unknown = sorted(set(options) - set(OPTIONS) - _API_ONLY_OPTIONS)
+    unknown = sorted(set(options) - set(OPTIONS) - _API_ONLY_OPTIONS - {"interface", "lifespan"})
     if unknown:
         raise TypeError(f"unknown server option(s): {', '.join(unknown)}; known: {', '.join(sorted(OPTIONS))}")
 

@@ -212,6 +212,53 @@ _HELPERS = {
 }
 
 
+def environ_of_scope(scope):
+    """The environ keys the atoms read, from an ASGI scope (a refused
+    request's has only what was read of it)."""
+    client = scope.get("client")
+    environ = {"REMOTE_ADDR": client[0] if client else ""}
+    if "method" in scope:
+        environ["REQUEST_METHOD"] = scope["method"]
+    raw_path = scope.get("raw_path")
+    if raw_path is not None:
+        query = scope.get("query_string", b"")
+        environ["RAW_URI"] = raw_path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+        environ["PATH_INFO"] = scope.get("path", "")
+        environ["QUERY_STRING"] = query.decode("latin-1")
+    if "http_version" in scope:
+        environ["SERVER_PROTOCOL"] = "HTTP/" + scope["http_version"]
+    for name, value in scope.get("headers", ()):
+        key = name.decode("latin-1").upper().replace("-", "_")
+        key = key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
+        value = value.decode("latin-1")
+        environ[key] = environ[key] + "," + value if key in environ else value
+    if RESPONSE_HEADERS_KEY in scope:
+        environ[RESPONSE_HEADERS_KEY] = scope[RESPONSE_HEADERS_KEY]
+    return environ
+
+
+def for_scopes(access_log):
+    """The access_log callable for an ASGI app, which the core gives scopes."""
+    def log_scope(scope, status, body_bytes, duration_us):
+        return access_log(environ_of_scope(scope), status, body_bytes, duration_us)
+    return log_scope
+
+
+def capture_asgi_response_headers(app):
+    """Wrap an ASGI `app` so the response headers land in its scope."""
+    async def app_with_header_capture(scope, receive, send):
+        if scope.get("type") != "http":
+            return await app(scope, receive, send)
+
+        async def capturing_send(message):
+            if message.get("type") == "http.response.start":
+                scope[RESPONSE_HEADERS_KEY] = [(bytes(name).decode("latin-1"), bytes(value).decode("latin-1"))
+                                               for name, value in message.get("headers", ())]
+            return await send(message)
+        return await app(scope, receive, capturing_send)
+    return app_with_header_capture
+
+
 def capture_response_headers(app):
     """Wrap `app` so the response headers land in environ for %({Name}o)s."""
     def app_with_header_capture(environ, start_response):
@@ -256,8 +303,13 @@ class AccessLog:
             os.close(self.fd)
         self.fd, self.owns_fd = -1, False
 
-    def wrap_app(self, app):
-        return capture_response_headers(app) if self.needs_response_headers else app
+    def wrap_app(self, app, interface="auto"):
+        if not self.needs_response_headers:
+            return app
+        from .interfaces import choose
+        if choose(app, interface) == "asgi":
+            return capture_asgi_response_headers(app)
+        return capture_response_headers(app)
 
     def __call__(self, environ, status, body_bytes, duration_us):
         line = self.format_line(environ, status, body_bytes, duration_us)

@@ -1,6 +1,14 @@
 /* ursa._core: module init, above every layer. It makes the module state
  * and puts the layers together: serve() runs the transport's server with
- * the HTTP protocol over the WSGI interface. */
+ * the HTTP protocol over the WSGI or the ASGI interface. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+#include <string.h>
+
+#include "asgi/asgi.h"
+#include "asgi/call.h"
+#include "asgi/ready.h"
 #include "common/options.h"
 #include "common/state.h"
 #include "http/exchange.h"
@@ -54,9 +62,48 @@ error:
     return -1;
 }
 
-PyDoc_STRVAR(serve_doc, "serve(listen_fds, app, signal_fd, **options)\n\n"
-                        "Serve the WSGI `app` on the listening sockets `listen_fds` until stopped.\n"
-                        "`signal_fd` is the read end of Python's signal wake-up fd, or -1.");
+PyDoc_STRVAR(serve_doc, "serve(listen_fds, app, signal_fd, interface='wsgi', lifespan=None, **options)\n\n"
+                        "Serve `app` on the listening sockets `listen_fds` until stopped: a WSGI app,\n"
+                        "or with interface='asgi' an ASGI 3 app, whose lifespan object (startup(loop),\n"
+                        "shutdown(loop)) runs around the serving. `signal_fd` is the read end of\n"
+                        "Python's signal wake-up fd, or -1.");
+
+/* The keyword arguments that are not server options, taken out of a copy
+ * of `kwargs` (returned, a new reference). */
+static PyObject *take_interface_arguments(PyObject *kwargs, int *asgi, PyObject **lifespan)
+{
+    *asgi = 0;
+    *lifespan = NULL;
+    PyObject *options = kwargs ? PyDict_Copy(kwargs) : PyDict_New();
+    if (options == NULL)
+        return NULL;
+    PyObject *interface = PyDict_GetItemString(options, "interface");
+    if (interface != NULL) {
+        if (!PyUnicode_Check(interface) ||
+            (PyUnicode_CompareWithASCIIString(interface, "wsgi") != 0 &&
+             PyUnicode_CompareWithASCIIString(interface, "asgi") != 0)) {
+            PyErr_Format(PyExc_ValueError, "serve(): interface must be 'wsgi' or 'asgi', not %R", interface);
+            goto error;
+        }
+        *asgi = PyUnicode_CompareWithASCIIString(interface, "asgi") == 0;
+        if (PyDict_DelItemString(options, "interface") < 0)
+            goto error;
+    }
+    PyObject *given = PyDict_GetItemString(options, "lifespan");
+    if (given != NULL) {
+        if (given != Py_None) {
+            Py_INCREF(given);
+            *lifespan = given;
+        }
+        if (PyDict_DelItemString(options, "lifespan") < 0)
+            goto error;
+    }
+    return options;
+error:
+    Py_CLEAR(*lifespan);
+    Py_DECREF(options);
+    return NULL;
+}
 
 static PyObject *ursa_serve(PyObject *module, PyObject *args, PyObject *kwargs)
 {
@@ -66,27 +113,41 @@ static PyObject *ursa_serve(PyObject *module, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTuple(args, "OOi:serve", &fd_list, &app, &signal_fd))
         return NULL;
     if (!PyCallable_Check(app)) {
-        PyErr_Format(PyExc_TypeError, "the WSGI application must be callable, not %.100s", Py_TYPE(app)->tp_name);
+        PyErr_Format(PyExc_TypeError, "the application must be callable, not %.100s", Py_TYPE(app)->tp_name);
         return NULL;
     }
     if (state->running != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "a server is already running in this process: stop it first");
         return NULL;
     }
+    int asgi;
+    PyObject *lifespan;
+    PyObject *options = take_interface_arguments(kwargs, &asgi, &lifespan);
+    if (options == NULL)
+        return NULL;
     int *fds = NULL;
     size_t fd_count = 0;
     server_options opts;
+    int result = -1;
     if (listen_fds_of(fd_list, &fds, &fd_count) < 0)
-        return NULL;
-    if (options_parse(&opts, kwargs) < 0) {
-        PyMem_Free(fds);
-        return NULL;
-    }
+        goto done;
+    if (options_parse(&opts, options) < 0)
+        goto done;
     wsgi_server wsgi;
+    asgi_server asgi_state;
+    memset(&asgi_state, 0, sizeof asgi_state);
+    asgi_state.lifespan = lifespan;
     http_server http = {.iface = &wsgi_interface, .iface_state = &wsgi};
-    int result = server_serve(state, app, fds, fd_count, signal_fd, &opts, &http_protocol, &http);
+    if (asgi) {
+        http.iface = &asgi_interface;
+        http.iface_state = &asgi_state;
+    }
+    result = server_serve(state, app, fds, fd_count, signal_fd, &opts, &http_protocol, &http);
     options_clear(&opts);
+done:
     PyMem_Free(fds);
+    Py_XDECREF(lifespan);
+    Py_DECREF(options);
     if (result < 0)
         return NULL;
     Py_RETURN_NONE;
@@ -218,6 +279,11 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(state->write_type);
     Py_VISIT(state->input_type);
     Py_VISIT(state->file_wrapper_type);
+    Py_VISIT(state->asgi_send_type);
+    Py_VISIT(state->asgi_receive_type);
+    Py_VISIT(state->ready_type);
+    Py_VISIT(state->ready_none);
+    Py_VISIT(state->client_disconnected);
     Py_VISIT(state->empty_input);
     Py_VISIT(state->error_logger);
     return 0;
@@ -233,6 +299,11 @@ static int module_clear(PyObject *module)
     Py_CLEAR(state->write_type);
     Py_CLEAR(state->input_type);
     Py_CLEAR(state->file_wrapper_type);
+    Py_CLEAR(state->ready_none);
+    Py_CLEAR(state->asgi_send_type);
+    Py_CLEAR(state->asgi_receive_type);
+    Py_CLEAR(state->ready_type);
+    Py_CLEAR(state->client_disconnected);
     Py_CLEAR(state->wsgi_version);
     Py_CLEAR(state->error_logger);
     for (int i = 0; i < URSA_METHOD_NAMES; i++)
@@ -253,7 +324,7 @@ static void module_free(void *module)
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "ursa._core",
-    .m_doc = "The C core of ursa: the event loop, HTTP/1.x and WSGI.",
+    .m_doc = "The C core of ursa: the event loop, HTTP/1.x, WSGI and ASGI.",
     .m_size = sizeof(module_state),
     .m_methods = module_methods,
     .m_traverse = module_traverse,
@@ -272,10 +343,25 @@ static int init_state(PyObject *module, module_state *state)
     state->write_type = (PyTypeObject *)PyType_FromSpec(write_type_spec());
     state->input_type = (PyTypeObject *)PyType_FromSpec(input_type_spec());
     state->file_wrapper_type = (PyTypeObject *)PyType_FromSpec(file_wrapper_type_spec());
+    state->asgi_send_type = (PyTypeObject *)PyType_FromSpec(asgi_send_type_spec());
+    state->asgi_receive_type = (PyTypeObject *)PyType_FromSpec(asgi_receive_type_spec());
+    state->ready_type = (PyTypeObject *)PyType_FromSpec(ready_type_spec());
     state->wsgi_version = Py_BuildValue("(ii)", 1, 0);
-    if (state->start_response_type == NULL || state->write_type == NULL || state->input_type == NULL || state->file_wrapper_type == NULL ||
-        state->wsgi_version == NULL)
+    if (state->start_response_type == NULL || state->write_type == NULL || state->input_type == NULL ||
+        state->file_wrapper_type == NULL || state->asgi_send_type == NULL || state->asgi_receive_type == NULL ||
+        state->ready_type == NULL || state->wsgi_version == NULL)
         return -1;
+    state->ready_none = ready_new(state, Py_None);
+    /* What send() raises once the client is gone (ASGI: an OSError). */
+    state->client_disconnected = PyErr_NewExceptionWithDoc(
+        "ursa.ClientDisconnected", "The client disconnected before the response was sent.", PyExc_OSError, NULL);
+    if (state->ready_none == NULL || state->client_disconnected == NULL)
+        return -1;
+    Py_INCREF(state->client_disconnected);
+    if (PyModule_AddObject(module, "ClientDisconnected", state->client_disconnected) < 0) {
+        Py_DECREF(state->client_disconnected);
+        return -1;
+    }
     body empty;
     body_init(&empty);
     state->empty_input = input_new(state, &empty);

@@ -51,13 +51,53 @@ struct server;
     X(read, "read")                                      \
     X(write, "write")                                    \
     X(error, "error")                                    \
-    X(exc_info, "exc_info")
+    X(exc_info, "exc_info")                              \
+    X(type, "type")                                      \
+    X(asgi, "asgi")                                      \
+    X(version, "version")                                \
+    X(spec_version, "spec_version")                      \
+    X(http_version, "http_version")                      \
+    X(method, "method")                                  \
+    X(scheme, "scheme")                                  \
+    X(path, "path")                                      \
+    X(raw_path, "raw_path")                              \
+    X(query_string, "query_string")                      \
+    X(root_path, "root_path")                            \
+    X(headers, "headers")                                \
+    X(client, "client")                                  \
+    X(server, "server")                                  \
+    X(state, "state")                                    \
+    X(extensions, "extensions")                          \
+    X(status, "status")                                  \
+    X(body, "body")                                      \
+    X(more_body, "more_body")                            \
+    X(trailers, "trailers")                              \
+    X(http_request, "http.request")                      \
+    X(http_disconnect, "http.disconnect")                \
+    X(http_response_start, "http.response.start")        \
+    X(http_response_body, "http.response.body")          \
+    X(http_response_pathsend, "http.response.pathsend")  \
+    X(v1_0, "1.0")                                       \
+    X(v1_1, "1.1")                                       \
+    X(done, "done")                                      \
+    X(set_result, "set_result")                          \
+    X(create_future, "create_future")                    \
+    X(add_done_callback, "add_done_callback")            \
+    X(cancelled, "cancelled")                            \
+    X(exception, "exception")                            \
+    X(loop, "loop")                                      \
+    X(eager_start, "eager_start")
 
 typedef struct module_state {
     PyTypeObject *start_response_type;
     PyTypeObject *write_type;
     PyTypeObject *input_type;
     PyTypeObject *file_wrapper_type;
+    PyTypeObject *asgi_send_type;    /* asgi/channel.c */
+    PyTypeObject *asgi_receive_type;
+    PyTypeObject *ready_type;        /* asgi/ready.c */
+    PyObject *ready_none;            /* an awaitable that is done, with None */
+    PyObject *client_disconnected;   /* ursa.ClientDisconnected, an OSError */
     PyObject *empty_input;  /* the shared wsgi.input of bodiless requests */
     PyObject *wsgi_version; /* (1, 0) */
     PyObject *error_logger; /* logging.getLogger("ursa.error"), made on first use */

@@ -1,0 +1,67 @@
+/* One ASGI request's state, shared by the files of this layer. It is a
+ * Python object, and `send` itself: the app may keep send and receive
+ * past the response, so the request's state cannot live in the exchange.
+ * The exchange holds a reference until the response is over. */
+#ifndef URSA_ASGI_CALL_H
+#define URSA_ASGI_CALL_H
+
+#include "asgi/asgi.h"
+#include "http/exchange.h"
+
+typedef struct asgi_call {
+    PyObject_HEAD
+    vectorcallfunc vectorcall; /* send(message) */
+    module_state *state;
+    exchange *exchange;        /* NULL once the response is over */
+    PyObject *event_loop;
+    PyObject *task;            /* the app's, until it is done */
+    PyObject *receive_waiter;  /* a future receive() returned: the disconnect */
+    PyObject *send_waiter;     /* a future send() returned: the output drained */
+    PyObject *scope;           /* for the access log */
+    double started_at;         /* for the access log's duration */
+    uint64_t body_given;       /* request body bytes receive() returned */
+    int file;                  /* http.response.pathsend's open file, or -1 */
+    response_head response;    /* what http.response.start said */
+    unsigned started : 1;      /* http.response.start was sent */
+    unsigned complete : 1;     /* the last http.response.body was sent */
+    unsigned request_read : 1; /* receive() returned the body's last part */
+    unsigned dispatching : 1;  /* inside on_request, which writes what was sent */
+    unsigned hung_up : 1;      /* the client finished sending: receive() says so */
+    unsigned disconnected : 1; /* the connection closed before the response was written */
+    unsigned app_done : 1;     /* the app's task is done */
+} asgi_call;
+
+/* What the exchange keeps for the interface (interface.state_size). */
+typedef struct asgi_slot {
+    asgi_call *call;
+} asgi_slot;
+
+static inline asgi_call *asgi_call_of(exchange *x)
+{
+    return ((asgi_slot *)exchange_state(x))->call;
+}
+
+static inline asgi_server *asgi_server_of(const server *s)
+{
+    return ((http_server *)s->protocol_state)->iface_state;
+}
+
+/* ---- channel.c: send and receive ---- */
+
+asgi_call *asgi_call_new(module_state *state, exchange *x, PyObject *event_loop);
+/* The receive callable of a call. */
+PyObject *asgi_receive_new(asgi_call *call);
+/* Resolve what the app awaits: receive()'s future with http.disconnect,
+ * send()'s with None. */
+void asgi_wake_receiver(asgi_call *call);
+void asgi_wake_sender(asgi_call *call);
+
+/* ---- response.c: what send() does with each message ---- */
+
+/* 0, or -1 with an exception for the app. */
+int asgi_response_message(asgi_call *call, PyObject *message);
+
+PyType_Spec *asgi_send_type_spec(void);
+PyType_Spec *asgi_receive_type_spec(void);
+
+#endif

@@ -1,0 +1,235 @@
+"""ASGI apps for the end-to-end tests, served by serve.py as asgi_apps:NAME.
+
+`routing` dispatches on the path; each handler is raw ASGI (no framework),
+so what the tests see is the server's doing. Markers are files the app
+writes so a test can wait for it to reach a point (never for a time).
+"""
+import asyncio
+import json
+import os
+from urllib.parse import parse_qs
+
+
+def query_of(scope):
+    return {name: values[-1] for name, values in parse_qs(scope["query_string"].decode()).items()}
+
+
+async def respond(send, status=200, body=b"", headers=(), content_type=b"text/plain"):
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", content_type), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def read_body(receive):
+    chunks, parts = [], 0
+    while True:
+        message = await receive()
+        assert message["type"] == "http.request", message
+        chunks.append(message["body"])
+        parts += 1
+        if not message.get("more_body"):
+            return b"".join(chunks), parts
+
+
+def mark(path, text=""):
+    with open(path, "w") as marker:
+        marker.write(text)
+
+
+async def ping(scope, receive, send):
+    await respond(send, body=b"pong")
+
+
+async def echo(scope, receive, send):
+    body, parts = await read_body(receive)
+    await respond(send, body=body, headers=[(b"x-parts", str(parts).encode())])
+
+
+def describe(scope):
+    described = {key: value for key, value in scope.items() if key not in ("headers", "state", "raw_path",
+                                                                             "query_string", "extensions")}
+    described["headers"] = [[name.decode("latin-1"), value.decode("latin-1")] for name, value in scope["headers"]]
+    described["raw_path"] = scope["raw_path"].decode("latin-1")
+    described["query_string"] = scope["query_string"].decode("latin-1")
+    described["extensions"] = sorted(scope.get("extensions", {}))
+    described["state"] = {key: repr(value) for key, value in scope.get("state", {}).items()}
+    return described
+
+
+async def show_scope(scope, receive, send):
+    await respond(send, body=json.dumps(describe(scope)).encode(), content_type=b"application/json")
+
+
+async def slow(scope, receive, send):
+    query = query_of(scope)
+    if "marker" in query:
+        mark(query["marker"])
+    await asyncio.sleep(float(query.get("seconds", "1")))
+    await respond(send, body=b"slow response finished")
+
+
+async def stream(scope, receive, send):
+    query = query_of(scope)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    for index in range(int(query.get("parts", "3"))):
+        await send({"type": "http.response.body", "body": f"part {index}\n".encode(), "more_body": True})
+        await asyncio.sleep(float(query.get("delay", "0.05")))
+    await send({"type": "http.response.body", "body": b"end\n"})
+
+
+async def wait_disconnect(scope, receive, send):
+    """Reads the body, then waits for http.disconnect and records it."""
+    query = query_of(scope)
+    await read_body(receive)
+    mark(query["marker"], "waiting")
+    message = await receive()
+    mark(query["marker"], message["type"])
+
+
+async def stream_until_gone(scope, receive, send):
+    """Streams until send() raises; records what it raised."""
+    query = query_of(scope)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    sent = 0
+    try:
+        while True:
+            await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": True})
+            sent += 1
+            if sent == 2:
+                mark(query["marker"] + ".started")
+            await asyncio.sleep(0.01)
+    except OSError as error:
+        mark(query["marker"], type(error).__name__)
+        raise
+
+
+async def count_sends(scope, receive, send):
+    """Sends `parts` parts of 64 KiB, recording how many send() returned."""
+    query = query_of(scope)
+    parts = int(query["parts"])
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(parts * 65536).encode())]})
+    for index in range(parts):
+        await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": index < parts - 1})
+        mark(query["marker"], str(index + 1))
+
+
+async def raise_before_start(scope, receive, send):
+    raise RuntimeError("raised before the response started")
+
+
+async def raise_after_start(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+    raise RuntimeError("raised in the middle of the body")
+
+
+async def start_only(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+
+
+async def no_response(scope, receive, send):
+    return None
+
+
+async def bad_header(scope, receive, send):
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"x-bad", b"a\r\nInjected: 1")]})
+    except ValueError as error:
+        await respond(send, status=200, body=str(error).encode())
+
+
+async def status(scope, receive, send):
+    code = int(query_of(scope).get("code", "200"))
+    await respond(send, status=code, body=b"" if code in (204, 304) else b"status body")
+
+
+async def sized(scope, receive, send):
+    """A body of `size` bytes in `parts` messages, with a Content-Length."""
+    query = query_of(scope)
+    size, parts = int(query.get("size", "100000")), int(query.get("parts", "1"))
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(size).encode())]})
+    piece = size // parts
+    for index in range(parts):
+        last = index == parts - 1
+        await send({"type": "http.response.body", "body": b"y" * (size - piece * index if last else piece),
+                    "more_body": not last})
+
+
+async def pathsend(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.pathsend", "path": query_of(scope)["path"]})
+
+
+async def after_response(scope, receive, send):
+    """Work after the response: the next receive() says the exchange is over."""
+    query = query_of(scope)
+    await respond(send, body=b"done")
+    message = await receive()
+    mark(query["marker"], message["type"])
+
+
+async def state(scope, receive, send):
+    await respond(send, body=json.dumps(sorted(scope.get("state", {}))).encode())
+
+
+ROUTES = {
+    "/ping": ping,
+    "/echo": echo,
+    "/scope": show_scope,
+    "/slow": slow,
+    "/stream": stream,
+    "/wait-disconnect": wait_disconnect,
+    "/stream-until-gone": stream_until_gone,
+    "/count-sends": count_sends,
+    "/raise-before-start": raise_before_start,
+    "/raise-after-start": raise_after_start,
+    "/start-only": start_only,
+    "/no-response": no_response,
+    "/bad-header": bad_header,
+    "/status": status,
+    "/sized": sized,
+    "/pathsend": pathsend,
+    "/after-response": after_response,
+    "/state": state,
+}
+
+
+async def routing(scope, receive, send):
+    if scope["type"] == "lifespan":
+        return await lifespan(scope, receive, send)
+    handler = ROUTES.get(scope["path"])
+    if handler is None and scope["path"].startswith("/scope/"):
+        handler = show_scope
+    if handler is None:
+        await respond(send, status=404, body=b"no such route")
+        return
+    await handler(scope, receive, send)
+
+
+async def lifespan(scope, receive, send):
+    """Startup fills the state; URSA_TEST_LIFESPAN_LOG, if set, records the
+    events; URSA_TEST_LIFESPAN_FAIL=startup fails the startup."""
+    log = os.environ.get("URSA_TEST_LIFESPAN_LOG")
+    while True:
+        message = await receive()
+        if log:
+            with open(log, "a") as record:
+                record.write(message["type"] + "\n")
+        if message["type"] == "lifespan.startup":
+            if os.environ.get("URSA_TEST_LIFESPAN_FAIL") == "startup":
+                await send({"type": "lifespan.startup.failed", "message": "the test asked for it"})
+                return
+            scope["state"]["database"] = "connected"
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def no_lifespan(scope, receive, send):
+    """An app that does not know the lifespan protocol (it raises on it)."""
+    if scope["type"] != "http":
+        raise ValueError(f"unsupported scope type {scope['type']!r}")
+    await routing(scope, receive, send)

@@ -1,0 +1,296 @@
+"""ASGI 3 over HTTP/1.1: the scope, receive() and send(), the app's
+failures, clients that leave, backpressure and the lifespan protocol, over
+real sockets against a server process (asgi_apps.py).
+
+A request body is read whole before the app is called (as for WSGI); the
+app gets it in one http.request message, or in 1 MiB parts once it was
+kept in a file (past body_buffer_size)."""
+import json
+import signal
+import socket
+import sys
+import time
+
+import httpx
+import pytest
+
+from e2e_harness import IncompleteBody, build_request, wait_until
+
+pytestmark = pytest.mark.skipif(sys.version_info < (3, 11), reason="ursa serves ASGI apps on Python 3.11+")
+
+APP = "asgi_apps:routing"
+
+
+@pytest.fixture(scope="module")
+def server(module_servers):
+    return module_servers.start(name="asgi", app=APP)
+
+
+def marker_text(path):
+    return path.read_text() if path.exists() else None
+
+
+# ---------------------------------------------------------------- the scope
+
+def test_scope_of_a_request(server):
+    with server.connect() as conn:
+        conn.send(build_request("GET", "/scope?a=1&b=%20", headers=[("X-Custom", "Value"), ("x-custom", "two")]))
+        scope = conn.read_response().json()
+        local_port = conn.local_port()
+    assert scope["type"] == "http"
+    assert scope["asgi"] == {"version": "3.0", "spec_version": "2.4"}
+    assert (scope["http_version"], scope["method"], scope["scheme"]) == ("1.1", "GET", "http")
+    assert (scope["path"], scope["raw_path"], scope["query_string"]) == ("/scope", "/scope", "a=1&b=%20")
+    assert scope["root_path"] == ""
+    assert scope["headers"] == [["host", "test"], ["x-custom", "Value"], ["x-custom", "two"]]
+    assert scope["client"] == ["127.0.0.1", local_port]
+    assert scope["server"] == ["127.0.0.1", server.port]
+    assert scope["extensions"] == ["http.response.pathsend"]
+
+
+def test_path_is_percent_decoded_as_utf8_and_raw_path_is_as_sent(server):
+    scope = server.get("/scope/caf%C3%A9%2Fx%ZZ?q=%C3%A9").json()
+    assert scope["path"] == "/scope/café/x%ZZ"
+    assert scope["raw_path"] == "/scope/caf%C3%A9%2Fx%ZZ"
+    assert scope["query_string"] == "q=%C3%A9"
+
+
+def test_http_1_0_request(server):
+    response = server.request("GET", "/scope", version="HTTP/1.0")
+    assert response.json()["http_version"] == "1.0"
+    assert response.header("Connection") == "close" or response.version == "HTTP/1.0"
+
+
+def test_absolute_form_target_gives_its_path(server):
+    response = server.request("GET", "http://example.com/scope?z=9")
+    scope = response.json()
+    assert (scope["path"], scope["raw_path"], scope["query_string"]) == ("/scope", "/scope", "z=9")
+
+
+def test_lifespan_state_is_copied_into_each_scope(server):
+    assert server.get("/state").body == b'["database"]'
+
+
+# ---------------------------------------------------------------- bodies
+
+def test_request_body_arrives_in_one_message(server):
+    response = server.request("POST", "/echo", body=b"hello asgi")
+    assert (response.status, response.body, response.header("x-parts")) == (200, b"hello asgi", "1")
+
+
+def test_chunked_request_body(server):
+    with server.connect() as conn:
+        conn.send(build_request("POST", "/echo", headers=[("Transfer-Encoding", "chunked")]) +
+                  b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        response = conn.read_response()
+    assert response.body == b"hello world"
+
+
+def test_body_kept_in_a_file_arrives_in_parts(servers):
+    server = servers.start(app=APP, options={"body_buffer_size": 65536})
+    body = bytes(range(256)) * (3 * 4096 + 7)  # a little over 3 MiB
+    response = server.request("POST", "/echo", body=body)
+    assert response.body == body
+    assert response.header("x-parts") == "4"
+
+
+def test_a_response_in_one_message_has_a_content_length(server):
+    response = server.get("/ping")
+    assert (response.status, response.body, response.framing) == (200, b"pong", "content-length")
+    assert response.header("Content-Length") == "4"
+
+
+def test_a_streamed_response_is_chunked(server):
+    response = server.get("/stream?parts=3&delay=0")
+    assert response.framing == "chunked"
+    assert response.body == b"part 0\npart 1\npart 2\nend\n"
+
+
+def test_the_apps_content_length_frames_a_body_sent_in_parts(server):
+    response = server.get("/sized?size=300000&parts=7")
+    assert (response.framing, len(response.body)) == ("content-length", 300000)
+
+
+def test_head_request_gets_the_length_and_no_body(server):
+    with server.connect() as conn:
+        conn.send(build_request("HEAD", "/ping") + build_request("GET", "/ping"))
+        head = conn.read_response("HEAD")
+        assert head.header("Content-Length") == "4"
+        assert conn.read_response().body == b"pong"
+
+
+@pytest.mark.parametrize("code, reason", [(201, "Created"), (404, "Not Found"), (299, ""), (204, "No Content")])
+def test_status_line_has_the_registered_reason(server, code, reason):
+    response = server.get(f"/status?code={code}")
+    assert (response.status, response.reason) == (code, reason)
+
+
+def test_pathsend_sends_the_file(server, tmp_path):
+    path = tmp_path / "file.bin"
+    path.write_bytes(b"0123456789" * 100000)
+    response = server.get(f"/pathsend?path={path}")
+    assert (response.status, response.header("Content-Length")) == (200, "1000000")
+    assert response.body == path.read_bytes()
+
+
+def test_keep_alive_and_pipelined_requests_are_answered_in_order(server):
+    with server.connect() as conn:
+        conn.send(build_request("GET", "/stream?parts=2&delay=0.05") + build_request("POST", "/echo", body=b"two") +
+                  build_request("GET", "/ping"))
+        assert conn.read_response().body == b"part 0\npart 1\nend\n"
+        assert conn.read_response().body == b"two"
+        assert conn.read_response().body == b"pong"
+
+
+def test_httpx_client(server):
+    with httpx.Client(base_url=server.url("")) as client:
+        for _ in range(3):
+            response = client.post("/echo", content=b"x" * 100000)
+            assert (response.status_code, len(response.content)) == (200, 100000)
+        assert client.get("/stream?parts=5&delay=0").text.count("part") == 5
+
+
+# ---------------------------------------------------------------- concurrency
+
+def test_other_clients_are_served_while_an_app_waits(server, tmp_path):
+    marker = tmp_path / "in-app"
+    with server.connect() as slow:
+        slow.send(build_request("GET", f"/slow?seconds=2&marker={marker}"))
+        wait_until(marker.exists, 30, "the slow request is in the app")
+        for _ in range(20):
+            server.assert_serving()
+        assert slow.read_response().body == b"slow response finished"
+
+
+# ---------------------------------------------------------------- failures
+
+def test_an_app_that_raises_before_starting_gets_a_500(server):
+    response = server.get("/raise-before-start")
+    assert response.status == 500
+    server.wait_for_log("raised before the response started")
+    server.assert_serving()
+
+
+def test_an_app_that_raises_mid_body_has_its_connection_closed(server):
+    with server.connect() as conn:
+        conn.send(build_request("GET", "/raise-after-start"))
+        with pytest.raises(IncompleteBody) as incomplete:
+            conn.read_response()
+        assert incomplete.value.response.body == b"partial"
+    server.wait_for_log("raised in the middle of the body")
+    server.assert_serving()
+
+
+@pytest.mark.parametrize("path, logged", [("/no-response", "returned without sending a response"),
+                                          ("/start-only", "returned without sending a response")])
+def test_an_app_that_returns_without_a_whole_response_gets_a_500(server, path, logged):
+    response = server.get(path)
+    assert response.status == 500
+    server.wait_for_log("returned without")
+    server.assert_serving()
+
+
+def test_a_header_that_would_split_the_response_is_refused_by_send(server):
+    response = server.get("/bad-header")
+    assert response.status == 200
+    assert b"CR, LF or NUL" in response.body
+
+
+# ---------------------------------------------------------------- clients that leave
+
+def test_receive_says_http_disconnect_when_the_client_leaves(server, tmp_path):
+    marker = tmp_path / "disconnect"
+    conn = server.connect()
+    conn.send(build_request("GET", f"/wait-disconnect?marker={marker}"))
+    wait_until(lambda: marker_text(marker) == "waiting", 30, "the app waits for the disconnect")
+    conn.close()
+    wait_until(lambda: marker_text(marker) == "http.disconnect", 30, "the app is told of the disconnect")
+    server.assert_serving()
+
+
+def test_receive_after_the_response_says_http_disconnect(server, tmp_path):
+    marker = tmp_path / "after"
+    assert server.get(f"/after-response?marker={marker}").body == b"done"
+    wait_until(lambda: marker_text(marker) == "http.disconnect", 30, "the app's receive() returns")
+
+
+def test_send_after_the_client_vanished_raises_client_disconnected(server, tmp_path):
+    marker = tmp_path / "gone"
+    conn = server.connect()
+    conn.send(build_request("GET", f"/stream-until-gone?marker={marker}"))
+    wait_until(lambda: (tmp_path / "gone.started").exists(), 30, "the stream started")
+    conn.abort()
+    wait_until(lambda: marker_text(marker) == "ClientDisconnected", 30, "send() raised ClientDisconnected")
+    server.assert_serving()
+    assert "ClientDisconnected" not in server.log_text()
+
+
+def test_send_waits_for_a_client_that_does_not_read(server, tmp_path):
+    # 2000 parts of 64 KiB: without backpressure every send() would return
+    # at once and the worker would hold 128 MiB for this client.
+    marker = tmp_path / "sends"
+    with server.connect() as conn:
+        conn.send(build_request("GET", f"/count-sends?parts=2000&marker={marker}"))
+        wait_until(marker.exists, 30, "the app sends")
+        previous = None
+        while True:  # until the app stops getting ahead
+            time.sleep(0.3)
+            count = int(marker.read_text())
+            if count == previous:
+                break
+            previous = count
+        assert count < 1000
+        response = conn.read_response()
+    assert len(response.body) == 2000 * 65536
+    assert marker.read_text() == "2000"
+
+
+# ---------------------------------------------------------------- lifespan and stopping
+
+def test_lifespan_startup_and_shutdown_run_around_the_serving(servers, tmp_path, monkeypatch):
+    log = tmp_path / "lifespan.log"
+    monkeypatch.setenv("URSA_TEST_LIFESPAN_LOG", str(log))
+    server = servers.start(app=APP)
+    assert log.read_text() == "lifespan.startup\n"
+    assert server.stop() == 0
+    assert log.read_text() == "lifespan.startup\nlifespan.shutdown\n"
+
+
+def test_a_failed_lifespan_startup_fails_the_start(servers, monkeypatch):
+    monkeypatch.setenv("URSA_TEST_LIFESPAN_FAIL", "startup")
+    with pytest.raises(AssertionError):
+        servers.start(app=APP)
+    server = servers.servers[-1]
+    assert server.wait_exit() != 0
+    assert "the test asked for it" in server.log_text()
+
+
+def test_an_app_without_lifespan_is_served_with_lifespan_auto(servers):
+    server = servers.start(app="asgi_apps:no_lifespan")
+    server.assert_serving()
+    assert server.get("/state").body == b"[]"
+
+
+def test_lifespan_on_requires_the_app_to_support_it(servers):
+    with pytest.raises(AssertionError):
+        servers.start(app="asgi_apps:no_lifespan", options={"lifespan": "on"})
+    assert servers.servers[-1].wait_exit() != 0
+
+
+def test_sigterm_lets_the_request_in_flight_finish(servers, tmp_path):
+    server = servers.start(app=APP)
+    marker = tmp_path / "in-app"
+    with server.connect() as conn:
+        conn.send(build_request("GET", f"/slow?seconds=1&marker={marker}"))
+        wait_until(marker.exists, 30, "the request is in the app")
+        server.send_signal(signal.SIGTERM)
+        response = conn.read_response()
+    assert (response.status, response.body) == (200, b"slow response finished")
+    assert response.header("Connection") == "close"
+    assert server.wait_exit() == 0
+
+
+def test_interface_wsgi_forced_on_an_async_app_fails_its_requests_clearly(servers):
+    server = servers.start(app=APP, options={"interface": "wsgi"}, ready_path=None)
+    response = server.get("/ping")
+    assert response.status == 500
