@@ -1,6 +1,7 @@
 /* ursa._core: module init, above every layer. It makes the module state
  * and puts the layers together: serve() runs the transport's server with
  * the HTTP protocol over the WSGI interface. */
+#include "asgi/register.h"
 #include "common/options.h"
 #include "common/state.h"
 #include "http/exchange.h"
@@ -220,7 +221,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(state->file_wrapper_type);
     Py_VISIT(state->empty_input);
     Py_VISIT(state->error_logger);
-    return 0;
+    return event_loop_types_traverse(state, visit, arg);
 }
 
 static int module_clear(PyObject *module)
@@ -235,6 +236,7 @@ static int module_clear(PyObject *module)
     Py_CLEAR(state->file_wrapper_type);
     Py_CLEAR(state->wsgi_version);
     Py_CLEAR(state->error_logger);
+    event_loop_types_clear(state);
     for (int i = 0; i < URSA_METHOD_NAMES; i++)
         Py_CLEAR(state->method_names[i]);
     for (int i = 0; i < URSA_COMMON_HEADERS; i++)
@@ -279,7 +281,7 @@ static int init_state(PyObject *module, module_state *state)
     body empty;
     body_init(&empty);
     state->empty_input = input_new(state, &empty);
-    if (state->empty_input == NULL || environ_init_state(state) < 0)
+    if (state->empty_input == NULL || environ_init_state(state) < 0 || event_loop_types_init(module, state) < 0)
         return -1;
     PyObject *defaults = options_defaults();
     if (defaults == NULL || PyModule_AddObject(module, "DEFAULT_OPTIONS", defaults) < 0) {
