@@ -17,7 +17,13 @@ import pytest
 import ursa.eventloop
 from ursa import _core
 
-pytestmark = pytest.mark.skipif(sys.version_info < (3, 11), reason=ursa.eventloop.NEEDS_PYTHON)
+OLD_PYTHON = sys.version_info < (3, 11)
+
+
+@pytest.fixture(autouse=True)
+def needs_python_3_11(request):
+    if OLD_PYTHON and request.node.name != "test_older_pythons_are_refused":
+        pytest.skip(ursa.eventloop.NEEDS_PYTHON)
 
 LIMIT = 60  # seconds: a loop that never wakes fails the test rather than hanging it
 
@@ -36,6 +42,14 @@ def loop():
     yield loop
     if not loop.is_closed():
         loop.close()
+
+
+@pytest.mark.skipif(not OLD_PYTHON, reason="Python 3.11 or newer runs the event loop")
+def test_older_pythons_are_refused():
+    with pytest.raises(RuntimeError, match="needs Python 3.11 or newer"):
+        ursa.eventloop.new_event_loop()
+    with pytest.raises(RuntimeError, match="needs Python 3.11 or newer"):
+        _core.LibevLoop()
 
 
 def test_the_running_loop_is_ursas():
@@ -126,6 +140,21 @@ def test_a_thousand_callback_chain_and_context():
         return await done, seen, var.get()
 
     assert run(main) == (1000, ["in context"], "unset")
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks are Python 3.12's")
+def test_eager_tasks_finish_without_a_loop_iteration():
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(asyncio.eager_task_factory)
+
+        async def answer():
+            return 42
+
+        task = asyncio.create_task(answer())
+        return task.done() and task.result()
+
+    assert run(main) == 42
 
 
 def test_callbacks_take_any_number_of_arguments():
@@ -515,6 +544,11 @@ def test_close_stops_every_watcher_and_drops_every_reference():
         loop.call_soon(print)
     with pytest.raises(RuntimeError, match="closed"):
         loop.call_later(1, print)
+    assert libev._active_watchers() == 0
+    # the ev_loop is its owner's again: another event loop runs on it
+    again = ursa.eventloop.EventLoop(libev)
+    assert again.run_until_complete(asyncio.sleep(0.001, "again")) == "again"
+    again.close()
     assert libev._active_watchers() == 0
     del token
     gc.collect()

@@ -53,7 +53,6 @@ typedef struct EventLoopCoreObject {
     struct timer_handle *timers; /* armed timers (handles.c) */
     struct fd_watch **fds;       /* the selector's watchers, by fd (selector.c) */
     int fd_slots;
-    Py_ssize_t fd_count;
     loop_mode mode;
     int stopping;
     int closed;

@@ -12,6 +12,10 @@ typedef struct {
     unsigned long long polls; /* times an owned loop released the GIL to poll */
 } LibevLoopObject;
 
+/* A loop of its own is made only where the type can find the module state
+ * (PyType_GetModuleState, 3.9); the event loop needs 3.11 anyway. */
+#if PY_VERSION_HEX >= 0x03090000
+
 /* ---- the GIL is released while an owned loop waits for events ---- */
 
 static void release_gil(struct ev_loop *loop)
@@ -28,15 +32,12 @@ static void acquire_gil(struct ev_loop *loop)
     self->released = NULL;
 }
 
-/* ---- making ---- */
-
 static PyObject *libev_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     if (PyTuple_GET_SIZE(args) != 0 || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
         PyErr_SetString(PyExc_TypeError, "LibevLoop() takes no arguments");
         return NULL;
     }
-#if PY_VERSION_HEX >= 0x03090000
     module_state *state = PyType_GetModuleState(type);
     if (state == NULL)
         return NULL;
@@ -58,12 +59,20 @@ static PyObject *libev_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     ev_set_userdata(self->loop, self);
     ev_set_loop_release_cb(self->loop, release_gil, acquire_gil);
     return (PyObject *)self;
-#else
-    (void)type;
-    PyErr_SetString(PyExc_RuntimeError, "ursa's asyncio loop needs Python 3.11 or newer");
-    return NULL;
-#endif
 }
+
+#else
+
+static PyObject *libev_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    (void)type;
+    (void)args;
+    (void)kwargs;
+    PyErr_SetString(PyExc_RuntimeError, EVENT_LOOP_NEEDS_PYTHON);
+    return NULL;
+}
+
+#endif
 
 PyObject *libev_loop_wrap(module_state *state, struct ev_loop *loop)
 {

@@ -14,6 +14,8 @@
 
 #include "common/state.h"
 
+#define EVENT_LOOP_NEEDS_PYTHON "ursa's asyncio loop needs Python 3.11 or newer"
+
 /* A LibevLoop for `loop`, which stays its owner's: it must outlive every
  * event loop made on it (close them first). NULL with an exception. */
 PyObject *libev_loop_wrap(module_state *state, struct ev_loop *loop);

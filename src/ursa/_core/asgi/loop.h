@@ -25,9 +25,8 @@
 #include <Python.h>
 #include <ev.h>
 
+#include "asgi/libev.h"
 #include "common/state.h"
-
-#define EVENT_LOOP_NEEDS_PYTHON "ursa's asyncio loop needs Python 3.11 or newer"
 
 /* A new ursa.eventloop.EventLoop on `loop`, which stays the caller's: close
  * the event loop (event_loop_close) before destroying it. NULL with an

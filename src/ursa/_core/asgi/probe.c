@@ -19,6 +19,21 @@ typedef struct {
     ev_io watcher;
 } LoopProbeObject;
 
+/* What a server would do with it: stop (here at once) and raise it later. */
+static void on_fatal(void *data)
+{
+    LoopProbeObject *self = data;
+    PyObject *exception = exception_take();
+    if (self->fatal == NULL)
+        self->fatal = exception;
+    else
+        Py_DECREF(exception);
+    ev_break(((EventLoopCoreObject *)self->event_loop)->loop, EVBREAK_ALL);
+}
+
+/* As in libev.c: the type finds the module state from 3.9 on. */
+#if PY_VERSION_HEX >= 0x03090000
+
 /* As a socket of the server does: read in C, hand the rest to the loop. */
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -36,21 +51,8 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
     Py_XDECREF(bytes);
 }
 
-/* What a server would do with it: stop (here at once) and raise it later. */
-static void on_fatal(void *data)
-{
-    LoopProbeObject *self = data;
-    PyObject *exception = exception_take();
-    if (self->fatal == NULL)
-        self->fatal = exception;
-    else
-        Py_DECREF(exception);
-    ev_break(((EventLoopCoreObject *)self->event_loop)->loop, EVBREAK_ALL);
-}
-
 static PyObject *probe_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-#if PY_VERSION_HEX >= 0x030B0000
     PyObject *event_loop, *callback;
     int fd;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OiO:_LoopProbe", (char *[]){"event_loop", "fd", "callback", NULL},
@@ -76,14 +78,20 @@ static PyObject *probe_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     ev_io_init(&self->watcher, on_readable, fd, EV_READ);
     ev_io_start(((EventLoopCoreObject *)event_loop)->loop, &self->watcher);
     return (PyObject *)self;
+}
+
 #else
+
+static PyObject *probe_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
     (void)type;
     (void)args;
     (void)kwargs;
     PyErr_SetString(PyExc_RuntimeError, EVENT_LOOP_NEEDS_PYTHON);
     return NULL;
-#endif
 }
+
+#endif
 
 /* serve() -> the exception on_fatal took, or None: the server's part. */
 static PyObject *probe_serve(LoopProbeObject *self, PyObject *unused)

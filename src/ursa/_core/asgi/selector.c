@@ -64,7 +64,6 @@ void selector_close(EventLoopCoreObject *core)
         if (watch == NULL)
             continue;
         core->fds[fd] = NULL;
-        core->fd_count--;
         ev_io_stop(core->loop, &watch->io);
         Py_DECREF(watch->key);
         PyMem_Free(watch);
@@ -172,7 +171,6 @@ static PyObject *selector_register(EventLoopSelectorObject *self, PyObject *args
     ev_io_init(&watch->io, on_io, fd, ev_events_of(events));
     ev_io_start(core->loop, &watch->io);
     core->fds[fd] = watch;
-    core->fd_count++;
     Py_INCREF(watch->key);
     return watch->key;
 }
@@ -185,7 +183,6 @@ static PyObject *selector_unregister(EventLoopSelectorObject *self, PyObject *fi
         return NULL;
     fd_watch *watch = core->fds[fd];
     core->fds[fd] = NULL;
-    core->fd_count--;
     ev_io_stop(core->loop, &watch->io);
     PyObject *key = watch->key; /* the watcher's reference, now the caller's */
     PyMem_Free(watch);
