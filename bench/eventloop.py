@@ -2,7 +2,7 @@
 ursa.eventloop, in instructions per callback or timer (callgrind) and in
 wake-ups while idle.
 
-    python bench/eventloop.py callgrind [N]   # instructions per operation, every loop and workload
+    python bench/eventloop.py callgrind [N [WORKLOAD...]]  # instructions per operation, every loop
     python bench/eventloop.py idle [SECONDS]  # an idle loop for SECONDS (default 10): CPU, polls, epoll waits
     python bench/eventloop.py run LOOP WORKLOAD N   # one workload (what callgrind runs)
 
@@ -106,7 +106,8 @@ async def timer_batch(loop, n):
 
 
 async def timer_spread(loop, n):
-    delays = [random.Random(1).random() * 0.01 for _ in range(n)]
+    chance = random.Random(1)
+    delays = [chance.random() * 0.01 for _ in range(n)]
 
     def schedule(callback):
         for delay in delays:
@@ -157,17 +158,17 @@ def instructions(loop_name, workload, n):
             return int(re.search(r"^(?:summary|totals): (\d+)", f.read(), re.M).group(1))
 
 
-def callgrind(n):
+def callgrind(n, workloads):
     if shutil.which("valgrind") is None:
         sys.exit("callgrind needs valgrind (apt-get install valgrind)")
     loops = available_loops()
     print(f"Python {sys.version.split()[0]}, instructions per operation, (Ir(2N) - Ir(N)) / N, N = {n}\n")
     print("| workload | " + " | ".join(loops) + " | ursa / asyncio |" + (" ursa / uvloop |" if "uvloop" in loops else ""))
     print("|---" * (len(loops) + 2 + ("uvloop" in loops)) + "|")
-    runs = [(name, workload, count) for workload in WORKLOADS for name in loops for count in (n, 2 * n)]
+    runs = [(name, workload, count) for workload in workloads for name in loops for count in (n, 2 * n)]
     with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
         totals = dict(zip(runs, pool.map(lambda run: instructions(*run), runs)))
-    for workload in WORKLOADS:
+    for workload in workloads:
         per_op = {name: (totals[name, workload, 2 * n] - totals[name, workload, n]) / n for name in loops}
         row = [f"{per_op[name]:,.0f}" for name in loops] + [f"{per_op['ursa'] / per_op['asyncio']:.2f}"]
         if "uvloop" in loops:
@@ -234,7 +235,7 @@ def main():
     if command == "run":
         run_one(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif command == "callgrind":
-        callgrind(int(sys.argv[2]) if len(sys.argv) > 2 else 5000)
+        callgrind(int(sys.argv[2]) if len(sys.argv) > 2 else 5000, sys.argv[3:] or WORKLOADS)
     elif command == "idle":
         idle(float(sys.argv[2]) if len(sys.argv) > 2 else 10.0)
     elif command == "idle-one":

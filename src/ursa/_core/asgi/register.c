@@ -19,7 +19,12 @@ static PyTypeObject *add_type(PyObject *module, PyType_Spec *spec, PyTypeObject 
 #if PY_VERSION_HEX >= 0x03090000
     PyObject *type = PyType_FromModuleAndSpec(module, spec, (PyObject *)base);
 #else
-    PyObject *type = PyType_FromSpecWithBases(spec, (PyObject *)base);
+    /* 3.8 takes the bases as a tuple only */
+    PyObject *bases = base != NULL ? PyTuple_Pack(1, base) : NULL;
+    if (base != NULL && bases == NULL)
+        return NULL;
+    PyObject *type = PyType_FromSpecWithBases(spec, bases);
+    Py_XDECREF(bases);
 #endif
     if (type == NULL)
         return NULL;
