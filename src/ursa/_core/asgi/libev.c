@@ -12,9 +12,16 @@ typedef struct {
     unsigned long long polls; /* times an owned loop released the GIL to poll */
 } LibevLoopObject;
 
-/* A loop of its own is made only where the type can find the module state
- * (PyType_GetModuleState, 3.9); the event loop needs 3.11 anyway. */
+module_state *event_loop_type_state(PyTypeObject *type)
+{
 #if PY_VERSION_HEX >= 0x03090000
+    return PyType_GetModuleState(type);
+#else
+    (void)type;
+    PyErr_SetString(PyExc_RuntimeError, EVENT_LOOP_NEEDS_PYTHON);
+    return NULL;
+#endif
+}
 
 /* ---- the GIL is released while an owned loop waits for events ---- */
 
@@ -38,7 +45,7 @@ static PyObject *libev_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_TypeError, "LibevLoop() takes no arguments");
         return NULL;
     }
-    module_state *state = PyType_GetModuleState(type);
+    module_state *state = event_loop_type_state(type);
     if (state == NULL)
         return NULL;
     LibevLoopObject *self = PyObject_New(LibevLoopObject, type);
@@ -60,19 +67,6 @@ static PyObject *libev_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     ev_set_loop_release_cb(self->loop, release_gil, acquire_gil);
     return (PyObject *)self;
 }
-
-#else
-
-static PyObject *libev_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
-{
-    (void)type;
-    (void)args;
-    (void)kwargs;
-    PyErr_SetString(PyExc_RuntimeError, EVENT_LOOP_NEEDS_PYTHON);
-    return NULL;
-}
-
-#endif
 
 PyObject *libev_loop_wrap(module_state *state, struct ev_loop *loop)
 {

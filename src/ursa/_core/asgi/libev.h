@@ -16,6 +16,11 @@
 
 #define EVENT_LOOP_NEEDS_PYTHON "ursa's asyncio loop needs Python 3.11 or newer"
 
+/* The module state of one of the event loop's types (register.c makes them
+ * with their module), or NULL with RuntimeError before Python 3.9, where a
+ * type cannot find it (the event loop needs 3.11 anyway). */
+module_state *event_loop_type_state(PyTypeObject *type);
+
 /* A LibevLoop for `loop`, which stays its owner's: it must outlive every
  * event loop made on it (close them first). NULL with an exception. */
 PyObject *libev_loop_wrap(module_state *state, struct ev_loop *loop);

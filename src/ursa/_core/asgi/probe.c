@@ -31,9 +31,6 @@ static void on_fatal(void *data)
     ev_break(((EventLoopCoreObject *)self->event_loop)->loop, EVBREAK_ALL);
 }
 
-/* As in libev.c: the type finds the module state from 3.9 on. */
-#if PY_VERSION_HEX >= 0x03090000
-
 /* As a socket of the server does: read in C, hand the rest to the loop. */
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -58,7 +55,7 @@ static PyObject *probe_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OiO:_LoopProbe", (char *[]){"event_loop", "fd", "callback", NULL},
                                      &event_loop, &fd, &callback))
         return NULL;
-    module_state *state = PyType_GetModuleState(type);
+    module_state *state = event_loop_type_state(type);
     if (state == NULL)
         return NULL;
     if (!PyObject_TypeCheck(event_loop, state->event_loop.core) ||
@@ -79,19 +76,6 @@ static PyObject *probe_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     ev_io_start(((EventLoopCoreObject *)event_loop)->loop, &self->watcher);
     return (PyObject *)self;
 }
-
-#else
-
-static PyObject *probe_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
-{
-    (void)type;
-    (void)args;
-    (void)kwargs;
-    PyErr_SetString(PyExc_RuntimeError, EVENT_LOOP_NEEDS_PYTHON);
-    return NULL;
-}
-
-#endif
 
 /* serve() -> the exception on_fatal took, or None: the server's part. */
 static PyObject *probe_serve(LoopProbeObject *self, PyObject *unused)
