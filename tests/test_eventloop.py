@@ -501,6 +501,19 @@ def test_c_code_runs_the_loop_entered(loop):
     assert loop.run_until_complete(asyncio.sleep(0, "after")) == "after"
 
 
+def test_a_stop_from_before_does_not_end_the_callers_run(loop):
+    a, b = socket.socketpair()
+    with a, b:
+        probe = _core._LoopProbe(loop, a.fileno(), lambda data: probe.end_serving())
+        loop.stop()
+        polls = loop._libev.polls
+        loop.call_later(0.05, b.send, b"x")
+        assert probe.serve() is None
+        del probe
+    # it slept in the poll until the timer and the byte came: it did not spin
+    assert loop._libev.polls - polls <= 4
+
+
 def test_keyboard_interrupt_while_entered_goes_to_the_on_fatal_handler(loop):
     a, b = socket.socketpair()
     with a, b:

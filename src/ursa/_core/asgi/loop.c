@@ -48,7 +48,8 @@ static void on_before_poll(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     (void)revents;
     EventLoopCoreObject *self = CONTAINER_OF(w, before_poll);
-    if ((self->ready.count > 0 || self->stopping) && !ev_is_active(&self->keep_polling))
+    int stopping = self->stopping && self->mode == LOOP_RUNNING_ITSELF;
+    if ((self->ready.count > 0 || stopping) && !ev_is_active(&self->keep_polling))
         ev_idle_start(loop, &self->keep_polling);
 }
 
@@ -473,6 +474,7 @@ int event_loop_enter(PyObject *event_loop)
         return -1;
     Py_DECREF(done);
     self->mode = LOOP_ENTERED;
+    self->stopping = 0; /* a stop() from before would end a run of its own, not the caller's */
     drain_start(self);
     return 0;
 }
