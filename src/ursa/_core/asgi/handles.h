@@ -43,8 +43,8 @@ int handle_is_cancelled(module_state *state, PyObject *h);
 
 /* Run `h`, ours or an asyncio.Handle, unless it was cancelled. An exception
  * goes to the loop's exception handler, as asyncio's Handle._run does;
- * -1 (with it set) only for SystemExit and KeyboardInterrupt, which must
- * end the run. */
+ * -1 (with it set) for what must end the run: SystemExit, KeyboardInterrupt,
+ * or an asyncio.Handle that cannot say whether it was cancelled. */
 int handle_run(EventLoopCoreObject *core, PyObject *h);
 
 /* Stop every armed timer of `core` and drop libev's references (close()). */
