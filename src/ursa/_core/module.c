@@ -9,6 +9,7 @@
 #include "asgi/asgi.h"
 #include "asgi/call.h"
 #include "asgi/ready.h"
+#include "asgi/register.h"
 #include "common/options.h"
 #include "common/state.h"
 #include "http/exchange.h"
@@ -286,7 +287,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(state->client_disconnected);
     Py_VISIT(state->empty_input);
     Py_VISIT(state->error_logger);
-    return 0;
+    return event_loop_types_traverse(state, visit, arg);
 }
 
 static int module_clear(PyObject *module)
@@ -306,6 +307,7 @@ static int module_clear(PyObject *module)
     Py_CLEAR(state->client_disconnected);
     Py_CLEAR(state->wsgi_version);
     Py_CLEAR(state->error_logger);
+    event_loop_types_clear(state);
     for (int i = 0; i < URSA_METHOD_NAMES; i++)
         Py_CLEAR(state->method_names[i]);
     for (int i = 0; i < URSA_COMMON_HEADERS; i++)
@@ -365,7 +367,7 @@ static int init_state(PyObject *module, module_state *state)
     body empty;
     body_init(&empty);
     state->empty_input = input_new(state, &empty);
-    if (state->empty_input == NULL || environ_init_state(state) < 0)
+    if (state->empty_input == NULL || environ_init_state(state) < 0 || event_loop_types_init(module, state) < 0)
         return -1;
     PyObject *defaults = options_defaults();
     if (defaults == NULL || PyModule_AddObject(module, "DEFAULT_OPTIONS", defaults) < 0) {

@@ -26,8 +26,10 @@ static conn_progress pump(exchange *x)
     asgi_call *call = asgi_call_of(x);
     if (call->app_done && !exchange_ended(x)) {
         /* The app is done without a whole response: a 500 if nothing
-         * went out yet, else only a close tells the client. */
-        if (exchange_head_sent(x) || exchange_fail(x) < 0)
+         * went out yet; else what it sent goes out, then only a close
+         * tells the client (exchange_flush ends in CONN_ABORT). */
+        int head_was_sent = exchange_head_sent(x);
+        if (exchange_fail(x) < 0 && !head_was_sent)
             return CONN_ABORT;
     }
     size_t budget = WRITE_BUDGET;

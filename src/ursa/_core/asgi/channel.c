@@ -130,14 +130,14 @@ static PyObject *request_message(asgi_call *call)
     return message;
 }
 
-/* The request's parts first; then, once the client is gone or the
- * response is over, http.disconnect; in between, a future. */
+/* The request's parts first; then, once the client is gone or the app
+ * has sent its whole response, http.disconnect; in between, a future. */
 static PyObject *receive_impl(asgi_call *call)
 {
     PyObject *message = NULL;
-    if (call->exchange != NULL && !call->request_read)
+    if (call->exchange != NULL && !call->complete && !call->request_read)
         message = request_message(call);
-    else if (call->exchange == NULL || call->hung_up || call->disconnected)
+    else if (call->exchange == NULL || call->complete || call->hung_up || call->disconnected)
         message = disconnect_message(call->state);
     else {
         if (call->receive_waiter == NULL && (call->receive_waiter = new_future(call)) == NULL)

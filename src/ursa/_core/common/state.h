@@ -86,7 +86,23 @@ struct server;
     X(cancelled, "cancelled")                            \
     X(exception, "exception")                            \
     X(loop, "loop")                                      \
-    X(eager_start, "eager_start")
+    X(eager_start, "eager_start")                        \
+    X(_cancelled, "_cancelled")                          \
+    X(context, "context")                                \
+    X(_run, "_run")
+
+/* The asyncio event loop's types (asgi/register.c makes them) and what it
+ * imports on first use. */
+typedef struct event_loop_types {
+    PyTypeObject *core;      /* EventLoopCore, the C base of ursa.eventloop.EventLoop */
+    PyTypeObject *selector;  /* EventLoopSelector */
+    PyTypeObject *handle;    /* Handle */
+    PyTypeObject *timer;     /* TimerHandle */
+    PyTypeObject *libev;     /* LibevLoop */
+    PyTypeObject *probe;     /* _LoopProbe, for tests */
+    PyObject *loop_class;    /* ursa.eventloop.EventLoop */
+    PyObject *selector_key;  /* selectors.SelectorKey */
+} event_loop_types;
 
 typedef struct module_state {
     PyTypeObject *start_response_type;
@@ -104,6 +120,7 @@ typedef struct module_state {
     PyObject *method_names[URSA_METHOD_NAMES];    /* llhttp method number -> str */
     PyObject *header_keys[URSA_COMMON_HEADERS];   /* environ keys of common headers */
     struct server *running; /* the server inside serve(), for stop(): only a pointer */
+    event_loop_types event_loop;
 #define URSA_DECLARE_STR(field, text) PyObject *str_##field;
     URSA_INTERNED_STRINGS(URSA_DECLARE_STR)
 #undef URSA_DECLARE_STR
