@@ -5,8 +5,10 @@ so what the tests see is the server's doing. Markers are files the app
 writes so a test can wait for it to reach a point (never for a time).
 """
 import asyncio
+import gc
 import json
 import os
+import sys
 from urllib.parse import parse_qs
 
 
@@ -43,6 +45,11 @@ async def ping(scope, receive, send):
 async def echo(scope, receive, send):
     body, parts = await read_body(receive)
     await respond(send, body=body, headers=[(b"x-parts", str(parts).encode())])
+
+
+async def body_size(scope, receive, send):
+    body, parts = await read_body(receive)
+    await respond(send, body=str(len(body)).encode(), headers=[(b"x-parts", str(parts).encode())])
 
 
 def describe(scope):
@@ -174,9 +181,28 @@ async def state(scope, receive, send):
     await respond(send, body=json.dumps(sorted(scope.get("state", {}))).encode())
 
 
+async def process_stats(scope, receive, send):
+    gc.collect()
+    with open("/proc/self/status") as status_file:
+        rss_kib = next(int(line.split()[1]) for line in status_file if line.startswith("VmRSS:"))
+    tasks = len(asyncio.all_tasks())
+    await respond(send, content_type=b"application/json", body=json.dumps({
+        "objects": len(gc.get_objects()), "allocated_blocks": sys.getallocatedblocks(), "rss_kib": rss_kib,
+        "open_fds": len(os.listdir("/proc/self/fd")), "tasks": tasks}).encode())
+
+
+async def endless(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    while True:
+        await send({"type": "http.response.body", "body": b"z" * 16384, "more_body": True})
+
+
 ROUTES = {
+    "/stats": process_stats,
+    "/endless": endless,
     "/ping": ping,
     "/echo": echo,
+    "/size": body_size,
     "/scope": show_scope,
     "/slow": slow,
     "/stream": stream,
