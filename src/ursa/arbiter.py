@@ -34,7 +34,6 @@ Signals to the master:
              back if the new master exits first.
 """
 import ctypes
-import errno
 import faulthandler
 import fcntl
 import json
@@ -52,8 +51,10 @@ import time
 
 from . import _core, _socket_file_of, logfiles, systemd
 from .accesslog import AccessLog, FormatError
+from .addresses import describe_bind_error, describe_socket
+from .apploader import load_wsgi_app
+from .errors import ConfigError
 from .heartbeat import HeartbeatTable
-from .config import ConfigError, load_wsgi_app
 
 log = logging.getLogger("ursa.error")
 
@@ -88,21 +89,6 @@ MASTER_SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGINT, signal.SIGTERM,
 # of the sockets (passed as with systemd's LISTEN_FDS) are its own.
 UPGRADE_ENVIRONMENT = "URSA_UPGRADE_FROM"
 EXIT_EXEC_FAILED = 127
-
-def describe_socket(sock):
-    """How a listening socket is shown in logs: http://host:port or unix:path."""
-    name = sock.getsockname()
-    if sock.family == socket.AF_INET:
-        return f"http://{name[0]}:{name[1]}"
-    if sock.family == socket.AF_INET6:
-        return f"http://[{name[0]}]:{name[1]}"
-    if sock.family == socket.AF_UNIX:
-        if isinstance(name, bytes):
-            name = name.decode("utf-8", "replace")
-        if name.startswith("\0"):
-            return "unix:@" + name[1:]
-        return "unix:" + name
-    return str(name)
 
 
 def describe_exit(status):
@@ -1323,36 +1309,3 @@ def drop_privileges(uid, gid):
             os.initgroups(entry.pw_name, entry.pw_gid)
             os.setgid(entry.pw_gid)
         os.setuid(uid)
-
-
-def is_socket_file(path):
-    try:
-        return stat.S_ISSOCK(os.stat(path).st_mode)
-    except OSError:
-        return False
-
-
-def describe_bind_error(address, exc):
-    where = f"cannot listen on {address}"
-    code = exc.errno
-    if code == errno.EADDRINUSE:
-        if address.kind == "unix" and not address.path.startswith("@"):
-            if is_socket_file(address.path):
-                return f"{where}: another server is listening on it; stop it or choose another path"
-            return f"{where}: a file that is not a socket is at {address.path}; remove it or choose another path"
-        return f"{where}: address already in use; stop the server using it or choose another address"
-    if code in (errno.EACCES, errno.EPERM):
-        if address.kind == "tcp" and address.port < 1024:
-            return (f"{where}: permission denied; ports below 1024 need root or CAP_NET_BIND_SERVICE, "
-                    f"or use a port of 1024 or more")
-        if address.kind == "unix":
-            return (f"{where}: permission denied; choose a path in a directory you can write, "
-                    f"or run with the needed rights")
-        return f"{where}: permission denied"
-    if code == errno.EADDRNOTAVAIL:
-        return f"{where}: this machine has no address {address.host}; use 127.0.0.1, 0.0.0.0 or one of its own"
-    if code == errno.ENOENT and address.kind == "unix":
-        return f"{where}: directory {os.path.dirname(address.path) or '.'} does not exist"
-    if code == errno.EAFNOSUPPORT:
-        return f"{where}: this machine does not support that address family (IPv6 off?)"
-    return f"{where}: {exc.strerror or exc}"

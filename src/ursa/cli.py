@@ -12,13 +12,12 @@ import logging
 import os
 import sys
 
-from .config import ConfigError, Settings, load_config_file, load_wsgi_app, settings_table
+from .apploader import load_wsgi_app
+from .config import Settings, settings_table
+from .configfile import load_config_file
+from .errors import EXIT_CONFIG_ERROR, ConfigError
 
 log = logging.getLogger("ursa.error")
-
-# A mistake the user must fix (a bad option value, an app that does not
-# load, an address in use) exits with this, as argparse's usage errors do.
-EXIT_CONFIG_ERROR = 2
 
 EPILOG = """\
 signals to the master: TERM/INT graceful stop, QUIT immediate stop, HUP reload

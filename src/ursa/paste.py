@@ -32,8 +32,10 @@ import logging
 import os
 import sys
 
-from .config import (COMMAND_HANDLED_OPTIONS, ConfigError, Settings, describe_exception, parse_bind, parse_port,
-                     settings_by_name)
+from .addresses import describe_bind_error, describe_socket, parse_bind
+from .apploader import describe_exception
+from .config import COMMAND_HANDLED_OPTIONS, Settings, parse_port, settings_by_name
+from .errors import EXIT_CONFIG_ERROR, ConfigError
 
 DEFAULT_PORT = 8080
 DEFAULT_APP_NAME = "main"
@@ -69,8 +71,6 @@ class _one_line_errors:
     def __exit__(self, kind, exc, traceback):
         if kind is None or not issubclass(kind, ConfigError):
             return False
-        from .cli import EXIT_CONFIG_ERROR
-
         sys.stderr.write(f"ursa: error: {exc}\n")
         raise SystemExit(EXIT_CONFIG_ERROR) from None
 
@@ -196,7 +196,6 @@ def _run_in_process(wsgi_app, settings):
     import ursa
 
     from .accesslog import AccessLog
-    from .arbiter import describe_bind_error, describe_socket
 
     core_options = settings.core_options()
     if settings.max_requests:

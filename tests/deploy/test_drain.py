@@ -28,7 +28,7 @@ RUN_ONE_PROCESS = """
 import os, sys
 import ursa
 import deployapp
-from ursa.arbiter import describe_socket
+from ursa.addresses import describe_socket
 address = sys.argv[1]
 if address.startswith("unix:"):
     sock = ursa.listen(deployapp.app, address)
