@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 import ursa
-from e2e_harness import build_request
+from support.rawhttp import build_request
 
 
 def free_port():

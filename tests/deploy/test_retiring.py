@@ -11,7 +11,8 @@ import signal
 import socket
 import threading
 
-from .harness import STOP_TIMEOUT, wait_until
+from support.processes import STOP_TIMEOUT
+from support.waiting import wait_until
 
 REQUEST = b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n"
 
