@@ -327,7 +327,9 @@ def open_fds(pid):
 
 
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    """A TCP port on 127.0.0.1 that nothing listens on now. A server started
+    right after gets it unless another process takes it in between (a
+    small, accepted race, for servers that cannot bind port 0 themselves)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
