@@ -14,7 +14,8 @@ import time
 import httpx
 import pytest
 
-from e2e_harness import IncompleteBody, build_request, wait_until
+from support.rawhttp import IncompleteBody, build_request
+from support.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(sys.version_info < (3, 11), reason="ursa serves ASGI apps on Python 3.11+")
 
@@ -260,7 +261,7 @@ def test_a_failed_lifespan_startup_fails_the_start(servers, monkeypatch):
     monkeypatch.setenv("URSA_TEST_LIFESPAN_FAIL", "startup")
     with pytest.raises(AssertionError):
         servers.start(app=APP)
-    server = servers.servers[-1]
+    server = servers.processes[-1]
     assert server.wait_exit() != 0
     assert "the test asked for it" in server.log_text()
 
@@ -274,7 +275,7 @@ def test_an_app_without_lifespan_is_served_with_lifespan_auto(servers):
 def test_lifespan_on_requires_the_app_to_support_it(servers):
     with pytest.raises(AssertionError):
         servers.start(app="asgi_apps:no_lifespan", options={"lifespan": "on"})
-    assert servers.servers[-1].wait_exit() != 0
+    assert servers.processes[-1].wait_exit() != 0
 
 
 def test_sigterm_lets_the_request_in_flight_finish(servers, tmp_path):

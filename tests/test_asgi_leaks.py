@@ -8,7 +8,8 @@ from urllib.parse import quote
 
 import pytest
 
-from e2e_harness import RSS_IS_MEANINGFUL, build_request
+from support.processes import RSS_IS_MEANINGFUL
+from support.rawhttp import build_request
 
 pytestmark = pytest.mark.skipif(sys.version_info < (3, 11), reason="ursa serves ASGI apps on Python 3.11+")
 

@@ -11,7 +11,8 @@ from urllib.parse import quote
 
 import pytest
 
-from e2e_harness import RSS_IS_MEANINGFUL, build_request
+from support.processes import RSS_IS_MEANINGFUL
+from support.rawhttp import build_request
 
 REQUESTS_PER_PATH = 20_000
 WARM_UP_REQUESTS = 2_000

@@ -4,7 +4,10 @@ import signal
 import textwrap
 import threading
 
-from .harness import STOP_TIMEOUT, VENV_BIN, process_alive, request, wait_until
+from support.processes import STOP_TIMEOUT, process_alive
+from support.waiting import wait_until
+
+from .harness import VENV_BIN, request
 from .test_master import wait_in_flight
 
 

@@ -14,7 +14,11 @@ import textwrap
 
 import pytest
 
-from .harness import STOP_TIMEOUT, children_of, connect_as, free_port, wait_until
+from support.processes import STOP_TIMEOUT, children_of, free_port
+from support.rawhttp import RawConnection
+from support.waiting import wait_until
+
+from .harness import connect_as
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 BIND_ATTEMPTS = 3
@@ -252,9 +256,7 @@ def test_a_client_without_host_still_reaches_the_app(stack, route):
     port, _, _ = stack
     with socket.create_connection(("127.0.0.1", port), timeout=STOP_TIMEOUT) as sock:
         sock.sendall(f"GET /{route}/environ HTTP/1.0\r\n\r\n".encode())
-        reply = b""
-        while chunk := sock.recv(65536):
-            reply += chunk
+        reply = RawConnection(sock, STOP_TIMEOUT).read_until_close()
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200"), reply
     assert json.loads(body)["HTTP_HOST"] == SERVER_NAME
