@@ -1,4 +1,4 @@
-"""The `ursa` command: serve a WSGI app with a master and worker processes.
+"""The `ursa` command: serve a WSGI or ASGI app with a master and worker processes.
 
     ursa [OPTIONS] MODULE:APP        (also: python -m ursa ...)
 
@@ -34,15 +34,15 @@ def build_parser():
     from . import __version__
 
     parser = argparse.ArgumentParser(
-        prog="ursa", description="Serve a WSGI app with ursa, a fast WSGI server with a C core.",
+        prog="ursa", description="Serve a WSGI or ASGI app with ursa, a fast server with a C core.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("app", nargs="?", metavar="MODULE:APP",
-                        help="the WSGI app: module:name, module:factory() or module:factory('arg')")
+                        help="the WSGI or ASGI app: module:name, module:factory() or module:factory('arg')")
     parser.add_argument("-c", "--config", metavar="FILE",
                         help="Python file of settings (like gunicorn.conf.py): workers = 4, bind = [...]")
     parser.add_argument("--version", action="version", version=f"ursa {__version__}")
     groups = {section: parser.add_argument_group(title) for section, title in [
-        ("listening", "listening"), ("workers", "workers"),
+        ("listening", "listening"), ("workers", "workers"), ("app", "the app"),
         ("limits", "limits and timeouts (as in ursa.run())"), ("logging", "logging"), ("process", "process")]}
     for setting in settings_table():
         group = groups[setting.section]

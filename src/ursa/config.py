@@ -120,6 +120,15 @@ def parse_umask(value):
     return mask
 
 
+def _parse_choice(choices):
+    def parse(value):
+        text = parse_str(value).strip().lower()
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
+        return text
+    return parse
+
+
 def parse_user(value):
     """A user name or uid -> (uid, default gid of that user or None)."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -251,7 +260,9 @@ def _core_option_settings():
 
 
 def _build_settings():
-    listening, workers, logging_, process = "listening", "workers", "logging", "process"
+    from .interfaces import INTERFACES, LIFESPAN_MODES
+
+    listening, workers, app, logging_, process = "listening", "workers", "app", "logging", "process"
     settings = [
         Setting("bind", ["-b", "--bind"], parse_binds, None,
                 f"address to listen on, repeatable: HOST:PORT, [::1]:PORT, unix:/path, unix:@name "
@@ -278,6 +289,14 @@ def _build_settings():
         Setting("reload", ["--reload"], parse_bool, False,
                 "restart workers when a loaded source file changes (development only)",
                 kind="flag", section=workers),
+        Setting("interface", ["--interface"], _parse_choice(INTERFACES), "auto",
+                "what the app speaks: wsgi, asgi, or auto: an async app (Starlette, FastAPI, Django's "
+                "get_asgi_application()) is ASGI, any other WSGI (default auto)", "{auto,wsgi,asgi}",
+                section=app),
+        Setting("lifespan", ["--lifespan"], _parse_choice(LIFESPAN_MODES), "auto",
+                "an ASGI app's lifespan startup and shutdown: on (a failed startup stops the worker), "
+                "off, or auto: on unless the app does not support it (default auto)", "{auto,on,off}",
+                section=app),
         Setting("access_log", ["--access-log"], parse_optional_path, None,
                 "write an access log to FILE, or '-' for stdout (default: off)", "FILE", section=logging_),
         Setting("access_log_format", ["--access-log-format"], parse_str, None,

@@ -32,6 +32,7 @@ import time
 
 from . import logfiles
 from .errors import ConfigError
+from .interfaces import LifespanFailed
 from .privileges import drop_privileges
 from .processes import flush_standard_streams
 from .reloader import RELOAD_POLL_SECONDS, SourceWatcher
@@ -113,24 +114,32 @@ class WorkerProcess:
                     return self.wait_for_fix(exc)
                 return self.boot_error(str(exc))
         if self.access_log is not None:
-            app = self.access_log.wrap_app(app)
+            app = self.access_log.wrap_app(app, self.settings.interface)
         self.arbiter.call_hook("post_worker_init", self.worker)
-        self.loading = False
-        self.report("ready")
         if self.stop_requested:
             return 0
+        try:
+            self.serve(app)
+        except LifespanFailed as exc:
+            return self.boot_error(str(exc))
+        return 0
+
+    def on_ready(self):
+        """The app is ready (an ASGI app's lifespan startup is done): the
+        master may count on this worker."""
+        self.loading = False
+        self.report("ready")
         if self.source_watcher is not None:
             self.source_watcher.snapshot(new_files_only=True)
             signal.signal(signal.SIGALRM, self.on_reload_poll)
             signal.siginterrupt(signal.SIGALRM, False)
             signal.setitimer(signal.ITIMER_REAL, RELOAD_POLL_SECONDS, RELOAD_POLL_SECONDS)
-        self.serve(app)
-        return 0
 
     def serve(self, app):
         from . import serve
 
         options = self.settings.core_options()
+        options.update(interface=self.settings.interface, lifespan=self.settings.lifespan, on_ready=self.on_ready)
         options["multiprocess"] = self.arbiter.target_workers > 1
         # The master and the other workers serve these sockets too: a
         # retiring worker must leave them open to new connections.
