@@ -236,7 +236,8 @@ async def routing(scope, receive, send):
 
 async def lifespan(scope, receive, send):
     """Startup fills the state; URSA_TEST_LIFESPAN_LOG, if set, records the
-    events; URSA_TEST_LIFESPAN_FAIL=startup fails the startup."""
+    events; URSA_TEST_LIFESPAN_FAIL=startup fails the startup;
+    URSA_TEST_LIFESPAN_SHUTDOWN_SECONDS makes the shutdown take that long."""
     log = os.environ.get("URSA_TEST_LIFESPAN_LOG")
     while True:
         message = await receive()
@@ -250,6 +251,10 @@ async def lifespan(scope, receive, send):
             scope["state"]["database"] = "connected"
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            await asyncio.sleep(float(os.environ.get("URSA_TEST_LIFESPAN_SHUTDOWN_SECONDS", "0")))
+            if log:
+                with open(log, "a") as record:
+                    record.write("lifespan.shutdown.complete\n")
             await send({"type": "lifespan.shutdown.complete"})
             return
 

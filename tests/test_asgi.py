@@ -254,7 +254,25 @@ def test_lifespan_startup_and_shutdown_run_around_the_serving(servers, tmp_path,
     server = servers.start(app=APP)
     assert log.read_text() == "lifespan.startup\n"
     assert server.stop() == 0
-    assert log.read_text() == "lifespan.startup\nlifespan.shutdown\n"
+    assert log.read_text() == "lifespan.startup\nlifespan.shutdown\nlifespan.shutdown.complete\n"
+
+
+def test_the_stops_graceful_timer_does_not_cut_the_apps_shutdown_short(servers, tmp_path, monkeypatch):
+    # The stop's graceful timer (3 s) is armed while a request (2 s) is in
+    # flight; the app's shutdown then takes 2 s, within its own graceful
+    # timeout, and across the instant the stop's timer would have fired.
+    log = tmp_path / "lifespan.log"
+    marker = tmp_path / "in-app"
+    monkeypatch.setenv("URSA_TEST_LIFESPAN_LOG", str(log))
+    monkeypatch.setenv("URSA_TEST_LIFESPAN_SHUTDOWN_SECONDS", "2.0")
+    server = servers.start(app=APP, options={"graceful_timeout": 3.0})
+    with server.connect() as conn:
+        conn.send(build_request("GET", f"/slow?seconds=2&marker={marker}"))
+        wait_until(marker.exists, 30, "the request is in the app")
+        server.send_signal(signal.SIGTERM)
+        assert conn.read_response().body == b"slow response finished"
+    assert server.wait_exit() == 0
+    assert log.read_text().splitlines()[-1] == "lifespan.shutdown.complete"
 
 
 def test_a_failed_lifespan_startup_fails_the_start(servers, monkeypatch):

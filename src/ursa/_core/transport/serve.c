@@ -236,6 +236,10 @@ int server_serve(module_state *state, PyObject *app, const int *listen_fds, size
     ev_run(s.loop, 0);
     close_all(&s); /* only after ev_break with connections still open */
     state->running = NULL;
+    /* The protocol's end may run the loop again (an ASGI app's shutdown):
+     * none of the server's own timers may fire in it. */
+    ev_timer_stop(s.loop, &s.graceful_timer);
+    ev_timer_stop(s.loop, &s.accept_retry);
 
     if (s.interrupt != NULL) {
         PyErr_SetObject((PyObject *)Py_TYPE(s.interrupt), s.interrupt);
