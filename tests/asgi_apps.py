@@ -75,6 +75,14 @@ async def slow(scope, receive, send):
     await respond(send, body=b"slow response finished")
 
 
+async def block(scope, receive, send):
+    """Holds the whole loop (a blocking call in async code, an app bug)."""
+    import time
+
+    time.sleep(float(query_of(scope).get("seconds", "1")))
+    await respond(send, body=b"blocked")
+
+
 async def stream(scope, receive, send):
     query = query_of(scope)
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
@@ -205,6 +213,7 @@ ROUTES = {
     "/size": body_size,
     "/scope": show_scope,
     "/slow": slow,
+    "/block": block,
     "/stream": stream,
     "/wait-disconnect": wait_disconnect,
     "/stream-until-gone": stream_until_gone,

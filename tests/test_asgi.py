@@ -163,6 +163,19 @@ def test_other_clients_are_served_while_an_app_waits(server, tmp_path):
         assert slow.read_response().body == b"slow response finished"
 
 
+def test_time_an_app_holds_the_loop_is_not_charged_to_idle_connections(servers):
+    # A keep-alive timeout of 1 s and an app that blocks the loop for 2 s:
+    # the idle connection kept the server waiting for none of it.
+    server = servers.start(app=APP, options={"keepalive_timeout": 1.0})
+    with server.connect() as idle, server.connect() as blocking:
+        idle.send(build_request("GET", "/ping"))
+        assert idle.read_response().body == b"pong"
+        blocking.send(build_request("GET", "/block?seconds=2"))
+        assert blocking.read_response().body == b"blocked"
+        idle.send(build_request("GET", "/ping"))
+        assert idle.read_response().body == b"pong"
+
+
 # ---------------------------------------------------------------- failures
 
 def test_an_app_that_raises_before_starting_gets_a_500(server):

@@ -267,6 +267,13 @@ static void on_loop_fatal(void *data)
     server_report_exception(data, "ursa: the event loop failed");
 }
 
+/* The app's callbacks ran: their time is not its clients' (see
+ * server_network_time), as for a WSGI app's call. */
+static void after_app_callbacks(void *data, double started)
+{
+    server_app_returned(data, started);
+}
+
 static int make_task_call(asgi_server *a)
 {
     PyObject *asyncio = PyImport_ImportModule("asyncio");
@@ -332,6 +339,7 @@ static int asgi_server_start(server *s)
         goto error;
     a->loop_entered = 1;
     event_loop_on_fatal(a->event_loop, on_loop_fatal, s);
+    event_loop_after_callbacks(a->event_loop, after_app_callbacks, s);
     return 0;
 error:
     asgi_server_end(s);
@@ -344,6 +352,8 @@ static void asgi_server_end(server *s)
     asgi_server *a = asgi_server_of(s);
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback); /* a failed start's, raised by serve() */
+    if (a->event_loop != NULL)
+        event_loop_after_callbacks(a->event_loop, NULL, NULL);
     if (a->loop_entered) {
         a->loop_entered = 0;
         if (event_loop_exit(a->event_loop) < 0)

@@ -61,6 +61,9 @@ typedef struct EventLoopCoreObject {
     PyObject *failure;
     void (*on_fatal)(void *data);
     void *on_fatal_data;
+    /* Told after each run of callbacks, with ev_now() from before it. */
+    void (*after_callbacks)(void *data, double started);
+    void *after_callbacks_data;
 } EventLoopCoreObject;
 
 /* The clock of loop.time() and of every timer: time.monotonic()'s. */
