@@ -68,6 +68,19 @@ def test_absolute_form_target_gives_its_path(server):
     assert (scope["path"], scope["raw_path"], scope["query_string"]) == ("/scope", "/scope", "z=9")
 
 
+def test_a_trusted_proxys_forwarded_headers_set_scheme_and_client(server):
+    # The test client is 127.0.0.1, in forwarded_allow_ips by default.
+    scope = server.get("/scope", headers=[("X-Forwarded-Proto", "https"),
+                                          ("X-Forwarded-For", "203.0.113.9")]).json()
+    assert (scope["scheme"], scope["client"]) == ("https", ["203.0.113.9", 0])
+
+
+def test_root_path_is_script_name_for_paths_under_it(servers):
+    server = servers.start(app=APP, options={"script_name": "/scope"})
+    scope = server.get("/scope/x").json()
+    assert (scope["root_path"], scope["path"]) == ("/scope", "/scope/x")
+
+
 def test_lifespan_state_is_copied_into_each_scope(server):
     assert server.get("/state").body == b'["database"]'
 
