@@ -2,7 +2,6 @@
 20,000 requests each (300 for bodies kept in a file) leave the server's
 Python object count, allocated blocks, RSS, asyncio tasks and open file
 descriptors flat. See test_leaks.py for the WSGI side and the method."""
-import socket
 import sys
 from urllib.parse import quote
 
@@ -34,19 +33,9 @@ def small_file(tmp_path_factory):
     return path
 
 
-def disconnect_mid_response(server, count):
-    """A client that reads the head of an endless stream and resets."""
-    for _ in range(count):
-        conn = server.connect()
-        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        conn.send(build_request("GET", "/endless"))
-        conn.receive_until(b"\r\n\r\n")
-        conn.abort()
-
-
 def run_path(server, path, count, small_file):
     if path == "disconnect":
-        disconnect_mid_response(server, count)
+        server.reset_mid_response("/endless", count)
         return
     requests_by_path = {
         "normal": (build_request("GET", "/ping"), 200),

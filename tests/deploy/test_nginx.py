@@ -114,13 +114,18 @@ def start_nginx(procs, parent, tcp_address=None, unix_path=None, user=None):
     pytest.fail(f"nginx found no free port in {BIND_ATTEMPTS} attempts")
 
 
-@pytest.fixture
-def stack(procs, tmp_path):
-    """ursa (2 workers, TCP + unix socket) behind nginx: (nginx_port, ursa_process, unix_path)."""
+def start_stack(procs, tmp_path, app):
+    """ursa serving `app` (2 workers, TCP + unix socket) behind nginx:
+    (nginx_port, ursa_process, unix_path)."""
     unix_path = tmp_path / "ursa.sock"
-    ursa = procs.ursa("-b", "127.0.0.1:0", "-b", f"unix:{unix_path}", "-w", "2", "deployapp:app")
+    ursa = procs.ursa("-b", "127.0.0.1:0", "-b", f"unix:{unix_path}", "-w", "2", app)
     port, _ = start_nginx(procs, tmp_path, ursa.address[len("http://"):], unix_path)
     return port, ursa, unix_path
+
+
+@pytest.fixture
+def stack(procs, tmp_path):
+    return start_stack(procs, tmp_path, "deployapp:app")
 
 
 def through_nginx(port, method, path, body=None, headers=None, connection=None):
@@ -264,11 +269,7 @@ def test_a_client_without_host_still_reaches_the_app(stack, route):
 
 @pytest.fixture
 def asgi_stack(procs, tmp_path):
-    """An ASGI app under ursa (2 workers, TCP + unix socket) behind nginx."""
-    unix_path = tmp_path / "ursa-asgi.sock"
-    ursa = procs.ursa("-b", "127.0.0.1:0", "-b", f"unix:{unix_path}", "-w", "2", "asgiapp:app")
-    port, _ = start_nginx(procs, tmp_path, ursa.address[len("http://"):], unix_path)
-    return port, ursa, unix_path
+    return start_stack(procs, tmp_path, "asgiapp:app")
 
 
 @pytest.mark.parametrize("route", ["tcp", "unix"])

@@ -170,6 +170,19 @@ class ServerProcess(ChildProcess):
         response = self.get("/ping")
         assert (response.status, response.body) == (200, b"pong"), response
 
+    def reset_mid_response(self, target, count):
+        """`count` times, a new connection asks for `target` (a response
+        that does not end), reads its head and resets, as a client that
+        vanishes does. A small receive buffer makes the server block on
+        the write soon."""
+        request = build_request("GET", target)
+        for _ in range(count):
+            conn = self.connect()
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            conn.send(request)
+            conn.receive_until(b"\r\n\r\n")
+            conn.abort()
+
     def drive(self, request, count, method="GET", batch=50):
         """Send ``request`` ``count`` times, pipelined ``batch`` at a time on
         keep-alive connections (reconnecting when the server closes one).

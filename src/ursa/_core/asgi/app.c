@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "asgi/call.h"
+#include "common/exceptions.h"
 #include "asgi/loop.h"
 #include "asgi/scope.h"
 #include "transport/serve.h"
@@ -87,7 +88,8 @@ static void task_finished(asgi_call *call, PyObject *task)
     if (x == NULL) {
         /* The response is over: only an error is worth telling. */
         if (exception != NULL && exception != Py_None) {
-            PyErr_SetObject((PyObject *)Py_TYPE(exception), exception);
+            Py_INCREF(exception);
+            exception_raise(exception);
             if (call->disconnected && PyErr_ExceptionMatches(state->client_disconnected))
                 PyErr_Clear();
             else
@@ -100,7 +102,8 @@ static void task_finished(asgi_call *call, PyObject *task)
     if (was_cancelled) {
         log_error(state, "ursa: the ASGI application's task was cancelled before its response was complete");
     } else if (exception != Py_None) {
-        PyErr_SetObject((PyObject *)Py_TYPE(exception), exception);
+        Py_INCREF(exception);
+        exception_raise(exception);
         report_app_exception(call, s);
     } else if (!call->started) {
         log_error(state, "ursa: the ASGI application returned without sending a response");

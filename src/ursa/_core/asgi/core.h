@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "common/exceptions.h"
 #include "common/state.h"
 
 struct timer_handle;
@@ -81,11 +82,6 @@ int ready_push(ready_queue *queue, PyObject *item);
 PyObject *ready_pop(ready_queue *queue);
 void ready_clear(ready_queue *queue);
 int ready_traverse(ready_queue *queue, visitproc visit, void *arg);
-
-/* The current exception, taken out of the thread state (NULL if none). */
-PyObject *exception_take(void);
-/* Make `exception` (a reference that is taken) the current one. */
-void exception_raise(PyObject *exception);
 
 /* The loop cannot go on: a callback raised SystemExit or KeyboardInterrupt,
  * or the loop itself failed (out of memory in a watcher). Takes the current

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/exceptions.h"
 #include "transport/conn.h"
 #include "transport/listener.h"
 
@@ -90,14 +91,7 @@ void server_interrupt(server *s)
 {
     int again = s->stopping;
     if (s->interrupt == NULL) {
-        PyObject *type, *value, *traceback;
-        PyErr_Fetch(&type, &value, &traceback);
-        PyErr_NormalizeException(&type, &value, &traceback);
-        if (value != NULL && traceback != NULL)
-            PyException_SetTraceback(value, traceback);
-        Py_XDECREF(type);
-        Py_XDECREF(traceback);
-        s->interrupt = value;
+        s->interrupt = exception_take();
     } else {
         PyErr_Clear();
     }
@@ -242,7 +236,8 @@ int server_serve(module_state *state, PyObject *app, const int *listen_fds, size
     ev_timer_stop(s.loop, &s.accept_retry);
 
     if (s.interrupt != NULL) {
-        PyErr_SetObject((PyObject *)Py_TYPE(s.interrupt), s.interrupt);
+        exception_raise(s.interrupt);
+        s.interrupt = NULL;
         goto cleanup;
     }
     result = 0;
