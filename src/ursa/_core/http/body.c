@@ -107,6 +107,33 @@ int body_append(body *b, const char *data, size_t n, size_t memory_limit, budget
     return 0;
 }
 
+int body_take(body *b, char *out)
+{
+    if (b->file < 0) {
+        if (b->size > 0)
+            memcpy(out, b->memory, (size_t)b->size);
+    } else {
+        for (uint64_t done = 0; done < b->size;) {
+            ssize_t n = pread(b->file, out + done, (size_t)(b->size - done), (off_t)done);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                if (n == 0)
+                    errno = EIO;
+                return -1;
+            }
+            done += (uint64_t)n;
+        }
+        /* The file is dropped: what comes next starts in memory again. */
+        if (b->charged != NULL)
+            budget_credit(&b->charged->spill, b->size);
+        close(b->file);
+        b->file = -1;
+    }
+    b->size = 0;
+    return 0;
+}
+
 void body_settle(body *b)
 {
     if (b->charged == NULL)

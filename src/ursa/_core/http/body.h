@@ -25,6 +25,9 @@ void body_expect(body *b, uint64_t expected, size_t memory_limit, budgets *budge
  * the memory budget lasts), then to an unnamed temporary file. Returns 0,
  * or -1 with errno set: ENOSPC when the spill budget is spent. */
 int body_append(body *b, const char *data, size_t n, size_t memory_limit, budgets *budget);
+/* Move every byte received so far to `out` (room for b->size) and start
+ * empty again (a streamed body, taken as it comes). 0, or -1 with errno. */
+int body_take(body *b, char *out);
 /* The body leaves the worker's budgets (it becomes wsgi.input's). */
 void body_settle(body *b);
 /* Release whatever is held. */

@@ -9,6 +9,10 @@
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
 static const char internal_error_body[] = "500 Internal Server Error\n";
 
+/* A streamed body: reading the socket pauses while this much waits for the
+ * app to take it (flow control). */
+#define STREAM_WINDOW (64 * 1024)
+
 /* Spare exchanges a server keeps: enough for every connection that is
  * mid-request at once in a busy moment, bounded so a burst is given back. */
 #define MAX_SPARE_EXCHANGES 32
@@ -71,6 +75,7 @@ static void exchange_settle(exchange *x, int completed)
     x->response.content_length = -1;
     x->body_sent = x->body_given = 0;
     x->head_sent = x->chunked = x->no_body = x->length_reached = x->ended = x->failed = 0;
+    x->continue_pending = 0;
 }
 
 /* Give the exchange back; the connection idles. */
@@ -97,6 +102,17 @@ static void http_refuse(exchange *x, int status, const char *reason)
 {
     conn *c = x->conn;
     server *s = c->server;
+    if (x->dispatched) {
+        /* A streamed body went wrong while the app had the request: it is
+         * told the client is gone; an answer can go only if it sent none. */
+        int head_sent = x->head_sent;
+        exchange_settle(x, 0);
+        if (head_sent || c->closed) {
+            if (!c->closed)
+                conn_close(c);
+            return;
+        }
+    }
     const char *phrase = head_reason_phrase(status);
     char line[64], body[256], length[24];
     int line_length = snprintf(line, sizeof line, "%d %s", status, phrase);
@@ -140,9 +156,16 @@ static int http_progress(exchange *x, conn_progress progress)
     }
     if (x->out.file_short)
         conn_refuse_keep_alive(c); /* the file ended early: only a close ends the body */
+    int body_unread = !x->req.complete;
     exchange_settle(x, 1);
     if (c->closed)
         return 0;
+    if (body_unread) {
+        /* Answered before its body was all read: the rest is not parsed
+         * for the next request; the client sees the answer, not a reset. */
+        conn_close_after_output(c);
+        return 0;
+    }
     llhttp_resume(&x->parser);
     buffer_discard_front(&c->in, c->parsed);
     c->parsed = 0;
@@ -172,23 +195,51 @@ static int http_dispatch(exchange *x)
     return http_progress(x, http_of(s)->iface->on_request(x));
 }
 
+/* Body bytes of a dispatched request arrived (or its end): the interface
+ * is told, and reading pauses while it has not taken a window's worth. */
+static void http_body_arrived(exchange *x)
+{
+    conn *c = x->conn;
+    if (x->req.complete)
+        conn_end_body(c);
+    const interface *iface = http_of(c->server)->iface;
+    if (iface->on_body != NULL)
+        iface->on_body(x);
+    if (!c->closed && !x->req.complete && x->req.body.size >= STREAM_WINDOW)
+        conn_pause_reading(c);
+}
+
 /* What a parse said: refuse, answer, or wait for more. Returns 1 when the
  * connection may go on parsing what it has. */
 static int http_after_parse(exchange *x, parse_result result)
 {
     conn *c = x->conn;
+    const interface *iface = http_of(c->server)->iface;
     if (result == PARSE_ERROR) {
         http_refuse(x, x->req.error_status, x->req.error_reason);
         return 0;
     }
     if (x->req.headers_complete && !x->req.complete && c->state == CONN_HEAD)
         conn_enter_body(c);
+    if (x->dispatched) {
+        http_body_arrived(x);
+        return 0; /* what follows the body waits for the response's end */
+    }
     if (result == PARSE_NEED_MORE) {
         if (x->req.expect_continue) {
             x->req.expect_continue = 0;
-            conn_send_interim(c, continue_line, sizeof continue_line - 1);
+            /* An app that reads the body as it comes asks for it when it
+             * first waits for it (exchange_want_body). */
+            if (iface->streams_body) {
+                /* Until then the client waits for us: nothing of its
+                 * body is read (or timed). */
+                x->continue_pending = 1;
+                conn_pause_reading(c);
+            } else
+                conn_send_interim(c, continue_line, sizeof continue_line - 1);
         }
-        return 0;
+        if (!iface->streams_body || !x->req.headers_complete)
+            return 0;
     }
     return http_dispatch(x);
 }
@@ -312,6 +363,25 @@ static int response_has_no_body(const exchange *x)
     return x->req.method == HTTP_HEAD || code < 200 || code == 204 || code == 304;
 }
 
+size_t exchange_take_body(exchange *x, char *out)
+{
+    size_t taken = (size_t)x->req.body.size;
+    if (body_take(&x->req.body, out) < 0)
+        return (size_t)-1;
+    if (!x->req.complete && x->conn->read_paused)
+        conn_resume_reading(x->conn);
+    return taken;
+}
+
+void exchange_want_body(exchange *x)
+{
+    if (x->continue_pending) {
+        x->continue_pending = 0;
+        conn_send_interim(x->conn, continue_line, sizeof continue_line - 1);
+        conn_resume_reading(x->conn);
+    }
+}
+
 int exchange_send_head(exchange *x, const response_head *response, int64_t known_length)
 {
     conn *c = x->conn;
@@ -335,8 +405,8 @@ int exchange_send_head(exchange *x, const response_head *response, int64_t known
         tail.framing = FRAMING_CLOSE;
         conn_refuse_keep_alive(c); /* HTTP/1.0: the end of the body is the close */
     }
-    if (response->wants_close)
-        conn_refuse_keep_alive(c);
+    if (response->wants_close || !x->req.complete)
+        conn_refuse_keep_alive(c); /* an answer before the whole body ends the connection */
     tail.keep_alive = conn_keeps_alive(c);
     if (head_end(&x->head, &tail) < 0)
         return -1;

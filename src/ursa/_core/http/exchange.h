@@ -31,6 +31,10 @@ typedef struct exchange exchange;
  * the exchange is new, and as it leaves them after on_done). */
 typedef struct interface {
     size_t state_size;
+    /* The app gets the request when its head is complete and reads its
+     * body as it arrives (on_body, exchange_take_body); otherwise the body
+     * is read whole first (within max_body_size, into memory or a file). */
+    int streams_body;
     /* The server's listeners are set up (their sockets' addresses are
      * known): make what every request shares. 0, or -1 with an exception. */
     int (*server_start)(server *s);
@@ -44,6 +48,8 @@ typedef struct interface {
     /* The client finished sending while CONN_PENDING (it hung up, or
      * half-closed): no more requests follow. May be NULL. */
     void (*on_hangup)(exchange *x);
+    /* streams_body: more of the body arrived, or its end. */
+    void (*on_body)(exchange *x);
     /* The response is over: `completed` when it was all written, else the
      * connection is closing under it. Release everything of the request. */
     void (*on_done)(exchange *x, int completed);
@@ -80,6 +86,7 @@ struct exchange {
     unsigned ended : 1;       /* the body's end is queued */
     unsigned failed : 1;      /* went wrong after the head: only a close ends it */
     unsigned dispatched : 1;  /* the interface has the request */
+    unsigned continue_pending : 1; /* 100 Continue goes when the app wants the body */
     struct exchange *next_spare;
     _Alignas(max_align_t) unsigned char interface_state[];
 };
@@ -150,6 +157,27 @@ static inline int exchange_is_gone(const exchange *x)
     return x->conn->closed;
 }
 
+/* ---- a streamed body (interface.streams_body) ---- */
+
+/* Bytes of the body that arrived and wait for the app. */
+static inline size_t exchange_body_waiting(const exchange *x)
+{
+    return (size_t)x->req.body.size;
+}
+
+/* Whether the whole body has arrived. */
+static inline int exchange_body_complete(const exchange *x)
+{
+    return x->req.complete;
+}
+
+/* Copy the waiting bytes to `out` (room for exchange_body_waiting()) and
+ * let more come. Returns how many, or (size_t)-1 with errno. */
+size_t exchange_take_body(exchange *x, char *out);
+
+/* The app waits for the body: an Expect: 100-continue is answered now. */
+void exchange_want_body(exchange *x);
+
 /* ---- the response ---- */
 
 /* Where the interface writes its status line and fields (head.c). */
@@ -188,6 +216,12 @@ static inline void exchange_kick(exchange *x)
 }
 
 /* Whether the body's end is queued. */
+/* The connection ends after this response, however it ends. */
+static inline void exchange_refuse_keep_alive(exchange *x)
+{
+    conn_refuse_keep_alive(x->conn);
+}
+
 static inline int exchange_ended(const exchange *x)
 {
     return x->ended;

@@ -245,6 +245,9 @@ static int on_headers_complete(llhttp_t *parser)
     req->method = (uint8_t)parser->method;
     req->http_major = parser->http_major;
     req->http_minor = parser->http_minor;
+    /* Known here already, for an interface that answers from the head on
+     * (a streamed body); confirmed at the message's end. */
+    req->keep_alive = llhttp_should_keep_alive(parser) && !parser->upgrade;
     if (parser->http_major != 1 || parser->http_minor > 1)
         return refuse(req, 505, "HTTP version not supported");
     if (!is_http_request_line(req))

@@ -46,13 +46,14 @@ static void conn_watch(conn *c, int events)
         ev_feed_event(loop, &c->watcher, EV_CUSTOM);
 }
 
-/* While a response is in progress: the socket's writability when the
- * output waits for it, and its readability while an asynchronous app is
- * awaited, to notice a client that hangs up. */
-static void conn_watch_responding(conn *c)
+/* What a request in progress watches: the socket's writability when the
+ * output waits for it; its readability while a body arrives (unless the
+ * app has not taken what came: flow control) and, once the request is
+ * whole, while an asynchronous app is awaited, to notice a hang-up. */
+static void conn_rewatch(conn *c)
 {
     int events = c->write_blocked ? EV_WRITE : 0;
-    if (c->awaiting_app && !c->read_paused)
+    if (!c->read_paused && (c->state == CONN_BODY || c->awaiting_app))
         events |= EV_READ;
     conn_watch(c, events);
 }
@@ -79,6 +80,8 @@ static double conn_deadline(const conn *c)
     case CONN_HEAD:
         return c->phase_started + o->header_timeout;
     case CONN_BODY: {
+        if (c->read_paused) /* the app has not taken what came: not the client's time */
+            return c->write_blocked ? c->last_progress + o->write_timeout : 0;
         double gap_due = c->last_progress + o->body_timeout;
         if (o->min_body_rate <= 0)
             return gap_due;
@@ -175,13 +178,13 @@ void conn_after_progress(conn *c, conn_progress progress)
     switch (progress) {
     case CONN_BLOCKED:
         c->write_blocked = 1;
-        conn_watch_responding(c);
+        conn_rewatch(c);
         conn_note_blocked(c);
         break;
     case CONN_PENDING:
         c->write_blocked = 0;
         c->awaiting_app = 1;
-        conn_watch_responding(c);
+        conn_rewatch(c);
         break;
     case CONN_ABORT:
         conn_close(c);
@@ -211,7 +214,7 @@ static void conn_check_hangup(conn *c)
         return;
     }
     c->read_paused = 1;
-    conn_watch_responding(c);
+    conn_rewatch(c);
     if (n == 0) {
         c->hung_up = 1;
         c->keep_alive = 0;
@@ -254,6 +257,7 @@ static void conn_flush_refusal(conn *c)
 void conn_close_after_output(conn *c)
 {
     c->keep_alive = 0;
+    c->read_paused = c->answering = 0; /* a streamed body's flow control is over */
     conn_enter(c, CONN_REJECTING);
     c->last_progress = c->phase_started;
     c->in.len = c->parsed = 0; /* nothing more of it is read as a request */
@@ -277,13 +281,41 @@ void conn_enter_body(conn *c)
 void conn_begin_response(conn *c, int client_keeps_alive)
 {
     server *s = c->server;
-    conn_enter(c, CONN_RESPONDING);
-    c->write_blocked = c->awaiting_app = c->read_paused = 0;
+    if (c->state == CONN_BODY) {
+        c->answering = 1; /* the body goes on arriving: conn_end_body */
+    } else {
+        conn_enter(c, CONN_RESPONDING);
+        c->write_blocked = c->awaiting_app = c->read_paused = 0;
+    }
     s->requests_started++;
     /* The response that reaches max_requests says it is the last: the
      * client must not send another request on a connection about to go. */
     int last = s->opts.max_requests && s->requests_started >= s->opts.max_requests;
     c->keep_alive = client_keeps_alive && s->opts.keepalive && !s->stopping && !last;
+}
+
+void conn_end_body(conn *c)
+{
+    conn_enter(c, CONN_RESPONDING);
+    c->answering = 0;
+    c->read_paused = 0;
+    conn_rewatch(c);
+}
+
+void conn_pause_reading(conn *c)
+{
+    c->read_paused = 1;
+    conn_rewatch(c);
+}
+
+void conn_resume_reading(conn *c)
+{
+    if (!c->read_paused || c->state != CONN_BODY)
+        return;
+    c->read_paused = 0;
+    c->last_progress = server_network_time(c->server);
+    conn_rewatch(c);
+    conn_schedule_timer(c);
 }
 
 int conn_request_done(conn *c)
@@ -298,7 +330,7 @@ int conn_request_done(conn *c)
         return 0;
     }
     c->served_any = 1;
-    c->write_blocked = c->awaiting_app = c->read_paused = 0;
+    c->write_blocked = c->awaiting_app = c->read_paused = c->answering = 0;
     conn_enter(c, c->in.len ? CONN_HEAD : CONN_AWAITING);
     conn_watch(c, EV_READ);
     conn_schedule_timer(c);
@@ -538,6 +570,10 @@ static void conn_on_io(struct ev_loop *loop, ev_io *w, int revents)
     case CONN_BODY:
         if (revents & EV_READ)
             conn_on_readable(c);
+        /* An app answering while the body arrives (conn_begin_response),
+         * or since the read just made it complete. */
+        if (!c->closed && (c->answering || c->state == CONN_RESPONDING) && (revents & (EV_WRITE | EV_CUSTOM)))
+            c->protocol->on_writable(c);
         break;
     case CONN_RESPONDING:
         if (revents & EV_READ)
@@ -577,6 +613,8 @@ static int conn_has_unread_bytes(conn *c)
 
 static int conn_is_reading(const conn *c)
 {
+    if (c->read_paused)
+        return 0;
     return c->state == CONN_PROXY || c->state == CONN_AWAITING || c->state == CONN_HEAD || c->state == CONN_BODY;
 }
 

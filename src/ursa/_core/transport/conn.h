@@ -4,6 +4,7 @@
  * through the functions here; nothing here knows HTTP.
  *
  *   (PROXY --its header-->) AWAITING --first byte--> HEAD --head complete--> BODY --request complete--> RESPONDING
+ *   (an interface that streams bodies answers from BODY on: see `answering`)
  *   RESPONDING --written, keep-alive--> AWAITING (or HEAD: pipelined bytes)
  *   (while RESPONDING waits for an asynchronous app, the socket is watched
  *   for the client hanging up: see CONN_PENDING)
@@ -69,8 +70,10 @@ typedef struct conn {
     PyObject *remote_port;    /* NULL for unix peers */
     unsigned keep_alive : 1;  /* may serve another request after this one */
     unsigned write_blocked : 1; /* RESPONDING: the output waits for the socket */
-    unsigned awaiting_app : 1;  /* RESPONDING: the app answers asynchronously (CONN_PENDING) */
-    unsigned read_paused : 1;   /* RESPONDING: the client sent more (or hung up); read it after */
+    unsigned awaiting_app : 1;  /* the app answers asynchronously (CONN_PENDING) */
+    unsigned read_paused : 1;   /* BODY: the app has not taken what came; RESPONDING: the
+                                   client sent more (or hung up): read it after */
+    unsigned answering : 1;     /* BODY: the request is the app's while its body arrives */
     unsigned hung_up : 1;       /* the client finished sending mid-response (EOF) */
     unsigned peer_trusted : 1; /* a proxy in forwarded_allow_ips, or a unix peer */
     unsigned served_any : 1;  /* a response went out: idle time is keep-alive */
@@ -93,10 +96,18 @@ void conn_attach(conn *c, void *exchange, output *out);
 /* The head is complete: the body's timers start, and further reads go
  * straight to the protocol's on_stream (the head stays in `in`). */
 void conn_enter_body(conn *c);
-/* The request is complete and is being answered. The one place where the
- * connection's keep-alive is decided: the client's wish, bjoern's
+/* The request is being answered: complete, or (an interface that streams
+ * bodies) with its body still arriving, until conn_end_body. The one place
+ * where the connection's keep-alive is decided: the client's wish, bjoern's
  * keepalive option, a stop under way, max_requests reached. */
 void conn_begin_response(conn *c, int client_keeps_alive);
+/* The body of a request being answered is complete. */
+void conn_end_body(conn *c);
+/* Flow control of a streamed body: stop reading the socket while the app
+ * has not taken what arrived (its time is then not the client's), and go
+ * on once it has. */
+void conn_pause_reading(conn *c);
+void conn_resume_reading(conn *c);
 /* Anything later may only end it: the app said so, the body cannot be
  * delimited otherwise, the response went wrong. */
 static inline void conn_refuse_keep_alive(conn *c)
