@@ -92,6 +92,83 @@ async def stream(scope, receive, send):
     await send({"type": "http.response.body", "body": b"end\n"})
 
 
+RELEASED = asyncio.Event()
+
+
+async def release(scope, receive, send):
+    """Lets the requests waiting in hold_body and continue_later go on."""
+    RELEASED.set()
+    await respond(send, body=b"released")
+
+
+async def first_part(scope, receive, send):
+    """Records the first body message as it arrives, then reads the rest."""
+    query = query_of(scope)
+    first = await receive()
+    mark(query["marker"], f"{len(first['body'])} {first['more_body']}")
+    body, parts = await read_body(receive) if first["more_body"] else (b"", 0)
+    await respond(send, body=str(len(first["body"]) + len(body)).encode())
+
+
+async def hold_body(scope, receive, send):
+    """Reads nothing of the body until /release, then all of it."""
+    RELEASED.clear()
+    await RELEASED.wait()
+    body, parts = await read_body(receive)
+    await respond(send, body=str(len(body)).encode())
+
+
+async def continue_later(scope, receive, send):
+    """Marks that it runs, and asks for the body only after /release."""
+    RELEASED.clear()
+    mark(query_of(scope)["marker"])
+    await RELEASED.wait()
+    body, parts = await read_body(receive)
+    await respond(send, body=body)
+
+
+async def answer_early(scope, receive, send):
+    """Refuses the upload without reading it."""
+    await respond(send, status=403, body=b"no uploads here")
+
+
+async def upload_until_gone(scope, receive, send):
+    """Reads the body as it comes; records how the client's leaving shows."""
+    marker = query_of(scope)["marker"]
+    try:
+        while True:
+            message = await receive()
+            mark(marker, "reading" if message["type"] == "http.request" else message["type"])
+            if message["type"] == "http.disconnect":
+                return
+    except asyncio.CancelledError:
+        mark(marker, "cancelled")
+        raise
+
+
+async def echo_through_asyncio(scope, receive, send):
+    """A stdlib asyncio server and client inside the app: the body goes
+    through a local echo server and back."""
+    body, parts = await read_body(receive)
+
+    async def echo_back(reader, writer):
+        writer.write(await reader.readexactly(len(body)))
+        await writer.drain()
+        writer.close()
+
+    echo_server = await asyncio.start_server(echo_back, "127.0.0.1", 0)
+    port = echo_server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(body)
+    await writer.drain()
+    echoed = await reader.readexactly(len(body))
+    writer.close()
+    await writer.wait_closed()
+    echo_server.close()
+    await echo_server.wait_closed()
+    await respond(send, body=echoed)
+
+
 async def wait_disconnect(scope, receive, send):
     """Reads the body, then waits for http.disconnect and records it."""
     query = query_of(scope)
@@ -113,9 +190,27 @@ async def stream_until_gone(scope, receive, send):
             if sent == 2:
                 mark(query["marker"] + ".started")
             await asyncio.sleep(0.01)
-    except OSError as error:
+    except (OSError, asyncio.CancelledError) as error:
         mark(query["marker"], type(error).__name__)
         raise
+
+
+async def send_after_gone(scope, receive, send):
+    """Waits in receive() for the disconnect (shielded from the task's
+    cancellation), then sends; records what send() raised."""
+    marker = query_of(scope)["marker"]
+    await read_body(receive)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    mark(marker, "waiting")
+    waiting = asyncio.ensure_future(receive())
+    try:
+        await asyncio.shield(waiting)
+    except asyncio.CancelledError:
+        await waiting  # http.disconnect
+    try:
+        await send({"type": "http.response.body", "body": b"too late"})
+    except OSError as error:
+        mark(marker, type(error).__name__)
 
 
 async def count_sends(scope, receive, send):
@@ -228,6 +323,14 @@ ROUTES = {
     "/pathsend": pathsend,
     "/after-response": after_response,
     "/state": state,
+    "/release": release,
+    "/send-after-gone": send_after_gone,
+    "/first-part": first_part,
+    "/hold-body": hold_body,
+    "/continue-later": continue_later,
+    "/answer-early": answer_early,
+    "/upload-until-gone": upload_until_gone,
+    "/echo-through-asyncio": echo_through_asyncio,
 }
 
 

@@ -2,10 +2,11 @@
 failures, clients that leave, backpressure and the lifespan protocol, over
 real sockets against a server process (asgi_apps.py).
 
-A request body is read whole before the app is called (as for WSGI); the
-app gets it in one http.request message, or in 1 MiB parts once it was
-kept in a file (past body_buffer_size)."""
+The app is called once the request's head is complete, and receive()
+gives the body as it arrives, with the socket read only while the app has
+taken what came (flow control)."""
 import json
+import select
 import signal
 import socket
 import sys
@@ -100,12 +101,88 @@ def test_chunked_request_body(server):
     assert response.body == b"hello world"
 
 
-def test_body_kept_in_a_file_arrives_in_parts(servers):
-    server = servers.start(app=APP, options={"body_buffer_size": 65536})
+def test_the_app_gets_the_body_as_it_arrives(server, tmp_path):
+    marker = tmp_path / "first"
+    with server.connect() as conn:
+        conn.send(build_request("POST", f"/first-part?marker={marker}", headers=[("Content-Length", "2000")]) +
+                  b"a" * 700)
+        # The app had the first 700 bytes while the rest was not sent yet.
+        wait_until(lambda: marker_text(marker) == "700 True", 30, "the app received the first part")
+        conn.send(b"b" * 1300)
+        assert conn.read_response().body == b"2000"
+
+
+def test_a_large_body_arrives_whole_in_parts(server):
     body = bytes(range(256)) * (3 * 4096 + 7)  # a little over 3 MiB
     response = server.request("POST", "/echo", body=body)
     assert response.body == body
-    assert response.header("x-parts") == "4"
+    assert int(response.header("x-parts")) > 1
+
+
+def test_reading_pauses_while_the_app_does_not_take_the_body(server):
+    # Without flow control the worker would read all 64 MiB into a file
+    # while the app holds it; with it, the client is stopped by the kernel's
+    # buffers, a few MiB in, and goes on once the app reads.
+    size = 64 << 20
+    with server.connect() as conn:
+        conn.send(build_request("POST", "/hold-body", headers=[("Content-Length", str(size))]))
+        conn.sock.setblocking(False)
+        chunk, sent = b"u" * 65536, 0
+        while sent < size:
+            if not select.select([], [conn.sock], [], 2)[1]:
+                break  # the server stopped reading
+            try:
+                sent += conn.sock.send(chunk[:size - sent])
+            except BlockingIOError:
+                continue
+        assert sent < 32 << 20, f"the server read {sent} bytes the app did not ask for"
+        assert server.get("/release").body == b"released"
+        conn.sock.settimeout(30)
+        conn.send(b"u" * (size - sent))
+        assert conn.read_response().body == str(size).encode()
+    server.assert_serving()
+
+
+def test_100_continue_is_sent_when_the_app_first_waits_for_the_body(server, tmp_path):
+    marker = tmp_path / "running"
+    with server.connect() as conn:
+        conn.send(build_request("POST", f"/continue-later?marker={marker}",
+                                headers=[("Content-Length", "5"), ("Expect", "100-continue")]))
+        wait_until(marker.exists, 30, "the app runs")
+        # The app runs and has not asked for the body: no 100 Continue yet
+        # (it would have been written before the app was called).
+        assert select.select([conn.sock], [], [], 0)[0] == []
+        assert server.get("/release").body == b"released"
+        assert conn.read_response().status == 100
+        conn.send(b"hello")
+        assert conn.read_response().body == b"hello"
+
+
+def test_an_answer_before_the_body_closes_the_connection_after_it(server):
+    with server.connect() as conn:
+        conn.send(build_request("POST", "/answer-early", headers=[("Content-Length", str(10 << 20))]) + b"x" * 4096)
+        response = conn.read_response()
+        assert (response.status, response.body) == (403, b"no uploads here")
+        assert response.header("Connection") == "close"
+        assert conn.is_closed_by_server()
+    server.assert_serving()
+
+
+def test_a_client_leaving_mid_upload_cancels_the_app_where_it_waits(server, tmp_path):
+    marker = tmp_path / "upload"
+    conn = server.connect()
+    conn.send(build_request("POST", f"/upload-until-gone?marker={marker}",
+                            headers=[("Content-Length", "100000")]) + b"x" * 1000)
+    wait_until(lambda: marker_text(marker) == "reading", 30, "the app reads the body")
+    conn.close()
+    wait_until(lambda: marker_text(marker) == "cancelled", 30, "the app's task is cancelled")
+    server.assert_serving()
+    assert "cancelled" not in server.log_text()
+
+
+def test_asyncio_servers_and_clients_work_inside_an_app(server):
+    body = b"through asyncio " * 1000
+    assert server.request("POST", "/echo-through-asyncio", body=body).body == body
 
 
 def test_a_response_in_one_message_has_a_content_length(server):
@@ -217,10 +294,17 @@ def test_an_app_that_returns_without_a_whole_response_gets_a_500(server, path, l
     server.assert_serving()
 
 
-def test_a_header_that_would_split_the_response_is_refused_by_send(server):
-    response = server.get("/bad-header")
-    assert response.status == 200
-    assert b"CR, LF or NUL" in response.body
+def test_an_invalid_message_is_logged_and_its_connection_ends(server):
+    # The app catches send()'s error and tries again: the response was
+    # abandoned, and the client gets a 500 and a close, never a wrong one.
+    with server.connect() as conn:
+        conn.send(build_request("GET", "/bad-header"))
+        response = conn.read_response()
+        assert (response.status, response.header("Connection")) == (500, "close")
+        assert conn.is_closed_by_server()
+    server.wait_for_log("sent an invalid message")
+    server.wait_for_log("CR, LF or NUL")
+    server.assert_serving()
 
 
 # ---------------------------------------------------------------- clients that leave
@@ -241,11 +325,24 @@ def test_receive_after_the_response_says_http_disconnect(server, tmp_path):
     wait_until(lambda: marker_text(marker) == "http.disconnect", 30, "the app's receive() returns")
 
 
-def test_send_after_the_client_vanished_raises_client_disconnected(server, tmp_path):
+def test_a_streaming_app_is_cancelled_where_it_next_waits_once_the_client_vanished(server, tmp_path):
     marker = tmp_path / "gone"
     conn = server.connect()
     conn.send(build_request("GET", f"/stream-until-gone?marker={marker}"))
     wait_until(lambda: (tmp_path / "gone.started").exists(), 30, "the stream started")
+    conn.abort()
+    wait_until(lambda: marker_text(marker) == "CancelledError", 30, "the app's task is cancelled")
+    server.assert_serving()
+    assert "CancelledError" not in server.log_text()
+
+
+def test_send_after_the_client_vanished_raises_client_disconnected(server, tmp_path):
+    # An app that sends again before it waits on anything: cancellation
+    # has not reached it yet, send() says the client is gone.
+    marker = tmp_path / "gone"
+    conn = server.connect()
+    conn.send(build_request("GET", f"/send-after-gone?marker={marker}"))
+    wait_until(lambda: marker_text(marker) == "waiting", 30, "the app waits for the disconnect")
     conn.abort()
     wait_until(lambda: marker_text(marker) == "ClientDisconnected", 30, "send() raised ClientDisconnected")
     server.assert_serving()

@@ -25,7 +25,7 @@ static void task_finished(asgi_call *call, PyObject *task);
 static conn_progress pump(exchange *x)
 {
     asgi_call *call = asgi_call_of(x);
-    if (call->app_done && !exchange_ended(x)) {
+    if ((call->app_done || call->abandoned) && !exchange_ended(x)) {
         /* The app is done without a whole response: a 500 if nothing
          * went out yet; else what it sent goes out, then only a close
          * tells the client (exchange_flush ends in CONN_ABORT). */
@@ -65,6 +65,16 @@ static void report_app_exception(asgi_call *call, server *s)
         PyErr_Clear();
         return;
     }
+    if (call->send_error != NULL) {
+        /* What send() refused, told already; unless the app raised anew. */
+        PyObject *raised = exception_take();
+        int same = raised == call->send_error;
+        exception_raise(raised);
+        if (same) {
+            PyErr_Clear();
+            return;
+        }
+    }
     server_report_exception(s, "ursa: the ASGI application raised");
 }
 
@@ -90,7 +100,8 @@ static void task_finished(asgi_call *call, PyObject *task)
         if (exception != NULL && exception != Py_None) {
             Py_INCREF(exception);
             exception_raise(exception);
-            if (call->disconnected && PyErr_ExceptionMatches(state->client_disconnected))
+            if ((call->disconnected && PyErr_ExceptionMatches(state->client_disconnected)) ||
+                exception == call->send_error)
                 PyErr_Clear();
             else
                 log_error(state, "ursa: the ASGI application raised after its response");
@@ -100,11 +111,14 @@ static void task_finished(asgi_call *call, PyObject *task)
     }
     server *s = exchange_server(x);
     if (was_cancelled) {
-        log_error(state, "ursa: the ASGI application's task was cancelled before its response was complete");
+        if (!call->abandoned)
+            log_error(state, "ursa: the ASGI application's task was cancelled before its response was complete");
     } else if (exception != Py_None) {
         Py_INCREF(exception);
         exception_raise(exception);
         report_app_exception(call, s);
+    } else if (call->abandoned) {
+        /* its invalid message was told */
     } else if (!call->started) {
         log_error(state, "ursa: the ASGI application returned without sending a response");
     } else if (!call->complete) {
@@ -144,8 +158,6 @@ static conn_progress asgi_on_request(exchange *x)
     server *s = exchange_server(x);
     asgi_server *a = asgi_server_of(s);
     asgi_slot *slot = exchange_state(x);
-    /* The body is the app's now: out of the worker's budgets. */
-    body_settle(&x->req.body);
     asgi_call *call = asgi_call_new(s->state, x, a->event_loop);
     if (call == NULL)
         return fail_request(x, "ursa: out of memory");
@@ -205,6 +217,11 @@ static conn_progress asgi_on_writable(exchange *x)
     return pump(x);
 }
 
+static void asgi_on_body(exchange *x)
+{
+    asgi_body_arrived(asgi_call_of(x));
+}
+
 static void asgi_on_hangup(exchange *x)
 {
     asgi_call *call = asgi_call_of(x);
@@ -235,8 +252,12 @@ static void asgi_on_done(exchange *x, int completed)
     server *s = exchange_server(x);
     slot->call = NULL;
     call->exchange = NULL;
-    if (!completed)
+    PyObject *task = NULL;
+    if (!completed) {
         call->disconnected = 1;
+        task = call->task; /* cancelled below, once told */
+        Py_XINCREF(task);
+    }
     if (completed && s->opts.access_log != NULL && call->scope != NULL)
         log_access(s, call->scope, x->response.status_code, exchange_body_bytes(x), ev_time() - call->started_at);
     if (call->file >= 0) {
@@ -247,6 +268,16 @@ static void asgi_on_done(exchange *x, int completed)
     asgi_wake_sender(call);
     Py_CLEAR(call->scope);
     Py_DECREF(call);
+    if (task != NULL) {
+        /* The client is gone before its response: the app is stopped where
+         * it next waits (a receive() it waits on gives CancelledError, not
+         * http.disconnect, as the task is cancelled in the same turn). */
+        PyObject *ok = PyObject_CallMethodObjArgs(task, s->state->str_cancel, NULL);
+        if (ok == NULL)
+            log_error(s->state, "ursa: cannot cancel the ASGI application's task");
+        Py_XDECREF(ok);
+        Py_DECREF(task);
+    }
 }
 
 static void asgi_on_refused(exchange *x, int status, size_t body_bytes)
@@ -390,11 +421,13 @@ static void asgi_server_end(server *s)
 
 const interface asgi_interface = {
     .state_size = sizeof(asgi_slot),
+    .streams_body = 1,
     .server_start = asgi_server_start,
     .server_end = asgi_server_end,
     .on_request = asgi_on_request,
     .on_writable = asgi_on_writable,
     .on_hangup = asgi_on_hangup,
+    .on_body = asgi_on_body,
     .on_done = asgi_on_done,
     .on_refused = asgi_on_refused,
 };

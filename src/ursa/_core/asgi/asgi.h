@@ -1,8 +1,8 @@
 /* ASGI 3 (HTTP and lifespan) as an interface of the HTTP exchange: the
  * scope, the app's task on the asyncio event loop that runs on the
- * server's libev loop, receive() and send(). The request body is read
- * whole before the app is called, as for WSGI (within max_body_size, in
- * memory and then in a file), so a slow upload never holds a task. */
+ * server's libev loop, receive() and send(). The app is called when the
+ * request's head is complete and receive() streams the body as it arrives
+ * (the exchange reads the socket only while the app keeps up). */
 #ifndef URSA_ASGI_H
 #define URSA_ASGI_H
 

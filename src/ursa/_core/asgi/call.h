@@ -19,7 +19,6 @@ typedef struct asgi_call {
     PyObject *send_waiter;     /* a future send() returned: the output drained */
     PyObject *scope;           /* for the access log */
     double started_at;         /* for the access log's duration */
-    uint64_t body_given;       /* request body bytes receive() returned */
     int file;                  /* http.response.pathsend's open file, or -1 */
     response_head response;    /* what http.response.start said */
     unsigned started : 1;      /* http.response.start was sent */
@@ -29,6 +28,8 @@ typedef struct asgi_call {
     unsigned hung_up : 1;      /* the client finished sending: receive() says so */
     unsigned disconnected : 1; /* the connection closed before the response was written */
     unsigned app_done : 1;     /* the app's task is done */
+    unsigned abandoned : 1;    /* it sent an invalid message: the response ends as it failed */
+    PyObject *send_error;      /* the exception that send() raised then, logged once */
 } asgi_call;
 
 /* What the exchange keeps for the interface (interface.state_size). */
@@ -55,6 +56,8 @@ PyObject *asgi_receive_new(asgi_call *call);
  * send()'s with None. */
 void asgi_wake_receiver(asgi_call *call);
 void asgi_wake_sender(asgi_call *call);
+/* More of the request body arrived, or its end: a receive() waiting gets it. */
+void asgi_body_arrived(asgi_call *call);
 
 /* ---- response.c: what send() does with each message ---- */
 

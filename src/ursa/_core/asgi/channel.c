@@ -8,14 +8,13 @@
 #include <unistd.h>
 
 #include "asgi/ready.h"
+#include "common/exceptions.h"
 
 /* send() returns a future to wait on while more than this much of the
  * response waits in memory, and it is resolved once the output is down to
  * SEND_LOW_WATER: a streaming app goes at the client's pace. */
 #define SEND_HIGH_WATER (64 * 1024)
 #define SEND_LOW_WATER (16 * 1024)
-/* A body kept in a file is given to receive() in parts of this size. */
-#define RECEIVE_FILE_PART (1024 * 1024)
 
 typedef struct {
     PyObject_HEAD
@@ -79,46 +78,19 @@ void asgi_wake_sender(asgi_call *call)
 
 /* ---- receive() ---- */
 
-/* The next part of the request body, as bytes: all of it from memory, a
- * part at a time from a file. */
-static PyObject *next_body_part(asgi_call *call, int *more)
-{
-    const body *b = &exchange_request(call->exchange)->body;
-    uint64_t left = b->size - call->body_given;
-    if (b->file < 0) {
-        *more = 0;
-        call->body_given = b->size;
-        return PyBytes_FromStringAndSize(b->memory ? b->memory + (b->size - left) : "", (Py_ssize_t)left);
-    }
-    size_t want = left < RECEIVE_FILE_PART ? (size_t)left : RECEIVE_FILE_PART;
-    PyObject *part = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)want);
-    if (part == NULL)
-        return NULL;
-    size_t got = 0;
-    while (got < want) {
-        ssize_t n = pread(b->file, PyBytes_AS_STRING(part) + got, want - got, (off_t)(call->body_given + got));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            Py_DECREF(part);
-            if (n == 0)
-                errno = EIO; /* the spill file is shorter than what was written to it */
-            return PyErr_SetFromErrno(PyExc_OSError);
-        }
-        got += (size_t)n;
-    }
-    call->body_given += want;
-    *more = call->body_given < b->size;
-    return part;
-}
-
+/* http.request with every body byte that arrived since the last one. */
 static PyObject *request_message(asgi_call *call)
 {
     module_state *state = call->state;
-    int more = 0;
-    PyObject *part = next_body_part(call, &more);
+    exchange *x = call->exchange;
+    PyObject *part = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)exchange_body_waiting(x));
     if (part == NULL)
         return NULL;
+    if (exchange_take_body(x, PyBytes_AS_STRING(part)) == (size_t)-1) {
+        Py_DECREF(part);
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    int more = !exchange_body_complete(x);
     PyObject *message = PyDict_New();
     if (message == NULL || PyDict_SetItem(message, state->str_type, state->str_http_request) < 0 ||
         PyDict_SetItem(message, state->str_body, part) < 0 ||
@@ -130,17 +102,61 @@ static PyObject *request_message(asgi_call *call)
     return message;
 }
 
-/* The request's parts first; then, once the client is gone or the app
- * has sent its whole response, http.disconnect; in between, a future. */
+/* Whether receive() has a body message to give now. */
+static int body_ready(asgi_call *call)
+{
+    exchange *x = call->exchange;
+    return exchange_body_waiting(x) > 0 || exchange_body_complete(x);
+}
+
+/* Whether a receive() future waits; one the app cancelled is forgotten,
+ * so that what it would have had goes to the next receive(). */
+static int receiver_waits(asgi_call *call)
+{
+    if (call->receive_waiter == NULL)
+        return 0;
+    PyObject *done = PyObject_CallMethodObjArgs(call->receive_waiter, call->state->str_done, NULL);
+    if (done == NULL) {
+        PyErr_Clear();
+        return 1;
+    }
+    int waits = done == Py_False;
+    Py_DECREF(done);
+    if (!waits)
+        Py_CLEAR(call->receive_waiter);
+    return waits;
+}
+
+void asgi_body_arrived(asgi_call *call)
+{
+    if (call->request_read || !body_ready(call) || !receiver_waits(call))
+        return;
+    PyObject *message = request_message(call);
+    if (message == NULL) {
+        log_error(call->state, "ursa: could not give the ASGI application its request body");
+        return; /* it waits on: the connection's end wakes it */
+    }
+    resolve(call, &call->receive_waiter, message);
+    Py_DECREF(message);
+}
+
+/* The body as it arrives; then, once the client is gone or the app has
+ * sent its whole response, http.disconnect; in between, a future. */
 static PyObject *receive_impl(asgi_call *call)
 {
     PyObject *message = NULL;
-    if (call->exchange != NULL && !call->complete && !call->request_read)
-        message = request_message(call);
-    else if (call->exchange == NULL || call->complete || call->hung_up || call->disconnected)
+    if (receiver_waits(call)) { /* two tasks wait: they share what comes */
+        Py_INCREF(call->receive_waiter);
+        return call->receive_waiter;
+    }
+    if (call->exchange == NULL || call->complete || call->hung_up || call->disconnected) {
         message = disconnect_message(call->state);
-    else {
-        if (call->receive_waiter == NULL && (call->receive_waiter = new_future(call)) == NULL)
+    } else if (!call->request_read && body_ready(call)) {
+        message = request_message(call);
+    } else {
+        if (!call->request_read)
+            exchange_want_body(call->exchange);
+        if ((call->receive_waiter = new_future(call)) == NULL)
             return NULL;
         Py_INCREF(call->receive_waiter);
         return call->receive_waiter;
@@ -198,6 +214,28 @@ static void receive_dealloc(ReceiveObject *self)
 
 /* ---- send() ---- */
 
+/* The app sent a message that is not valid here (its fault, said once in
+ * the log): the client gets a 500 if nothing went out yet, else the
+ * connection closes mid-response, so it never takes a wrong message for a
+ * whole one. The exception is raised on to the app. */
+static void abandon_response(asgi_call *call)
+{
+    PyObject *error = exception_take();
+    Py_INCREF(error);
+    exception_raise(error);
+    log_error(call->state, "ursa: the ASGI application sent an invalid message");
+    Py_INCREF(error);
+    Py_XSETREF(call->send_error, error);
+    exchange *x = call->exchange;
+    if (x != NULL && !exchange_ended(x)) {
+        call->abandoned = 1;
+        exchange_refuse_keep_alive(x);
+        if (!call->dispatching)
+            exchange_kick(x);
+    }
+    exception_raise(error);
+}
+
 static PyObject *send_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     asgi_call *call = (asgi_call *)callable;
@@ -205,8 +243,15 @@ static PyObject *send_vectorcall(PyObject *callable, PyObject *const *args, size
         PyErr_SetString(PyExc_TypeError, "send() takes one argument, the message");
         return NULL;
     }
-    if (asgi_response_message(call, args[0]) < 0)
+    if (call->abandoned) {
+        PyErr_SetString(PyExc_RuntimeError, "ASGI: the response was abandoned after an invalid message");
         return NULL;
+    }
+    if (asgi_response_message(call, args[0]) < 0) {
+        if (!PyErr_ExceptionMatches(call->state->client_disconnected))
+            abandon_response(call);
+        return NULL;
+    }
     exchange *x = call->exchange;
     if (x != NULL && !call->complete && exchange_memory(x) > SEND_HIGH_WATER) {
         if (call->send_waiter == NULL && (call->send_waiter = new_future(call)) == NULL)
@@ -228,13 +273,12 @@ asgi_call *asgi_call_new(module_state *state, exchange *x, PyObject *event_loop)
     call->exchange = x;
     Py_INCREF(event_loop);
     call->event_loop = event_loop;
-    call->task = call->receive_waiter = call->send_waiter = call->scope = NULL;
+    call->task = call->receive_waiter = call->send_waiter = call->scope = call->send_error = NULL;
     call->started_at = 0;
-    call->body_given = 0;
     call->file = -1;
     response_head_init(&call->response, 0);
     call->started = call->complete = call->request_read = call->dispatching = 0;
-    call->hung_up = call->disconnected = call->app_done = 0;
+    call->hung_up = call->disconnected = call->app_done = call->abandoned = 0;
     PyObject_GC_Track(call);
     return call;
 }
@@ -247,6 +291,7 @@ static int send_traverse(asgi_call *self, visitproc visit, void *arg)
     Py_VISIT(self->receive_waiter);
     Py_VISIT(self->send_waiter);
     Py_VISIT(self->scope);
+    Py_VISIT(self->send_error);
     return 0;
 }
 
@@ -256,6 +301,7 @@ static int send_clear(asgi_call *self)
     Py_CLEAR(self->receive_waiter);
     Py_CLEAR(self->send_waiter);
     Py_CLEAR(self->scope);
+    Py_CLEAR(self->send_error);
     Py_CLEAR(self->event_loop);
     return 0;
 }

@@ -83,6 +83,7 @@ struct server;
     X(set_result, "set_result")                          \
     X(create_future, "create_future")                    \
     X(add_done_callback, "add_done_callback")            \
+    X(cancel, "cancel")                                  \
     X(cancelled, "cancelled")                            \
     X(exception, "exception")                            \
     X(loop, "loop")                                      \
