@@ -3,7 +3,11 @@
     gunicorn -k ursa.gunicorn.Worker -w 4 -b 127.0.0.1:8000 app:app
 
 The app may be WSGI or ASGI (told apart as ursa.serve() does, see
-ursa.interfaces); an ASGI app's lifespan runs in each worker.
+ursa.interfaces); an ASGI app's lifespan runs in each worker. AsgiWorker
+serves an ASGI app that detection would miss (uvicorn's UvicornWorker is
+its counterpart):
+
+    gunicorn -k ursa.gunicorn.AsgiWorker -w 4 app:app
 
 gunicorn keeps doing what it does (binding, forking, restarting workers,
 signals, hooks, logging config); each worker runs ursa.serve() on the
@@ -40,6 +44,7 @@ HEARTBEAT_MAX_SECONDS = 1.0
 
 
 class Worker(base.Worker):
+    interface = "auto"
 
     def init_signals(self):
         super().init_signals()
@@ -68,7 +73,8 @@ class Worker(base.Worker):
         if access_log is not None:
             options["access_log"] = access_log
             if access_log.needs_response_headers:
-                app = capture_asgi_response_headers(app) if looks_asgi(app) else capture_response_headers(app)
+                asgi = self.interface == "asgi" or (self.interface == "auto" and looks_asgi(app))
+                app = capture_asgi_response_headers(app) if asgi else capture_response_headers(app)
         # self.timeout is half of gunicorn's --timeout (0: no timeout).
         interval = HEARTBEAT_MAX_SECONDS
         if self.timeout:
@@ -86,6 +92,7 @@ class Worker(base.Worker):
         if cfg.is_ssl:
             raise RuntimeError("ursa.gunicorn.Worker does not do TLS; terminate TLS in a proxy in front")
         options = {
+            "interface": self.interface,
             "max_request_line": cfg.limit_request_line or UNLIMITED_BYTES,
             "max_headers": max(1, cfg.limit_request_fields),
             "max_header_line": cfg.limit_request_field_size or UNLIMITED_BYTES,
@@ -128,6 +135,11 @@ class Worker(base.Worker):
 
 
 SERVE_CODE = ursa.serve.__code__
+
+
+class AsgiWorker(Worker):
+    """The worker for ASGI apps, whatever they look like."""
+    interface = "asgi"
 
 
 class GunicornAccessLog:

@@ -4,6 +4,8 @@ import signal
 import textwrap
 import threading
 
+import pytest
+
 from support.processes import STOP_TIMEOUT, process_alive
 from support.waiting import wait_until
 
@@ -11,10 +13,10 @@ from .harness import VENV_BIN, request
 from .test_master import wait_in_flight
 
 
-def start_gunicorn(procs, tmp_path, *args, app="deployapp:app", env=None):
+def start_gunicorn(procs, tmp_path, *args, app="deployapp:app", env=None, worker="ursa.gunicorn.Worker"):
     marker_dir = tmp_path / "markers"
     marker_dir.mkdir(exist_ok=True)
-    argv = [VENV_BIN / "gunicorn", "-k", "ursa.gunicorn.Worker", "--no-control-socket",
+    argv = [VENV_BIN / "gunicorn", "-k", worker, "--no-control-socket",
             "--worker-tmp-dir", tmp_path, *args, app]
     server = procs.start(argv, env=dict(env or {}, DEPLOYAPP_MARKER_DIR=str(marker_dir)))
     server.wait_listening()
@@ -192,11 +194,15 @@ def test_gunicorn_reload_restarts_workers_on_change(procs, tmp_path):
     wait_until(edited_and_serving, STOP_TIMEOUT, "the new code serves", interval=0.5)
 
 
-def test_gunicorn_serves_an_asgi_app_with_its_lifespan(procs, tmp_path):
+# AsgiWorker also serves an ASGI app that does not look like one (a plain
+# function returning the coroutine), which Worker would take for WSGI.
+@pytest.mark.parametrize("worker, app", [("ursa.gunicorn.Worker", "asgiapp:app"),
+                                         ("ursa.gunicorn.AsgiWorker", "asgiapp:undetectable")])
+def test_gunicorn_serves_an_asgi_app_with_its_lifespan(procs, tmp_path, worker, app):
     log = tmp_path / "lifespan.log"
     access = tmp_path / "access.log"
     server, _ = start_gunicorn(procs, tmp_path, "-w", "2", "-b", "127.0.0.1:0", "--access-logfile", access,
-                               app="asgiapp:app", env={"ASGIAPP_LIFESPAN_LOG": str(log)})
+                               app=app, env={"ASGIAPP_LIFESPAN_LOG": str(log)}, worker=worker)
     workers = server.wait_workers(2)
     wait_until(lambda: log.exists() and len(log.read_text().splitlines()) == 2, STOP_TIMEOUT,
                "each worker ran the startup")
