@@ -198,7 +198,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
     /* No socket: SERVER_NAME and SERVER_PORT take their defaults. */
     PyObject *scheme = PyUnicode_FromString("http");
-    environ_defaults defaults = {-1, scheme, state->str_empty, NULL, 0};
+    environ_defaults defaults = {NULL, scheme, state->str_empty, NULL, 0};
     environ_template = scheme ? environ_template_new(state, &defaults) : NULL;
     Py_XDECREF(scheme);
     if (environ_template == NULL)

@@ -249,8 +249,8 @@ int listener_address(const listener *l, char *host, size_t size, unsigned *port)
     *port = 0;
     if (size > 0)
         host[0] = '\0';
-    if (getsockname(l->fd, (struct sockaddr *)&address, &length) < 0)
-        return AF_UNSPEC;
+    if (l == NULL || getsockname(l->fd, (struct sockaddr *)&address, &length) < 0)
+        return AF_UNSPEC; /* no socket: requests parsed in-process (fuzzing, probes) */
     if (address.ss_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)&address;
         inet_ntop(AF_INET, &in->sin_addr, host, (socklen_t)size);

@@ -20,7 +20,8 @@ void listeners_drain(server *s);
 
 /* Where a listener listens: its host (numeric) and port for TCP, its path
  * for a unix socket ("@name" for an abstract one). Returns the address
- * family, or AF_UNSPEC when the socket cannot say. */
+ * family, or AF_UNSPEC when the socket cannot say or `l` is NULL (no
+ * socket: a request parsed in-process). */
 int listener_address(const listener *l, char *host, size_t size, unsigned *port);
 
 #endif
