@@ -203,6 +203,7 @@ class Setting:
     metavar: str = None
     kind: str = "value"  # "value", "flag" (no argument) or "list" (repeatable)
     section: str = "process"  # the group of --help it is listed in
+    merges: bool = False  # a later source adds to the earlier one's list instead of replacing it
 
 
 def core_option_parser(name):
@@ -358,7 +359,8 @@ def _build_settings():
                 "folders to put in front of sys.path, separated by commas", "DIRS", section=app),
         Setting("raw_env", ["-e", "--env"], parse_environment, [],
                 "set an environment variable of the master and workers before the app loads, "
-                "repeatable", "KEY=VALUE", kind="list", section=process),
+                "repeatable (added to the config file's raw_env)", "KEY=VALUE", kind="list", section=process,
+                merges=True),
         Setting("proc_name", ["-n", "--name"], parse_str, None,
                 "process titles become 'ursa: master [NAME]' and 'ursa: worker [NAME]' when setproctitle "
                 "is installed (default NAME: the app)", "NAME", section=process),
@@ -415,6 +417,8 @@ class Settings:
             parsed = setting.parse(value)
         except ValueError as exc:
             raise ConfigError(f"{origin} {exc}") from None
+        if setting.merges and name in self.explicit:
+            parsed = getattr(self, name) + parsed
         setattr(self, name, parsed)
         self.explicit.add(name)
 
