@@ -83,15 +83,19 @@ def nginx_config(directory, port, tcp_address, unix_path, user=None):
     """)
 
 
-def start_nginx(procs, parent, tcp_address=None, unix_path=None, user=None):
+def start_nginx(procs, parent, tcp_address=None, unix_path=None, user=None, config_of=None):
     """Start nginx (files in a new folder of `parent`) in front of ursa;
-    returns (port, process) once it accepts connections."""
+    returns (port, process) once it accepts connections. Its config is
+    nginx_config()'s, or `config_of(directory, port)`'s."""
     for attempt in range(BIND_ATTEMPTS):
         directory = parent / f"nginx{attempt}"
         directory.mkdir()
         port = free_port()
         config = directory / "nginx.conf"
-        config.write_text(nginx_config(directory, port, tcp_address, unix_path, user))
+        if config_of is None:
+            config.write_text(nginx_config(directory, port, tcp_address, unix_path, user))
+        else:
+            config.write_text(config_of(directory, port))
         nginx = procs.start([NGINX, "-p", directory, "-c", config, "-e", directory / "error.log",
                              "-g", "daemon off;"], name=f"nginx{attempt}")
 
