@@ -19,7 +19,7 @@ import sys
 from .addresses import parse_bind
 from .apploader import load_wsgi_app
 from .config import (GUNICORN_NAMES, UNSUPPORTED_GUNICORN_SETTINGS, Settings, parse_port, parse_positive_int,
-                     settings_table)
+                     settings_by_name, settings_table)
 from .configfile import load_config_file
 from .errors import EXIT_CONFIG_ERROR, ConfigError
 from .privileges import check_can_switch
@@ -108,9 +108,9 @@ def gunicorn_dest(alias):
 
 
 def apply_paas_environment(settings, environ):
-    """PORT and WEB_CONCURRENCY, as Heroku-style platforms set them: the
-    defaults of --bind (0.0.0.0:$PORT) and --workers, below a config file
-    and the command line."""
+    """PORT, WEB_CONCURRENCY and SCRIPT_NAME, as Heroku-style platforms and
+    gunicorn read them: the defaults of --bind (0.0.0.0:$PORT), --workers
+    and --script-name, below a config file and the command line."""
     port = environ.get("PORT", "").strip()
     if port:
         try:
@@ -124,6 +124,14 @@ def apply_paas_environment(settings, environ):
         except ValueError as exc:
             raise ConfigError(f"the WEB_CONCURRENCY environment variable {exc}; unset it or give "
                               f"-w/--workers") from None
+    script_name = environ.get("SCRIPT_NAME", "")
+    if script_name:
+        try:
+            settings.script_name = settings_by_name()["script_name"].parse(script_name)
+            settings.explicit.add("script_name")  # a core option reaches the workers only when given
+        except ValueError as exc:
+            raise ConfigError(f"the SCRIPT_NAME environment variable {exc}; unset it or give "
+                              f"--script-name") from None
 
 
 def resolve_settings(args):

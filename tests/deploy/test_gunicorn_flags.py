@@ -159,11 +159,21 @@ def test_web_concurrency_is_the_default_number_of_workers(procs):
     assert printed_config("-w", "2", env={"WEB_CONCURRENCY": "3"})["workers"] == "2"
 
 
+def test_script_name_in_the_environment_mounts_the_app(procs):
+    server = procs.ursa("-b", "127.0.0.1:0", "deployapp:app", env={"SCRIPT_NAME": "/shop"})
+    assert server.get("/shop/header")[2] == b"header"
+    # Outside the prefix a request reaches the app as it is (test_forwarded.py).
+    assert server.get("/header")[2] == b"header"
+    assert printed_config("--script-name", "/other", env={"SCRIPT_NAME": "/shop"})["script_name"] == "'/other'"
+
+
 @pytest.mark.parametrize("name, value, expected", [
     ("PORT", "http", "ursa: error: the PORT environment variable must be a whole number, got 'http'; unset it "
                      "or give -b/--bind"),
     ("WEB_CONCURRENCY", "0", "ursa: error: the WEB_CONCURRENCY environment variable must be at least 1, got 0; "
                              "unset it or give -w/--workers"),
+    ("SCRIPT_NAME", "shop/", 'ursa: error: the SCRIPT_NAME environment variable must be "" or a path like /app '
+                             '(a leading "/", none at the end), got \'shop/\'; unset it or give --script-name'),
 ])
 def test_bad_paas_variables_are_one_line(name, value, expected):
     assert run_to_exit("deployapp:app", env={name: value})[0::2] == (2, [expected])
