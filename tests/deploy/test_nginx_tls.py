@@ -11,14 +11,13 @@ import os
 import re
 import shutil
 import subprocess
-import textwrap
 
 import pytest
 
 from support.processes import STOP_TIMEOUT, free_port
 
 from .harness import APPS_DIR, PYTHON, process_env
-from .test_nginx import NGINX, start_nginx
+from .test_nginx import NGINX, nginx_main_config, start_nginx
 
 requests = pytest.importorskip("requests")
 pytest.importorskip("django", reason="Django is not installed (requirements-dev.txt)")
@@ -44,55 +43,35 @@ def make_certificate(directory):
 def tls_nginx_config(cert, key, upstream, plain_port):
     """The README's TLS-terminating configuration (its server blocks), with
     the test's files and ports."""
+    # The same for HTTPS and plain HTTP: the app redirects to HTTPS itself.
+    location = """
+                location / {
+                    proxy_pass http://ursa;
+                    proxy_http_version 1.1;
+                    proxy_set_header Connection "";
+                    proxy_set_header Host $http_host;
+                    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+                    proxy_set_header X-Forwarded-Proto $scheme;
+                }"""
+
     def config_of(directory, port):
-        return textwrap.dedent(f"""
-            {"user root;" if os.geteuid() == 0 else ""}
-            worker_processes 1;
-            pid {directory}/nginx.pid;
-            error_log {directory}/error.log info;
-            events {{ worker_connections 128; }}
-            http {{
-                access_log {directory}/access.log;
-                client_body_temp_path {directory}/client_body;
-                proxy_temp_path {directory}/proxy;
-                fastcgi_temp_path {directory}/fastcgi;
-                uwsgi_temp_path {directory}/uwsgi;
-                scgi_temp_path {directory}/scgi;
-
-                upstream ursa {{
-                    server {upstream};
-                    keepalive 8;
-                }}
-                server {{
-                    listen 127.0.0.1:{port} ssl;
-                    server_name app.example;
-                    ssl_certificate {cert};
-                    ssl_certificate_key {key};
-
-                    location / {{
-                        proxy_pass http://ursa;
-                        proxy_http_version 1.1;
-                        proxy_set_header Connection "";
-                        proxy_set_header Host $http_host;
-                        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-                        proxy_set_header X-Forwarded-Proto $scheme;
-                    }}
-                }}
-                server {{
-                    listen 127.0.0.1:{plain_port};
-                    server_name app.example;
-
-                    location / {{
-                        proxy_pass http://ursa;
-                        proxy_http_version 1.1;
-                        proxy_set_header Connection "";
-                        proxy_set_header Host $http_host;
-                        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-                        proxy_set_header X-Forwarded-Proto $scheme;
-                    }}
-                }}
+        return nginx_main_config(directory, None, f"""
+            upstream ursa {{
+                server {upstream};
+                keepalive 8;
             }}
-        """)
+            server {{
+                listen 127.0.0.1:{port} ssl;
+                server_name app.example;
+                ssl_certificate {cert};
+                ssl_certificate_key {key};
+                {location}
+            }}
+            server {{
+                listen 127.0.0.1:{plain_port};
+                server_name app.example;
+                {location}
+            }}""")
     return config_of
 
 
