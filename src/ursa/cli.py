@@ -9,7 +9,7 @@ settings are accepted beside them (--keep-alive, --access-logfile,
 no use for is refused with what ursa does instead. The limits and timeouts
 are those of ursa.run() under the same names. Settings can also come from a
 Python config file (-c FILE); the command line wins over the file, and the
-file over the PaaS variables PORT and WEB_CONCURRENCY.
+file over the PaaS variables PORT, WEB_CONCURRENCY and SCRIPT_NAME.
 """
 import argparse
 import logging
@@ -74,8 +74,8 @@ def build_parser():
     parser.add_argument("--check-config", action="store_true",
                         help="load the config and the app, then exit: 0 if they load, 1 with the reason")
     parser.add_argument("--print-config", action="store_true",
-                        help="print every setting as resolved (defaults, PORT/WEB_CONCURRENCY, -c FILE, "
-                             "command line), then exit")
+                        help="print every setting as resolved (defaults, PORT/WEB_CONCURRENCY/SCRIPT_NAME, "
+                             "-c FILE, command line), then exit")
     groups = {section: parser.add_argument_group(title) for section, title in [
         ("listening", "listening"), ("workers", "workers"), ("app", "the app"),
         ("limits", "limits and timeouts (as in ursa.run())"), ("logging", "logging"), ("process", "process")]}

@@ -3,7 +3,6 @@ ursa's settings, the flags ursa added for them (--log-config,
 --capture-output, --check-config, --print-config, --name, -e, --pythonpath),
 PORT and WEB_CONCURRENCY, what ursa says about gunicorn settings it does not
 have, and wsgi.errors landing in the error log."""
-import json
 import os
 import signal
 import subprocess

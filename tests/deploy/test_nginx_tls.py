@@ -40,9 +40,10 @@ def make_certificate(directory):
     return cert, key
 
 
-def tls_nginx_config(cert, key, upstream, plain_port):
+def tls_nginx_config(cert, key, upstream, plain_ports):
     """The README's TLS-terminating configuration (its server blocks), with
-    the test's files and ports."""
+    the test's files and ports. Each attempt's plain HTTP port is appended
+    to `plain_ports` (start_nginx retries when a port was taken meanwhile)."""
     # The same for HTTPS and plain HTTP: the app redirects to HTTPS itself.
     location = """
                 location / {
@@ -55,6 +56,7 @@ def tls_nginx_config(cert, key, upstream, plain_port):
                 }"""
 
     def config_of(directory, port):
+        plain_ports.append(free_port())
         return nginx_main_config(directory, None, f"""
             upstream ursa {{
                 server {upstream};
@@ -68,7 +70,7 @@ def tls_nginx_config(cert, key, upstream, plain_port):
                 {location}
             }}
             server {{
-                listen 127.0.0.1:{plain_port};
+                listen 127.0.0.1:{plain_ports[-1]};
                 server_name app.example;
                 {location}
             }}""")
@@ -85,10 +87,10 @@ def django_behind_tls(procs, tmp_path):
                    check=True, capture_output=True, timeout=120)
     cert, key = make_certificate(tmp_path)
     ursa = procs.ursa("-b", "127.0.0.1:0", "-w", "2", "djangosite:application", env=env)
-    plain_port = free_port()
+    plain_ports = []
     port, _ = start_nginx(procs, tmp_path, config_of=tls_nginx_config(cert, key, ursa.address[len("http://"):],
-                                                                      plain_port))
-    return f"https://127.0.0.1:{port}", f"http://127.0.0.1:{plain_port}", cert
+                                                                      plain_ports))
+    return f"https://127.0.0.1:{port}", f"http://127.0.0.1:{plain_ports[-1]}", cert
 
 
 def csrf_token_of(html):
