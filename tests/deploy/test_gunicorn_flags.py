@@ -347,6 +347,8 @@ def test_unsupported_gunicorn_settings_say_what_ursa_does_instead(procs, tmp_pat
         worker_class = "gevent"
         certfile = "/etc/ssl/app.pem"
         timeout = 60
+        forwarded_allow_ips = "127.0.0.1,10.0.0.0/8"
+        raw_env = ["A=b"]
         def pre_exec(server):
             pass
     """)
@@ -358,8 +360,9 @@ def test_unsupported_gunicorn_settings_say_what_ursa_does_instead(procs, tmp_pat
     assert "gunicorn -k ursa.gunicorn.Worker" in log
     assert "ignoring gunicorn's certfile: ursa does not terminate TLS; put nginx or HAProxy in front" in log
     assert "the pre_exec hook is never called" in log
-    # timeout is ursa's worker timeout: no word about it.
-    assert "timeout" not in log
+    # These are ursa's settings too: no word about them.
+    for supported in ("timeout", "forwarded_allow_ips", "raw_env"):
+        assert supported not in log
     assert server.get("/")[2] == b"hello"
 
 
