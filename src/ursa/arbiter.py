@@ -43,8 +43,9 @@ from .apploader import load_wsgi_app
 from .errors import ConfigError
 from .heartbeat import HeartbeatTable
 from .listeners import Listeners
-from .logs import open_access_log, setup_error_log
-from .processes import MASTER_SIGNALS, describe_exit, fork_with_signals_blocked, send_signal
+from .logs import open_access_log, setup_server_logging
+from .processes import (MASTER_SIGNALS, apply_environment, describe_exit, extend_python_path,
+                        fork_with_signals_blocked, send_signal, set_process_title)
 from .worker import EXIT_BOOT_ERROR, TERM_RESEND_SECONDS, worker_main
 
 log = logging.getLogger("ursa.error")
@@ -88,6 +89,11 @@ class Worker:
     heartbeats: HeartbeatTable = None  # the master's HeartbeatTable ...
     slot: int = None            # ... and this worker's slot in it
 
+    @property
+    def log(self):
+        """gunicorn's worker.log, which hooks call: the "ursa.error" logger."""
+        return log
+
     def busy_since(self):
         """See HeartbeatTable.busy_since; None without a slot."""
         return None if self.slot is None else self.heartbeats.busy_since(self.slot)
@@ -126,6 +132,9 @@ class Arbiter:
 
     def __init__(self, settings, app=None, reload_settings=None, app_loader=None, start_directory=None):
         self.settings = settings
+        # gunicorn's arbiter.log, which hooks call (debug, info, warning,
+        # error, exception, critical): the "ursa.error" logger itself.
+        self.log = log
         self.app = app
         self.app_loader = app_loader
         # Where the command was started: a new master (SIGUSR2) starts there.
@@ -161,6 +170,7 @@ class Arbiter:
     def run(self):
         """Serve until stopped. Returns 0; raises ConfigError for a problem
         the user must fix (bad address, app that cannot load...)."""
+        set_process_title("master", self.settings.proc_name)
         try:
             self.settings.call_hook("on_starting", self)
             self.open_access_log()
@@ -342,10 +352,16 @@ class Arbiter:
             settings.bind = self.settings.bind
             self.settings = settings
             try:
-                setup_error_log(settings.error_log, settings.log_level)
+                setup_server_logging(settings)
             except OSError as exc:
                 log.error("cannot open error log %s: %s; still writing to the previous one", settings.error_log,
                           exc.strerror)
+            except ConfigError as exc:
+                log.error("%s; the logging configuration stays as it was", exc)
+            # New workers inherit these from the master at the fork.
+            extend_python_path(settings.pythonpath)
+            apply_environment(settings.raw_env)
+            set_process_title("master", settings.proc_name)
             self.reload_access_log()
             self.target_workers = settings.workers
         if self.app is not None:

@@ -19,6 +19,8 @@ from .addresses import DEFAULT_BIND, parse_bind, parse_binds
 from .errors import ConfigError
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# gunicorn accepts "warn" too; systemd units and Procfiles carry it.
+LOG_LEVEL_SPELLINGS = {"warn": "warning"}
 
 # Server options the command sets itself: it builds the access log, sets
 # wsgi.multiprocess from --workers and adds jitter to --max-requests.
@@ -100,6 +102,7 @@ def parse_optional_path(value):
 
 def parse_log_level(value):
     level = parse_str(value).strip().lower()
+    level = LOG_LEVEL_SPELLINGS.get(level, level)
     if level not in LOG_LEVELS:
         raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
     return level
@@ -118,6 +121,39 @@ def parse_umask(value):
     if not 0 <= mask <= 0o777:
         raise ValueError(f"must be between 000 and 777 (octal), got {value!r}")
     return mask
+
+
+def parse_environment(value):
+    """-e/--env and raw_env: KEY=VALUE strings (one, or a list of them) ->
+    [(key, value)] in the order given."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ValueError(f"must be KEY=VALUE strings, got {value!r}")
+    pairs = []
+    for item in items:
+        key, equals, text = parse_str(item).partition("=")
+        if not equals or not key.strip() or "\0" in item:
+            raise ValueError(f"must be KEY=VALUE, got {item!r}")
+        pairs.append((key.strip(), text))
+    return pairs
+
+
+def parse_python_path(value):
+    """--pythonpath: folders separated by commas (gunicorn's form), or a
+    list of them in a config file -> [folder]."""
+    items = parse_str(value).split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ValueError(f"must be folders separated by commas, got {value!r}")
+    folders = [parse_str(item).strip() for item in items]
+    if not all(folders):
+        raise ValueError(f"has an empty folder name in {value!r}")
+    return folders
+
+
+def parse_log_config_dict(value):
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a dict of logging.config.dictConfig, got {value!r}")
+    return value
 
 
 def _parse_choice(choices):
@@ -167,6 +203,7 @@ class Setting:
     metavar: str = None
     kind: str = "value"  # "value", "flag" (no argument) or "list" (repeatable)
     section: str = "process"  # the group of --help it is listed in
+    merges: bool = False  # a later source adds to the earlier one's list instead of replacing it
 
 
 def core_option_parser(name):
@@ -304,22 +341,39 @@ def _build_settings():
                 "(default: combined log format)", "FORMAT", section=logging_),
         Setting("error_log", ["--error-log"], parse_optional_path, "-",
                 "write server messages to FILE, or '-' for stderr (default '-')", "FILE", section=logging_),
+        Setting("capture_output", ["--capture-output"], parse_bool, False,
+                "the workers' stdout and stderr go to the error log too", kind="flag", section=logging_),
+        Setting("log_config", ["--log-config"], parse_optional_path, None,
+                "a logging.config.fileConfig file, applied after --error-log (its loggers may send "
+                "ursa.error elsewhere)", "FILE", section=logging_),
+        Setting("logconfig_dict", [], parse_log_config_dict, None,
+                "config files only: a logging.config.dictConfig dict, applied after --log-config",
+                section=logging_),
         Setting("log_level", ["--log-level"], parse_log_level, "info",
                 f"least severity of server messages: {', '.join(LOG_LEVELS)} (default info)", "LEVEL",
                 section=logging_),
         Setting("chdir", ["--chdir"], parse_str, None,
                 "change to DIR before loading the app (relative paths are then relative to DIR)", "DIR",
                 section=process),
-        Setting("pid", ["--pid"], parse_optional_path, None,
+        Setting("pythonpath", ["--pythonpath"], parse_python_path, None,
+                "folders to put in front of sys.path, separated by commas", "DIRS", section=app),
+        Setting("raw_env", ["-e", "--env"], parse_environment, [],
+                "set an environment variable of the master and workers before the app loads, "
+                "repeatable (added to the config file's raw_env)", "KEY=VALUE", kind="list", section=process,
+                merges=True),
+        Setting("proc_name", ["-n", "--name"], parse_str, None,
+                "process titles become 'ursa: master [NAME]' and 'ursa: worker [NAME]' when setproctitle "
+                "is installed (default NAME: the app)", "NAME", section=process),
+        Setting("pid", ["-p", "--pid"], parse_optional_path, None,
                 "write the master's process id to FILE", "FILE", section=process),
-        Setting("umask", ["--umask"], parse_umask, None,
+        Setting("umask", ["-m", "--umask"], parse_umask, None,
                 "file mode mask for the files ursa makes (unix sockets, logs, pid file), e.g. 007 "
                 "(default: inherited)", "MASK",
                 section=process),
-        Setting("user", ["--user"], parse_user, None,
+        Setting("user", ["-u", "--user"], parse_user, None,
                 "run workers as this user (name or uid; the master must be root); unix socket files "
                 "belong to it", "USER", section=process),
-        Setting("group", ["--group"], parse_group, None,
+        Setting("group", ["-g", "--group"], parse_group, None,
                 "run workers as this group (name or gid; the master must be root); unix socket files "
                 "belong to it: --group www-data --umask 007 lets nginx in", "GROUP", section=process),
     ]
@@ -363,6 +417,8 @@ class Settings:
             parsed = setting.parse(value)
         except ValueError as exc:
             raise ConfigError(f"{origin} {exc}") from None
+        if setting.merges and name in self.explicit:
+            parsed = getattr(self, name) + parsed
         setattr(self, name, parsed)
         self.explicit.add(name)
 
@@ -386,3 +442,118 @@ class Settings:
         if hook is not None:
             hook(*args)
 
+
+
+@dataclass
+class GunicornName:
+    """gunicorn's name for a setting ursa has under its own name: how a
+    gunicorn.conf.py spells it, and gunicorn's command-line flags for it
+    (those ursa spells the same, like --workers, need none here)."""
+
+    name: str
+    target: str           # the ursa setting
+    flags: tuple = ()
+    zero_means_largest: bool = False  # gunicorn's 0 for "no limit"
+
+    def value_for_target(self, value):
+        """`value` as the target setting takes it: gunicorn's 0 becomes the
+        largest value the core accepts for that limit."""
+        if self.zero_means_largest:
+            try:
+                if _to_int(value) == 0:
+                    from . import _core
+                    return _core.OPTION_SPECS[self.target][2]
+            except ValueError:
+                pass  # the target's own parser says what is wrong with it
+        return value
+
+
+GUNICORN_NAMES = [
+    GunicornName("accesslog", "access_log", ("--access-logfile",)),
+    GunicornName("errorlog", "error_log", ("--error-logfile", "--log-file")),
+    GunicornName("loglevel", "log_level"),
+    GunicornName("logconfig", "log_config"),
+    GunicornName("pidfile", "pid"),
+    GunicornName("preload_app", "preload"),
+    GunicornName("limit_request_line", "max_request_line", ("--limit-request-line",), zero_means_largest=True),
+    GunicornName("limit_request_fields", "max_headers", ("--limit-request-fields",), zero_means_largest=True),
+    GunicornName("limit_request_field_size", "max_header_line",
+                 ("--limit-request-field_size", "--limit-request-field-size"), zero_means_largest=True),
+    GunicornName("keepalive", "keepalive_timeout", ("--keep-alive",)),
+    GunicornName("access_log_format", "access_log_format", ("--access-logformat",)),
+    GunicornName("worker_connections", "max_connections", ("--worker-connections",)),
+]
+
+
+def gunicorn_names():
+    return {alias.name: alias for alias in GUNICORN_NAMES}
+
+
+# gunicorn settings ursa does not have, each with what ursa does instead. A
+# gunicorn.conf.py that sets one still runs (with this as a warning); the
+# command-line flag is refused with it.
+def _no_tls(name):
+    return (f"ursa does not terminate TLS; put nginx or HAProxy in front to do it (README: Deploying), "
+            f"so {name} has nothing to configure")
+
+
+UNSUPPORTED_GUNICORN_SETTINGS = {
+    "threads": ("ursa workers are single-threaded event loops; use more workers (-w/--workers), and a "
+                "thread pool inside the app for blocking calls if it needs one", ("--threads",)),
+    "worker_class": ("ursa runs its own worker (one C event loop per process, for WSGI and ASGI alike); "
+                     "to keep gunicorn's master, run gunicorn -k ursa.gunicorn.Worker instead",
+                     ("-k", "--worker-class")),
+    "daemon": ("ursa stays in the foreground; let systemd, supervisord or the container run it in the "
+               "background", ("-D", "--daemon")),
+    "worker_tmp_dir": ("ursa's workers report that they are alive through shared memory, not a temporary "
+                       "file; there is nothing to place", ("--worker-tmp-dir",)),
+    "proxy_allow_ips": ("with --proxy-protocol ursa takes the PROXY header from any peer and refuses a "
+                        "connection without one; let only the proxy reach the bound address",
+                        ("--proxy-allow-from",)),
+    "secure_scheme_headers": ("ursa reads X-Forwarded-Proto, X-Forwarded-Ssl, X-Forwarded-Protocol and "
+                              "Forwarded from the peers of --forwarded-allow-ips; that set is fixed", ()),
+    "forwarder_headers": ("ursa reads X-Forwarded-For and Forwarded from the peers of --forwarded-allow-ips; "
+                          "that set is fixed", ()),
+    "statsd_host": ("ursa sends no StatsD metrics; the access log (--access-log-format with %(D)s) has each "
+                    "request's time", ("--statsd-host",)),
+    "statsd_prefix": ("ursa sends no StatsD metrics", ("--statsd-prefix",)),
+    "dogstatsd_tags": ("ursa sends no StatsD metrics", ("--dogstatsd-tags",)),
+    "syslog": ("ursa has no syslog switch; send the ursa.error logger to a logging.handlers.SysLogHandler "
+               "with --log-config or logconfig_dict", ("--log-syslog",)),
+    "syslog_addr": ("ursa has no syslog switch; use a SysLogHandler in --log-config or logconfig_dict",
+                    ("--log-syslog-to",)),
+    "syslog_prefix": ("ursa has no syslog switch; use a SysLogHandler in --log-config or logconfig_dict",
+                      ("--log-syslog-prefix",)),
+    "syslog_facility": ("ursa has no syslog switch; use a SysLogHandler in --log-config or logconfig_dict",
+                        ("--log-syslog-facility",)),
+    "logconfig_json": ("load the JSON in the config file and give it as logconfig_dict", ("--log-config-json",)),
+    "logger_class": ("ursa logs through the logging logger ursa.error; shape it with --log-config or "
+                     "logconfig_dict", ("--logger-class",)),
+    "reload_engine": ("ursa's --reload polls the modification times of the loaded source files; there is "
+                      "no engine to choose", ("--reload-engine",)),
+    "reload_extra_files": ("ursa's --reload watches the source files the app loaded; other files are not "
+                           "watched", ("--reload-extra-file",)),
+    "spew": ("ursa has no tracing switch; run the app under a debugger or profiler instead", ("--spew",)),
+    "sendfile": ("ursa always sends a wsgi.file_wrapper response of a file with sendfile(2); there is no "
+                 "switch",
+                 ("--no-sendfile",)),
+    "initgroups": ("ursa's workers always take the --user's supplementary groups (initgroups) when they "
+                   "switch; there is nothing to set", ("--initgroups",)),
+    "tmp_upload_dir": ("ursa spills request bodies larger than --body-buffer-size to a temporary file in "
+                       "TMPDIR; set TMPDIR to choose where", ()),
+    "enable_stdio_inheritance": ("ursa's workers always keep the master's stdout and stderr",
+                                 ("-R", "--enable-stdio-inheritance")),
+    "paste": ("for a PasteDeploy ini, use ursa's runner: use = egg:ursa#main in its [server:main] section",
+              ("--paste", "--paster")),
+    "strip_header_spaces": ("ursa's HTTP parser (llhttp) answers a space before a header's colon with a 400, "
+                            "as RFC 9112 asks; there is no switch",
+                            ("--strip-header-spaces",)),
+    "keyfile": (_no_tls("keyfile"), ("--keyfile",)),
+    "certfile": (_no_tls("certfile"), ("--certfile",)),
+    "ca_certs": (_no_tls("ca_certs"), ("--ca-certs",)),
+    "cert_reqs": (_no_tls("cert_reqs"), ("--cert-reqs",)),
+    "ssl_version": (_no_tls("ssl_version"), ("--ssl-version",)),
+    "ciphers": (_no_tls("ciphers"), ("--ciphers",)),
+    "do_handshake_on_connect": (_no_tls("do_handshake_on_connect"), ("--do-handshake-on-connect",)),
+    "suppress_ragged_eofs": (_no_tls("suppress_ragged_eofs"), ("--suppress-ragged-eofs",)),
+}

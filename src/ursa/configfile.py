@@ -2,14 +2,15 @@
 gunicorn.conf.py. It is run, and each global it sets is a setting of the
 table in config.py (under the same name as the flag: max_request_line for
 --max-request-line, or gunicorn's name for it), `wsgi_app`, or a server
-hook. A name the table does not know is a warning (a helper variable is
-allowed), a wrong value a ConfigError naming the file.
+hook. A gunicorn setting ursa does not have is a warning saying what ursa
+does instead; any other name the table does not know is a warning too (a
+helper variable is allowed), a wrong value a ConfigError naming the file.
 """
 import os
 import sys
 import traceback
 
-from .config import parse_str, settings_by_name
+from .config import UNSUPPORTED_GUNICORN_SETTINGS, gunicorn_names, parse_str, settings_by_name
 from .errors import ConfigError, did_you_mean
 
 # Server hooks a config file may define, with gunicorn's names and arguments.
@@ -24,21 +25,17 @@ HOOKS = {
     "worker_exit": "(arbiter, worker)",  # in the worker, as it exits
     "child_exit": "(arbiter, worker)",   # in the master, once it reaped the worker
     "on_exit": "(arbiter)",
+    "pre_request": "(worker, req)",              # in the worker, before the app is called (see requesthooks.py)
+    "post_request": "(worker, req, environ, resp)",  # in the worker, once the response is sent
+    "worker_abort": "(worker)",        # in the worker, on the master's SIGABRT (--timeout)
 }
 
-# gunicorn's names for settings ursa has under another name, accepted in
-# config files so a gunicorn.conf.py mostly works as it is.
-GUNICORN_ALIASES = {
-    "accesslog": "access_log",
-    "errorlog": "error_log",
-    "loglevel": "log_level",
-    "pidfile": "pid",
-    "preload_app": "preload",
-    "limit_request_line": "max_request_line",
-    "limit_request_fields": "max_headers",
-    "limit_request_field_size": "max_header_line",
-    "keepalive": "keepalive_timeout",
-    "worker_connections": "max_connections",
+# gunicorn hooks ursa never calls, with the reason; defining one is a warning.
+UNCALLED_GUNICORN_HOOKS = {
+    "pre_exec": "ursa's USR2 upgrade execs a new master without calling it; use on_starting, which that "
+                "master calls",
+    "nworkers_changed": "ursa does not call it; TTIN and TTOU are logged by the master",
+    "ssl_context": "ursa does not terminate TLS; put nginx or HAProxy in front to do it (README: Deploying)",
 }
 
 
@@ -68,8 +65,17 @@ def load_config_file(path, settings):
         raise ConfigError(f"config file {path}{line}: {type(exc).__name__}: {exc}") from None
 
     known = settings_by_name()
+    aliases = gunicorn_names()
     for name, value in namespace.items():
         if name.startswith("_") or isinstance(value, type(sys)):
+            continue
+        if name in UNSUPPORTED_GUNICORN_SETTINGS:
+            hint, _ = UNSUPPORTED_GUNICORN_SETTINGS[name]
+            settings.warnings.append(f"config file {path}: ignoring gunicorn's {name}: {hint}")
+            continue
+        if name in UNCALLED_GUNICORN_HOOKS:
+            settings.warnings.append(f"config file {path}: the {name} hook is never called: "
+                                     f"{UNCALLED_GUNICORN_HOOKS[name]}")
             continue
         if name == "wsgi_app":
             settings.wsgi_app = parse_str(value) if isinstance(value, str) else value
@@ -80,12 +86,14 @@ def load_config_file(path, settings):
             except ValueError as exc:
                 raise ConfigError(f"config file {path}: {name} {exc}") from None
             continue
-        target = GUNICORN_ALIASES.get(name, name)
-        if target in known:
-            settings.set(target, value, f"config file {path}: {name}")
+        if name in aliases:
+            alias = aliases[name]
+            settings.set(alias.target, alias.value_for_target(value), f"config file {path}: {name}")
+        elif name in known:
+            settings.set(name, value, f"config file {path}: {name}")
         elif not callable(value) and not isinstance(value, type):
             # Helper variables are allowed, so an unknown name is only a warning.
-            hint = did_you_mean(name, list(known) + list(HOOKS) + list(GUNICORN_ALIASES))
+            hint = did_you_mean(name, list(known) + list(HOOKS) + list(aliases))
             settings.warnings.append(f"config file {path}: ignoring unknown setting {name!r}{hint}")
     settings.config_file = os.path.abspath(path)
 

@@ -1,7 +1,9 @@
 """Process plumbing that the master, its workers, the USR2 upgrade and the
 PasteDeploy runner share: forking with the master's signals blocked,
-signalling a process that may be gone, an exit status in words, and
-flushing the standard streams before a fork, an exec or an exit.
+signalling a process that may be gone, an exit status in words,
+flushing the standard streams before a fork, an exec or an exit, and what
+the master sets up for the app before its workers fork: environment
+variables (-e), the import path (--pythonpath), process titles (--name).
 """
 import os
 import signal
@@ -21,6 +23,36 @@ def flush_standard_streams():
             stream.flush()
         except (OSError, ValueError, AttributeError):
             pass
+
+
+def apply_environment(pairs):
+    """-e/--env and raw_env: set each (key, value) in this process, which
+    its workers inherit at the fork."""
+    for key, value in pairs:
+        os.environ[key] = value
+
+
+def extend_python_path(folders):
+    """--pythonpath: put `folders` (relative to the working directory, so
+    after --chdir) in front of sys.path, in the order given."""
+    for folder in reversed(folders or ()):
+        folder = os.path.abspath(folder)
+        if folder in sys.path:
+            sys.path.remove(folder)
+        sys.path.insert(0, folder)
+
+
+def set_process_title(role, name):
+    """--name: this process's title becomes 'ursa: ROLE [NAME]' where
+    setproctitle is installed; without it (or without --name) the title
+    stays what it was, without a word, as gunicorn does."""
+    if name is None:
+        return
+    try:
+        from setproctitle import setproctitle
+    except ImportError:
+        return
+    setproctitle(f"ursa: {role} [{name}]")
 
 
 def fork_with_signals_blocked():

@@ -17,7 +17,12 @@ the app, report, serve.
 Over the same channel the master hands it the log files it reopened on
 SIGUSR1 (logfiles.py). While it serves, its loop writes its slot of the
 heartbeat table (heartbeat.py), which the master reads for --timeout; on
-the master's SIGABRT it writes its Python stack to the error log and dies.
+the master's SIGABRT it writes its Python stack to the error log, calls the
+worker_abort hook if there is one, and dies.
+
+Its app's wsgi.errors is a stream into the error log (logs.ErrorLogStream);
+with --capture-output its stdout and stderr go there too. The pre_request
+and post_request hooks are requesthooks.py's.
 """
 import ctypes
 import faulthandler
@@ -32,9 +37,11 @@ import time
 
 from . import logfiles
 from .errors import ConfigError
-from .interfaces import LifespanFailed
+from .interfaces import LifespanFailed, choose
+from .logs import ErrorLogStream, capture_standard_streams
 from .privileges import drop_privileges
-from .processes import flush_standard_streams
+from .processes import flush_standard_streams, set_process_title
+from .requesthooks import RequestHooks
 from .reloader import RELOAD_POLL_SECONDS, SourceWatcher
 
 log = logging.getLogger("ursa.error")
@@ -86,6 +93,9 @@ class WorkerProcess:
 
     def run(self):
         self.worker.pid = os.getpid()
+        set_process_title("worker", self.settings.proc_name)
+        if self.settings.capture_output:
+            capture_standard_streams()
         self.install_signal_handlers()
         self.close_master_fds()
         try:
@@ -139,7 +149,9 @@ class WorkerProcess:
         from . import serve
 
         options = self.settings.core_options()
-        options.update(interface=self.settings.interface, lifespan=self.settings.lifespan, on_ready=self.on_ready)
+        asgi = choose(app, self.settings.interface) == "asgi"
+        options.update(interface="asgi" if asgi else "wsgi", lifespan=self.settings.lifespan,
+                       on_ready=self.on_ready)
         options["multiprocess"] = self.arbiter.target_workers > 1
         # The master and the other workers serve these sockets too: a
         # retiring worker must leave them open to new connections.
@@ -148,8 +160,16 @@ class WorkerProcess:
         if self.settings.max_requests:
             max_requests = self.settings.max_requests + random.randint(0, self.settings.max_requests_jitter)
             options["max_requests"] = max_requests
-        if self.access_log is not None:
-            options["access_log"] = self.access_log
+        after_response = self.access_log
+        hooks = RequestHooks(self.settings, self.worker)
+        if hooks.wanted:
+            app = hooks.wrap_asgi(app) if asgi else hooks.wrap_wsgi(app)
+            if not asgi and hooks.post_request is not None:
+                after_response = hooks.after_response(self.access_log)
+        if after_response is not None:
+            options["access_log"] = after_response
+        if not asgi:
+            options["wsgi_errors"] = ErrorLogStream()
         if self.worker.slot is not None:
             options["heartbeat"] = self.worker.heartbeats.memory
             options["heartbeat_slot"] = self.worker.slot
@@ -173,6 +193,10 @@ class WorkerProcess:
         for number in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(number, signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        if "worker_abort" in self.settings.hooks:
+            # Before faulthandler's: it writes the stack, then hands the
+            # signal on to this one (see on_abort).
+            signal.signal(signal.SIGABRT, self.on_abort)
         dump_stack_on_abort()
         # The master repeats SIGTERM while a worker drains; with SA_RESTART a
         # blocking call in the app (a database driver's read) carries on
@@ -209,6 +233,16 @@ class WorkerProcess:
         self.arbiter.call_hook("worker_int", self.worker)
         self.exit_now()
 
+    def on_abort(self, number, frame):
+        """SIGABRT from the master (--timeout), once faulthandler wrote the
+        stack: gunicorn's worker_abort hook, then the death SIGABRT means.
+        A worker stuck in C code never gets here; the master's SIGKILL a
+        second later ends it, stack written all the same."""
+        self.arbiter.call_hook("worker_abort", self.worker)
+        flush_standard_streams()
+        signal.signal(signal.SIGABRT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGABRT)
+
     def exit_now(self):
         self.arbiter.call_hook("worker_exit", self.arbiter, self.worker)
         flush_standard_streams()
@@ -238,6 +272,8 @@ class WorkerProcess:
                 break
             try:
                 logfiles.take_handed_files(data, fds, self.access_log)
+                if self.settings.capture_output:
+                    capture_standard_streams()  # onto the error log's new file
             except Exception:  # the watch must go on
                 log.exception("worker %d: a message from the master failed", os.getpid())
             finally:

@@ -36,8 +36,6 @@ def nginx_config(directory, port, tcp_address, unix_path, user=None):
     """nginx in the foreground on 127.0.0.1:port, proxying /tcp/ to
     tcp_address and /unix/ to unix_path (either may be None). Its workers
     run as `user` ('www-data'), or as root when the tests run as root."""
-    if user is None and os.geteuid() == 0:
-        user = "root"
     upstreams, locations = [], []
     for route, server in (("tcp", tcp_address), ("unix", unix_path and f"unix:{unix_path}")):
         if server is None:
@@ -56,6 +54,25 @@ def nginx_config(directory, port, tcp_address, unix_path, user=None):
                     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
                     proxy_set_header X-Forwarded-Proto $scheme;
                 }}""")
+    return nginx_main_config(directory, user, f"""
+            client_max_body_size 10m;
+            map $http_host $ursa_host {{
+                "" $host;
+                default $http_host;
+            }}
+{"".join(upstreams)}
+            server {{
+                listen 127.0.0.1:{port};
+                server_name {SERVER_NAME};{"".join(locations)}
+            }}""")
+
+
+def nginx_main_config(directory, user, http_block):
+    """An nginx config around `http_block` (the http {} block's content)
+    whose pid, logs and temp folders are in `directory`; its workers run as
+    `user`, or as root when the tests run as root."""
+    if user is None and os.geteuid() == 0:
+        user = "root"
     return textwrap.dedent(f"""
         {f"user {user} {user};" if user else ""}
         worker_processes 1;
@@ -69,29 +86,22 @@ def nginx_config(directory, port, tcp_address, unix_path, user=None):
             fastcgi_temp_path {directory}/fastcgi;
             uwsgi_temp_path {directory}/uwsgi;
             scgi_temp_path {directory}/scgi;
-            client_max_body_size 10m;
-            map $http_host $ursa_host {{
-                "" $host;
-                default $http_host;
-            }}
-{"".join(upstreams)}
-            server {{
-                listen 127.0.0.1:{port};
-                server_name {SERVER_NAME};{"".join(locations)}
-            }}
-        }}
-    """)
+    """) + http_block + "\n}\n"
 
 
-def start_nginx(procs, parent, tcp_address=None, unix_path=None, user=None):
+def start_nginx(procs, parent, tcp_address=None, unix_path=None, user=None, config_of=None):
     """Start nginx (files in a new folder of `parent`) in front of ursa;
-    returns (port, process) once it accepts connections."""
+    returns (port, process) once it accepts connections. Its config is
+    nginx_config()'s, or `config_of(directory, port)`'s."""
     for attempt in range(BIND_ATTEMPTS):
         directory = parent / f"nginx{attempt}"
         directory.mkdir()
         port = free_port()
         config = directory / "nginx.conf"
-        config.write_text(nginx_config(directory, port, tcp_address, unix_path, user))
+        if config_of is None:
+            config.write_text(nginx_config(directory, port, tcp_address, unix_path, user))
+        else:
+            config.write_text(config_of(directory, port))
         nginx = procs.start([NGINX, "-p", directory, "-c", config, "-e", directory / "error.log",
                              "-g", "daemon off;"], name=f"nginx{attempt}")
 

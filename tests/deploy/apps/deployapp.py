@@ -13,6 +13,9 @@
   /listen-env     LISTEN_PID, LISTEN_FDS of os.environ as JSON (systemd tests)
   /spin           never answers: loops forever in Python (--timeout tests)
   /block          never answers: sleeps an hour in one C call (--timeout tests)
+  /getenv?NAME    os.environ[NAME] of the worker, or b"unset" (-e/--env tests)
+  /wsgi-errors?T  writes "T" and a newline to environ["wsgi.errors"]
+  /print?T        print()s "stdout T" and writes "stderr T" to sys.stderr (--capture-output)
 
 With $DEPLOYAPP_IMPORT_TOKENS set (a folder), each import of this module
 waits until it can take (delete) one file of that folder: an app that
@@ -20,6 +23,7 @@ loads as slowly as a test wants (reload tests).
 """
 import json
 import os
+import sys
 import time
 
 IMPORT_TOKENS = os.environ.get("DEPLOYAPP_IMPORT_TOKENS")
@@ -76,6 +80,15 @@ def app(environ, start_response):
         spin_forever()
     if path == "/block":
         block_forever()
+    if path == "/getenv":
+        return respond(start_response, os.environ.get(query, "unset").encode())
+    if path == "/wsgi-errors":
+        environ["wsgi.errors"].write(query + "\n")
+        return respond(start_response, b"written")
+    if path == "/print":
+        print("stdout", query)
+        sys.stderr.write(f"stderr {query}\n")
+        return respond(start_response, b"printed")
     if path == "/header":
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "6"), ("X-Test", "yes")])
         return [b"header"]
