@@ -641,6 +641,26 @@ def endless(environ, start_response):
     return EndlessRecording(query["token"], item)
 
 
+def interrupt_while_stopping(environ, start_response):
+    """A second Ctrl-C while the app runs, as gunicorn's quick shutdown
+    raises SystemExit after stop(): the stop is under way when the app (or,
+    ?where=body, its iterable) raises KeyboardInterrupt."""
+    import ursa
+
+    def interrupt():
+        ursa.stop()
+        raise KeyboardInterrupt
+
+    if query_of(environ).get("where") != "body":
+        interrupt()
+    start_response("200 OK", TEXT_HEADERS)
+
+    def body():
+        yield b"first part\n"
+        interrupt()
+    return body()
+
+
 def write_big(environ, start_response):
     """Sends ?size= bytes of the pattern through write(), in ?piece= bytes."""
     query = query_of(environ)
@@ -703,6 +723,7 @@ ROUTES = {
     "/input": input_ops,
     "/input-lines": input_lines,
     "/slow": slow,
+    "/interrupt-while-stopping": interrupt_while_stopping,
     "/slow-stream": slow_stream,
     "/sized": sized,
     "/unsized": unsized,

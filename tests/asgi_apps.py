@@ -169,6 +169,17 @@ async def echo_through_asyncio(scope, receive, send):
     await respond(send, body=echoed)
 
 
+async def interrupt_while_stopping(scope, receive, send):
+    """A second Ctrl-C while the app runs: the stop is under way when the
+    app raises KeyboardInterrupt (?where=later: after a real wait)."""
+    import ursa
+
+    if query_of(scope).get("where") == "later":
+        await asyncio.sleep(0)
+    ursa.stop()
+    raise KeyboardInterrupt
+
+
 async def wait_disconnect(scope, receive, send):
     """Reads the body, then waits for http.disconnect and records it."""
     query = query_of(scope)
@@ -324,6 +335,7 @@ ROUTES = {
     "/after-response": after_response,
     "/state": state,
     "/release": release,
+    "/interrupt-while-stopping": interrupt_while_stopping,
     "/send-after-gone": send_after_gone,
     "/first-part": first_part,
     "/hold-body": hold_body,

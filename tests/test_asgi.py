@@ -432,6 +432,16 @@ def test_sigterm_lets_the_request_in_flight_finish(servers, tmp_path):
     assert server.wait_exit() == 0
 
 
+@pytest.mark.parametrize("where", ["at-once", "later"])
+def test_an_interrupt_during_the_stop_closes_the_request_under_the_app_and_exits(servers, where):
+    server = servers.start(app=APP)
+    with server.connect() as conn:
+        conn.send(build_request("GET", f"/interrupt-while-stopping?where={where}"))
+        assert conn.is_closed_by_server()
+    assert server.wait_exit() == 130, server.log_tail()
+    assert "KEYBOARD INTERRUPT" in server.stdout_text()
+
+
 def test_interface_wsgi_forced_on_an_async_app_fails_its_requests_clearly(servers):
     server = servers.start(app=APP, options={"interface": "wsgi"}, ready_path=None)
     response = server.get("/ping")

@@ -4,6 +4,8 @@ Python signal handlers the program installs keep working while it serves."""
 import signal
 from urllib.parse import quote
 
+import pytest
+
 from support.rawhttp import build_request
 from support.waiting import wait_until
 
@@ -84,3 +86,15 @@ def test_a_response_that_said_keep_alive_before_the_stop_is_followed_by_the_next
         assert ping.headers_named("Connection") == ["close"]
         assert conn.is_closed_by_server()
     assert server.wait_exit() == 0
+
+
+@pytest.mark.parametrize("where", ["app", "body"])
+def test_an_interrupt_during_the_stop_closes_the_request_under_the_app_and_exits(servers, where):
+    # The second interrupt closes every connection at once, the one whose
+    # app is still on the stack included: it must not be used after.
+    server = servers.start()
+    with server.connect() as conn:
+        conn.send(build_request("GET", f"/interrupt-while-stopping?where={where}"))
+        assert conn.is_closed_by_server() if where == "app" else conn.read_until_close().startswith(b"HTTP/1.1 200")
+    assert server.wait_exit() == 130, server.log_tail()
+    assert "KEYBOARD INTERRUPT" in server.stdout_text()

@@ -319,7 +319,12 @@ static void http_on_close(conn *c)
 {
     exchange *x = exchange_of(c);
     exchange_settle(x, 0); /* also drops a refusal's queued answer */
-    exchange_detach(c);
+    /* Closed under a callback (a second Ctrl-C while the app runs): the
+     * code below still holds the exchange and asks exchange_is_gone(), so
+     * it stays with the closed connection until the callback ends
+     * (conn_end_callback calls on_close again). */
+    if (!c->in_callback)
+        exchange_detach(c);
 }
 
 static int http_server_start(server *s)

@@ -554,8 +554,11 @@ static void conn_end_callback(conn *c)
         }
     }
     c->in_callback = 0;
-    if (c->closed)
+    if (c->closed) {
+        if (c->exchange != NULL)
+            c->protocol->on_close(c); /* what was kept for the callback goes now */
         PyMem_Free(c);
+    }
 }
 
 static void conn_on_io(struct ev_loop *loop, ev_io *w, int revents)
