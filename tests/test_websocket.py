@@ -618,3 +618,36 @@ def test_many_connections_echo_at_once(server):
 
     run(all_of_them())
     server.assert_serving()
+
+
+def unsent_bytes(sock):
+    import fcntl
+    import termios
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+
+
+def test_reading_pauses_while_the_app_takes_nothing_and_nothing_is_lost(server, tmp_path):
+    """Flow control of what arrives: the app takes no message until it is
+    released; the client's 16 MiB wait in the kernel meanwhile (its
+    sendall blocks), then every byte reaches the app."""
+    import threading
+
+    from support.rawws import frame
+
+    marker, release = tmp_path / "hold", tmp_path / "release"
+    with open_websocket(server, f"/hold?marker={marker}&release={release}") as ws:
+        wait_until(lambda: file_text(marker) == "accepted", 30, "the app accepted")
+        chunk = frame(BINARY, b"m" * 65536)
+        sender = threading.Thread(target=lambda: ws.send(chunk * 256))
+        sender.start()
+        # The server stopped reading: what the client sent piles up in its
+        # socket's send queue.
+        wait_until(lambda: unsent_bytes(ws.conn.sock) >= 512 * 1024, 30, "the client's send queue filled")
+        release.write_text("go")
+        sender.join(60)
+        assert not sender.is_alive()
+        ws.send_frame(CLOSE, close_payload(1000))
+        assert ws.read_close(answer=False).close_code == 1000
+    done = tmp_path / "hold.done"
+    wait_until(lambda: file_text(done), 30, "the app counted what came")
+    assert file_text(done) == str(256 * 65536)
