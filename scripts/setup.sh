@@ -6,11 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/apt-install.sh
 
-# The build (libev, llhttp's sources, wslay for WebSocket framing, OpenSSL's
-# libcrypto for the handshake's SHA-1, a compiler), and what the tests drive:
-# nginx in front of ursa, curl and strace as clients and observers.
-APT_PACKAGES=(libev-dev node-llhttp libwslay-dev libssl-dev gcc make python3-venv pkg-config nginx curl strace
-              iproute2)
+# The build (libev, llhttp's sources, wslay for WebSocket framing, a
+# compiler), and what the tests drive: nginx in front of ursa, curl and
+# strace as clients and observers.
+APT_PACKAGES=(libev-dev node-llhttp libwslay-dev gcc make python3-venv pkg-config nginx curl strace iproute2)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

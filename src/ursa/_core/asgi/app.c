@@ -183,7 +183,8 @@ static conn_progress asgi_on_request(exchange *x)
     asgi_server *a = asgi_server_of(s);
     asgi_slot *slot = exchange_state(x);
     ws_handshake handshake;
-    ws_handshake_read(x, &handshake);
+    if (ws_handshake_read(x, &handshake) < 0)
+        return fail_request(x, "ursa: cannot compute the WebSocket accept key");
     if (handshake.result == WS_INVALID)
         return refuse_handshake(x, &handshake);
     asgi_call *call = asgi_call_new(s->state, x, a->event_loop);

@@ -3,7 +3,6 @@
 #endif
 #include "ws/handshake.h"
 
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -83,15 +82,37 @@ static int is_valid_key(const char *key, size_t length)
     return strchr("AQgw", key[21]) != NULL && key[21] != '\0';
 }
 
-static void compute_accept(const char *key, char *accept)
+/* SHA-1 and base64 are the interpreter's own (hashlib, binascii): no
+ * library to link for one hash per handshake. 0, or -1 with an exception. */
+static int compute_accept(const char *key, char *accept)
 {
     char joined[KEY_LENGTH + sizeof accept_guid];
     memcpy(joined, key, KEY_LENGTH);
     memcpy(joined + KEY_LENGTH, accept_guid, sizeof accept_guid - 1);
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int digest_length = 0;
-    EVP_Digest(joined, KEY_LENGTH + sizeof accept_guid - 1, digest, &digest_length, EVP_sha1(), NULL);
-    EVP_EncodeBlock((unsigned char *)accept, digest, (int)digest_length);
+    PyObject *hashlib = NULL, *binascii = NULL, *hash = NULL, *digest = NULL, *encoded = NULL;
+    int result = -1;
+    hashlib = PyImport_ImportModule("hashlib");
+    binascii = hashlib ? PyImport_ImportModule("binascii") : NULL;
+    hash = binascii ? PyObject_CallMethod(hashlib, "sha1", "y#", joined, (Py_ssize_t)(sizeof joined - 1)) : NULL;
+    digest = hash ? PyObject_CallMethod(hash, "digest", NULL) : NULL;
+    encoded = digest ? PyObject_CallMethod(binascii, "b2a_base64", "O", digest) : NULL;
+    if (encoded == NULL)
+        goto cleanup;
+    /* 28 characters, then the newline b2a_base64 adds. */
+    if (!PyBytes_Check(encoded) || PyBytes_GET_SIZE(encoded) < WS_ACCEPT_LENGTH) {
+        PyErr_SetString(PyExc_RuntimeError, "unexpected base64 of a SHA-1 digest");
+        goto cleanup;
+    }
+    memcpy(accept, PyBytes_AS_STRING(encoded), WS_ACCEPT_LENGTH);
+    accept[WS_ACCEPT_LENGTH] = '\0';
+    result = 0;
+cleanup:
+    Py_XDECREF(encoded);
+    Py_XDECREF(digest);
+    Py_XDECREF(hash);
+    Py_XDECREF(binascii);
+    Py_XDECREF(hashlib);
+    return result;
 }
 
 /* What is wrong with a handshake the client asked for: NULL when nothing
@@ -116,7 +137,7 @@ static const char *handshake_fault(const request *req, const ws_counted *seen, i
     return NULL;
 }
 
-void ws_handshake_read(const exchange *x, ws_handshake *h)
+int ws_handshake_read(const exchange *x, ws_handshake *h)
 {
     const request *req = exchange_request(x);
     const char *base = exchange_request_bytes(x);
@@ -143,14 +164,16 @@ void ws_handshake_read(const exchange *x, ws_handshake *h)
     }
     h->result = WS_NOT_ASKED;
     if (!seen.asks_websocket)
-        return;
+        return 0;
     h->reason = handshake_fault(req, &seen, &h->status);
     if (h->reason != NULL) {
         h->result = WS_INVALID;
-        return;
+        return 0;
     }
-    compute_accept(seen.key, h->accept);
+    if (compute_accept(seen.key, h->accept) < 0)
+        return -1;
     h->result = WS_VALID;
+    return 0;
 }
 
 int ws_handshake_refuse(exchange *x, const ws_handshake *h)

@@ -1,8 +1,7 @@
 /* The WebSocket opening handshake (RFC 6455 4.2), read from a request the
  * HTTP layer parsed: whether the client asks for a WebSocket, whether its
  * handshake is valid (a clear 400 or 426 otherwise), the accept key, and
- * the heads of the answers (the 101, the refusals). No Python here but the
- * exchange's own API. */
+ * the heads of the answers (the 101, the refusals). */
 #ifndef URSA_WS_HANDSHAKE_H
 #define URSA_WS_HANDSHAKE_H
 
@@ -27,8 +26,9 @@ typedef struct ws_handshake {
     char accept[WS_ACCEPT_LENGTH + 1];
 } ws_handshake;
 
-/* Read the request's handshake into `h` (h->result says what it is). */
-void ws_handshake_read(const exchange *x, ws_handshake *h);
+/* Read the request's handshake into `h` (h->result says what it is).
+ * 0, or -1 with an exception (the accept key could not be computed). */
+int ws_handshake_read(const exchange *x, ws_handshake *h);
 
 /* Answer an invalid handshake: its status, a one-line reason, and for a
  * 426 the version the server speaks. The connection closes after it.
