@@ -5,11 +5,8 @@ for it to reach a point, never for a time."""
 import asyncio
 import json
 import os
-from urllib.parse import parse_qs
 
-
-def query_of(scope):
-    return {name: values[-1] for name, values in parse_qs(scope["query_string"].decode()).items()}
+from asgi_apps import describe, query_of
 
 
 def mark(path, text=""):
@@ -33,17 +30,6 @@ async def echo(scope, receive, send):
             await send({"type": "websocket.send", "text": message["text"]})
         else:
             await send({"type": "websocket.send", "bytes": message["bytes"]})
-
-
-def describe(scope):
-    described = {key: value for key, value in scope.items() if key not in ("headers", "state", "raw_path",
-                                                                             "query_string", "extensions")}
-    described["headers"] = [[name.decode("latin-1"), value.decode("latin-1")] for name, value in scope["headers"]]
-    described["raw_path"] = scope["raw_path"].decode("latin-1")
-    described["query_string"] = scope["query_string"].decode("latin-1")
-    described["extensions"] = sorted(scope.get("extensions", {}))
-    described["state"] = sorted(scope.get("state", {}))
-    return described
 
 
 async def scope_of(scope, receive, send):
