@@ -1,4 +1,5 @@
-"""Builds ursa._core: the C server core, libev for the loop, llhttp for parsing.
+"""Builds ursa._core: the C server core, libev for the loop, llhttp for parsing,
+wslay for WebSocket framing.
 
 llhttp: a system library found by pkg-config is preferred; otherwise its C
 sources (Debian's node-llhttp ships them in /usr/share/llhttp) are compiled
@@ -143,7 +144,8 @@ core = Extension(
     "ursa._core",
     sources=sorted(glob("src/ursa/_core/**/*.c", recursive=True)),
     include_dirs=["src/ursa/_core"],
-    libraries=["ev"],
+    # libev for the loop; wslay frames WebSockets.
+    libraries=["ev", "wslay"],
     extra_compile_args=["-std=c11", *OPT_FLAGS, *SIZE_FLAGS, *WARNINGS, *SANITIZE_FLAGS],
     extra_link_args=[*SIZE_LINK_FLAGS, *STRIP, *SANITIZE_FLAGS],
     depends=sorted(glob("src/ursa/_core/**/*.h", recursive=True)),

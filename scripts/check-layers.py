@@ -4,8 +4,9 @@
 - no include cycle: a .c and its .h are one node, and the graph of
   `#include "..."` between nodes has no cycle (each one found is printed);
 - includes point one way, down the layers: common/ < transport/ < http/ <
-  the interfaces (wsgi/, asgi/), which never include each other, and
-  module.c above them all;
+  ws/ (the WebSocket protocol an upgraded connection speaks) < the
+  interfaces (wsgi/, asgi/), which never include each other, and module.c
+  above them all;
 - no mutable state at file scope: a `static` variable that is not const
   belongs in the module state or a server.
 
@@ -16,7 +17,7 @@ import re
 import sys
 
 DEFAULT_CORE = pathlib.Path(__file__).resolve().parent.parent / "src" / "ursa" / "_core"
-LAYERS = {"common": 0, "transport": 1, "http": 2, "wsgi": 3, "asgi": 3, "": 4}
+LAYERS = {"common": 0, "transport": 1, "http": 2, "ws": 3, "wsgi": 4, "asgi": 4, "": 5}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 # A file-scope static variable: `static` at the start of a line, not a
 # function (no parenthesis before `=`/`;`), not const. CPython's tables of

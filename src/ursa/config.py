@@ -276,6 +276,11 @@ def _core_option_settings():
         "keepalive_timeout": ("SECONDS", "idle keep-alive connections close after this"),
         "write_timeout": ("SECONDS", "a client that takes no data for this long is dropped"),
         "graceful_timeout": ("SECONDS", "on stop or reload, requests in flight get this long to finish"),
+        "websocket_max_message_size": ("BYTES", "largest WebSocket message; larger closes with 1009"),
+        "websocket_ping_interval": ("SECONDS", "a WebSocket is pinged after this long; 0: never"),
+        "websocket_ping_timeout": ("SECONDS", "a WebSocket whose pong does not come this long after a ping "
+                                              "is closed"),
+        "websocket_close_timeout": ("SECONDS", "how long a WebSocket peer has to answer our close frame"),
         "url_scheme": ("SCHEME", "wsgi.url_scheme of every request (http or https); behind a proxy, "
                                  "its forwarded headers decide"),
         "forwarded_allow_ips": ("IPS", "proxies whose X-Forwarded-*/Forwarded headers set the scheme and "

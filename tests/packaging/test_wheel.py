@@ -35,7 +35,7 @@ GLIBC = re.compile(r"(libc|libm|libpthread|libdl|librt|libutil|libresolv)\.so\.\
 # Generous bounds against a hang, not measurements: 2 cores, other suites beside.
 BUILD_TIMEOUT = 600
 TIMEOUT = 60
-BUILD_PACKAGES = ("libev-dev", "node-llhttp", "gcc", "binutils", "python3-venv")  # as build-wheels.sh
+BUILD_PACKAGES = ("libev-dev", "node-llhttp", "libwslay-dev", "gcc", "binutils", "python3-venv")  # as build-wheels.sh
 
 if os.environ.get("URSA_SANITIZE") == "1":
     pytest.skip("the wheel is a release build: make test and make test-pythons check it, not the "

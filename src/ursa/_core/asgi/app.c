@@ -16,6 +16,7 @@
 #define WRITE_BUDGET (1024 * 1024)
 
 static void task_finished(asgi_call *call, PyObject *task);
+static void log_access(server *s, PyObject *scope, int status, uint64_t body_bytes, double duration);
 
 /* ---- writing ---- */
 
@@ -95,6 +96,8 @@ static void task_finished(asgi_call *call, PyObject *task)
         log_error(state, "ursa: cannot tell how the ASGI application's task ended");
         return;
     }
+    if (call->websocket)
+        asgi_websocket_app_done(call, was_cancelled || exception != Py_None);
     if (x == NULL) {
         /* The response is over: only an error is worth telling. */
         if (exception != NULL && exception != Py_None) {
@@ -153,16 +156,44 @@ static conn_progress fail_request(exchange *x, const char *message)
     return exchange_flush(x, &budget);
 }
 
+/* An invalid WebSocket handshake is answered here; the app never sees it. */
+static conn_progress refuse_handshake(exchange *x, const ws_handshake *h)
+{
+    if (ws_handshake_refuse(x, h) < 0)
+        return fail_request(x, "ursa: cannot answer an invalid WebSocket handshake");
+    server *s = exchange_server(x);
+    if (s->opts.access_log != NULL) {
+        PyObject *scope = scope_build_partial(asgi_server_of(s), x);
+        if (scope != NULL) {
+            log_access(s, scope, h->status, 0, exchange_elapsed(x));
+            Py_DECREF(scope);
+        } else {
+            server_report_exception(s, "ursa: cannot describe a refused request for the access log");
+        }
+    }
+    if (exchange_is_gone(x))
+        return CONN_ABORT;
+    size_t budget = WRITE_BUDGET;
+    return exchange_flush(x, &budget);
+}
+
 static conn_progress asgi_on_request(exchange *x)
 {
     server *s = exchange_server(x);
     asgi_server *a = asgi_server_of(s);
     asgi_slot *slot = exchange_state(x);
+    ws_handshake handshake;
+    if (ws_handshake_read(x, &handshake) < 0)
+        return fail_request(x, "ursa: cannot compute the WebSocket accept key");
+    if (handshake.result == WS_INVALID)
+        return refuse_handshake(x, &handshake);
     asgi_call *call = asgi_call_new(s->state, x, a->event_loop);
     if (call == NULL)
         return fail_request(x, "ursa: out of memory");
     slot->call = call;
-    call->scope = scope_build(a, x);
+    if (handshake.result == WS_VALID && asgi_websocket_init(call, &handshake) < 0)
+        return fail_request(x, "ursa: out of memory");
+    call->scope = call->websocket ? scope_build_websocket(a, x) : scope_build(a, x);
     if (call->scope == NULL)
         return fail_request(x, "ursa: cannot build the ASGI scope");
     call->started_at = s->opts.access_log ? ev_time() : 0;
@@ -253,9 +284,13 @@ static void asgi_on_done(exchange *x, int completed)
     slot->call = NULL;
     call->exchange = NULL;
     PyObject *task = NULL;
+    if (call->websocket)
+        asgi_websocket_exchange_done(call, completed);
     if (!completed) {
         call->disconnected = 1;
-        task = call->task; /* cancelled below, once told */
+        /* Cancelled below, once told; a WebSocket app is told with
+         * websocket.disconnect, which it waits for. */
+        task = call->websocket ? NULL : call->task;
         Py_XINCREF(task);
     }
     if (completed && s->opts.access_log != NULL && call->scope != NULL)
@@ -264,7 +299,8 @@ static void asgi_on_done(exchange *x, int completed)
         close(call->file);
         call->file = -1;
     }
-    asgi_wake_receiver(call);
+    if (call->session == NULL) /* an upgraded WebSocket goes on: its session says when it ends */
+        asgi_wake_receiver(call);
     asgi_wake_sender(call);
     Py_CLEAR(call->scope);
     Py_DECREF(call);

@@ -29,6 +29,11 @@ static PyObject *new_future(asgi_call *call)
     return PyObject_CallMethodObjArgs(call->event_loop, call->state->str_create_future, NULL);
 }
 
+PyObject *asgi_new_future(asgi_call *call)
+{
+    return new_future(call);
+}
+
 /* Resolve `*slot` with `value` unless it is done already (the app's task
  * was cancelled while it waited), and forget it. */
 static void resolve(asgi_call *call, PyObject **slot, PyObject *value)
@@ -48,8 +53,16 @@ static void resolve(asgi_call *call, PyObject **slot, PyObject *value)
     Py_DECREF(future);
 }
 
-static PyObject *disconnect_message(module_state *state)
+void asgi_resolve(asgi_call *call, PyObject **slot, PyObject *value)
 {
+    resolve(call, slot, value);
+}
+
+static PyObject *disconnect_message(asgi_call *call)
+{
+    module_state *state = call->state;
+    if (call->websocket)
+        return asgi_websocket_disconnect(call);
     PyObject *message = PyDict_New();
     if (message != NULL && PyDict_SetItem(message, state->str_type, state->str_http_disconnect) < 0)
         Py_CLEAR(message);
@@ -60,7 +73,7 @@ void asgi_wake_receiver(asgi_call *call)
 {
     if (call->receive_waiter == NULL)
         return;
-    PyObject *message = disconnect_message(call->state);
+    PyObject *message = disconnect_message(call);
     if (message == NULL) {
         log_error(call->state, "ursa: could not tell the ASGI application the client left");
         Py_CLEAR(call->receive_waiter);
@@ -127,6 +140,11 @@ static int receiver_waits(asgi_call *call)
     return waits;
 }
 
+int asgi_receiver_waits(asgi_call *call)
+{
+    return receiver_waits(call);
+}
+
 void asgi_body_arrived(asgi_call *call)
 {
     if (call->request_read || !body_ready(call) || !receiver_waits(call))
@@ -145,12 +163,14 @@ void asgi_body_arrived(asgi_call *call)
 static PyObject *receive_impl(asgi_call *call)
 {
     PyObject *message = NULL;
+    if (call->websocket)
+        return asgi_websocket_receive(call);
     if (receiver_waits(call)) { /* two tasks wait: they share what comes */
         Py_INCREF(call->receive_waiter);
         return call->receive_waiter;
     }
     if (call->exchange == NULL || call->complete || call->hung_up || call->disconnected) {
-        message = disconnect_message(call->state);
+        message = disconnect_message(call);
     } else if (!call->request_read && body_ready(call)) {
         message = request_message(call);
     } else {
@@ -243,6 +263,8 @@ static PyObject *send_vectorcall(PyObject *callable, PyObject *const *args, size
         PyErr_SetString(PyExc_TypeError, "send() takes one argument, the message");
         return NULL;
     }
+    if (call->websocket)
+        return asgi_websocket_send(call, args[0]);
     if (call->abandoned) {
         PyErr_SetString(PyExc_RuntimeError, "ASGI: the response was abandoned after an invalid message");
         return NULL;
@@ -279,6 +301,13 @@ asgi_call *asgi_call_new(module_state *state, exchange *x, PyObject *event_loop)
     response_head_init(&call->response, 0);
     call->started = call->complete = call->request_read = call->dispatching = 0;
     call->hung_up = call->disconnected = call->app_done = call->abandoned = 0;
+    call->session = NULL;
+    call->inbox = NULL;
+    call->inbox_first = 0;
+    call->inbox_bytes = 0;
+    call->close_code = 0;
+    call->ws_accept[0] = '\0';
+    call->websocket = call->ws_connected = call->ws_accepted = call->ws_closed = call->ws_gone = 0;
     PyObject_GC_Track(call);
     return call;
 }
@@ -292,6 +321,7 @@ static int send_traverse(asgi_call *self, visitproc visit, void *arg)
     Py_VISIT(self->send_waiter);
     Py_VISIT(self->scope);
     Py_VISIT(self->send_error);
+    Py_VISIT(self->inbox);
     return 0;
 }
 
@@ -302,6 +332,7 @@ static int send_clear(asgi_call *self)
     Py_CLEAR(self->send_waiter);
     Py_CLEAR(self->scope);
     Py_CLEAR(self->send_error);
+    Py_CLEAR(self->inbox);
     Py_CLEAR(self->event_loop);
     return 0;
 }

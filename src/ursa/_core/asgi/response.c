@@ -15,33 +15,33 @@
 
 /* The bytes of a header name or value: bytes, or another bytes-like object
  * read in place (it is copied into the head at once). */
-static int bytes_of(PyObject *object, Py_buffer *view, Py_ssize_t index, const char *what)
+static int bytes_of(PyObject *object, Py_buffer *view, Py_ssize_t index, const char *what, const char *message)
 {
     if (PyUnicode_Check(object) || PyObject_GetBuffer(object, view, PyBUF_SIMPLE) < 0) {
         PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "http.response.start: the %s of header %zd must be bytes, not %.100s", what,
-                     index, Py_TYPE(object)->tp_name);
+        PyErr_Format(PyExc_TypeError, "%s: the %s of header %zd must be bytes, not %.100s", message, what, index,
+                     Py_TYPE(object)->tp_name);
         return -1;
     }
     return 0;
 }
 
-static int add_header(asgi_call *call, buffer *head, PyObject *pair, Py_ssize_t index)
+static int add_header(asgi_call *call, buffer *head, PyObject *pair, Py_ssize_t index, const char *message)
 {
     PyObject *fast = PySequence_Fast(pair, "");
     if (fast == NULL || PySequence_Fast_GET_SIZE(fast) != 2) {
         Py_XDECREF(fast);
         PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "http.response.start: header %zd must be a [name, value] pair of bytes, not %R",
-                     index, pair);
+        PyErr_Format(PyExc_TypeError, "%s: header %zd must be a [name, value] pair of bytes, not %R", message, index,
+                     pair);
         return -1;
     }
     PyObject *name = PySequence_Fast_GET_ITEM(fast, 0), *value = PySequence_Fast_GET_ITEM(fast, 1);
     Py_buffer n, v;
     int result = -1;
-    if (bytes_of(name, &n, index, "name") < 0)
+    if (bytes_of(name, &n, index, "name", message) < 0)
         goto done;
-    if (bytes_of(value, &v, index, "value") < 0) {
+    if (bytes_of(value, &v, index, "value", message) < 0) {
         PyBuffer_Release(&n);
         goto done;
     }
@@ -51,16 +51,41 @@ static int add_header(asgi_call *call, buffer *head, PyObject *pair, Py_ssize_t 
     if (check == FIELD_OK) {
         result = 0;
     } else if (check == FIELD_NAME_CHARACTER || check == FIELD_VALUE_BREAK || check == FIELD_VALUE_CONTROL) {
-        PyErr_Format(PyExc_ValueError, "http.response.start: header %R %s (0x%02x): %R", name,
-                     field_check_text(check), bad_byte, value);
+        PyErr_Format(PyExc_ValueError, "%s: header %R %s (0x%02x): %R", message, name, field_check_text(check),
+                     bad_byte, value);
     } else if (check != FIELD_NO_MEMORY) {
-        PyErr_Format(PyExc_ValueError, "http.response.start: header %R %s: %R", name, field_check_text(check), value);
+        PyErr_Format(PyExc_ValueError, "%s: header %R %s: %R", message, name, field_check_text(check), value);
     }
     PyBuffer_Release(&v);
     PyBuffer_Release(&n);
 done:
     Py_DECREF(fast);
     return result;
+}
+
+int asgi_add_headers(asgi_call *call, buffer *head, PyObject *message, const char *message_type)
+{
+    PyObject *headers = PyDict_GetItemWithError(message, call->state->str_headers);
+    if (headers == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *iterator = PyObject_GetIter(headers);
+    if (iterator == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s: headers must be an iterable of [name, value], not %.100s", message_type,
+                     Py_TYPE(headers)->tp_name);
+        return -1;
+    }
+    PyObject *pair;
+    Py_ssize_t index = 0;
+    while ((pair = PyIter_Next(iterator)) != NULL) {
+        int added = add_header(call, head, pair, index++, message_type);
+        Py_DECREF(pair);
+        if (added < 0) {
+            Py_DECREF(iterator);
+            return -1;
+        }
+    }
+    Py_DECREF(iterator);
+    return PyErr_Occurred() ? -1 : 0;
 }
 
 static int start_response(asgi_call *call, exchange *x, PyObject *message)
@@ -101,30 +126,8 @@ static int start_response(asgi_call *call, exchange *x, PyObject *message)
     response_head_init(&call->response, (int)code);
     if (head_begin(head, line, (size_t)line_length) < 0)
         return -1;
-    PyObject *headers = PyDict_GetItemWithError(message, state->str_headers);
-    if (headers == NULL && PyErr_Occurred())
+    if (asgi_add_headers(call, head, message, "http.response.start") < 0)
         return -1;
-    if (headers != NULL) {
-        PyObject *iterator = PyObject_GetIter(headers);
-        if (iterator == NULL) {
-            PyErr_Format(PyExc_TypeError, "http.response.start: headers must be an iterable of [name, value], not %.100s",
-                         Py_TYPE(headers)->tp_name);
-            return -1;
-        }
-        PyObject *pair;
-        Py_ssize_t index = 0;
-        while ((pair = PyIter_Next(iterator)) != NULL) {
-            int added = add_header(call, head, pair, index++);
-            Py_DECREF(pair);
-            if (added < 0) {
-                Py_DECREF(iterator);
-                return -1;
-            }
-        }
-        Py_DECREF(iterator);
-        if (PyErr_Occurred())
-            return -1;
-    }
     call->started = 1;
     return 0;
 }
@@ -263,9 +266,13 @@ int asgi_response_message(asgi_call *call, PyObject *message)
         return -1;
     }
     int result;
-    if (PyUnicode_Compare(type, state->str_http_response_body) == 0)
+    /* A WebSocket app denies the handshake with the same messages, by the
+     * websocket.http.response extension's names. */
+    if (PyUnicode_Compare(type, state->str_http_response_body) == 0 ||
+        (call->websocket && PyUnicode_Compare(type, state->str_websocket_http_response_body) == 0))
         result = check_started(call, type) < 0 ? -1 : send_body(call, x, message);
-    else if (PyUnicode_Compare(type, state->str_http_response_start) == 0)
+    else if (PyUnicode_Compare(type, state->str_http_response_start) == 0 ||
+             (call->websocket && PyUnicode_Compare(type, state->str_websocket_http_response_start) == 0))
         return start_response(call, x, message);
     else if (PyUnicode_Compare(type, state->str_http_response_pathsend) == 0)
         result = check_started(call, type) < 0 ? -1 : send_path(call, x, message);

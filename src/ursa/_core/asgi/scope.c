@@ -9,6 +9,7 @@
 #include "http/header_names.h"
 #include "http/target.h"
 #include "transport/listener.h"
+#include "ws/handshake.h"
 
 static int set_item(PyObject *dict, PyObject *key, PyObject *value)
 {
@@ -187,6 +188,55 @@ PyObject *scope_build(asgi_server *a, exchange *x)
         PyDict_SetItem(scope, state->str_scheme, f->scheme == SCHEME_HTTPS ? state->str_https : state->str_http) < 0)
         goto error;
     if (a->lifespan_state != NULL && set_item(scope, state->str_state, PyDict_Copy(a->lifespan_state)) < 0)
+        goto error;
+    return scope;
+error:
+    Py_DECREF(scope);
+    return NULL;
+}
+
+/* The Sec-WebSocket-Protocol fields' elements, in order. */
+static PyObject *subprotocols_of(const request *req, const char *base)
+{
+    PyObject *list = PyList_New(0);
+    if (list == NULL)
+        return NULL;
+    for (uint32_t i = 0; i < req->header_count; i++) {
+        const header_span *h = &req->headers[i];
+        if (!ws_name_is(base + h->name.offset, h->name.length, "sec-websocket-protocol"))
+            continue;
+        const char *at = base + h->value.offset, *end = at + h->value.length, *element;
+        size_t length;
+        while (ws_next_element(&at, end, &element, &length)) {
+            PyObject *name = PyUnicode_DecodeLatin1(element, (Py_ssize_t)length, NULL);
+            if (name == NULL || PyList_Append(list, name) < 0) {
+                Py_XDECREF(name);
+                Py_DECREF(list);
+                return NULL;
+            }
+            Py_DECREF(name);
+        }
+    }
+    return list;
+}
+
+PyObject *scope_build_websocket(asgi_server *a, exchange *x)
+{
+    module_state *state = exchange_server(x)->state;
+    PyObject *scope = scope_build(a, x);
+    if (scope == NULL)
+        return NULL;
+    /* "wss" when the request came over TLS (a proxy's word, or url_scheme). */
+    PyObject *scheme = PyDict_GetItemWithError(scope, state->str_scheme);
+    int secure = scheme != NULL && PyUnicode_Check(scheme) && PyUnicode_Compare(scheme, state->str_https) == 0;
+    if (PyErr_Occurred())
+        goto error;
+    PyObject *extensions = Py_BuildValue("{O{}}", state->str_websocket_http_response);
+    if (PyDict_SetItem(scope, state->str_type, state->str_websocket) < 0 ||
+        PyDict_DelItem(scope, state->str_method) < 0 ||
+        PyDict_SetItem(scope, state->str_scheme, secure ? state->str_wss : state->str_ws) < 0 ||
+        set_item(scope, state->str_subprotocols, subprotocols_of(exchange_request(x), exchange_request_bytes(x))) < 0 ||
+        set_item(scope, state->str_extensions, extensions) < 0)
         goto error;
     return scope;
 error:

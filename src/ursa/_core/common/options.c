@@ -34,6 +34,10 @@ static const server_options defaults = {
     .write_timeout = 30.0,
     .graceful_timeout = 30.0,
     .max_requests = 0,
+    .websocket_max_message_size = 16 * MiB,
+    .websocket_ping_interval = 20.0, /* uvicorn's (the websockets library's) */
+    .websocket_ping_timeout = 20.0,
+    .websocket_close_timeout = 10.0,
     .multiprocess = 0,
     .keepalive = 1,
     .tcp_nodelay = 1,
@@ -87,6 +91,10 @@ static const option_spec specs[] = {
     {FIELD(write_timeout), 0, 0, .kind = OPT_SECONDS, .minimum = SECONDS_MINIMUM, .maximum = SECONDS_MAXIMUM},
     {FIELD(graceful_timeout), 0, 0, .kind = OPT_SECONDS, .minimum = SECONDS_MINIMUM, .maximum = SECONDS_MAXIMUM},
     {FIELD(max_requests), 0, 0, .kind = OPT_COUNT, .minimum = 0, .maximum = SIZE_CEILING},
+    {FIELD(websocket_max_message_size), 0, 0, .kind = OPT_BYTES, .minimum = 1, .maximum = SIZE_CEILING},
+    {FIELD(websocket_ping_interval), 0, 0, .kind = OPT_SECONDS, .minimum = 0, .maximum = SECONDS_MAXIMUM},
+    {FIELD(websocket_ping_timeout), 0, 0, .kind = OPT_SECONDS, .minimum = SECONDS_MINIMUM, .maximum = SECONDS_MAXIMUM},
+    {FIELD(websocket_close_timeout), 0, 0, .kind = OPT_SECONDS, .minimum = SECONDS_MINIMUM, .maximum = SECONDS_MAXIMUM},
     {FIELD(access_log), 0, 0, .kind = OPT_CALLABLE},
     {FIELD(url_scheme), 0, 0, .kind = OPT_STR, .text = "http"},
     {FIELD(forwarded_allow_ips), 0, 0, .kind = OPT_NETWORKS, .text = "127.0.0.1,::1"}, /* gunicorn's */

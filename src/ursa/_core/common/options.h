@@ -27,6 +27,10 @@ typedef struct server_options {
     double write_timeout;     /* no write progress -> close */
     double graceful_timeout;  /* bound on draining at stop */
     uint64_t max_requests;    /* 0: unlimited; else stop after this many */
+    uint64_t websocket_max_message_size; /* a WebSocket message larger -> close 1009 */
+    double websocket_ping_interval; /* a ping after this long without one; 0: never */
+    double websocket_ping_timeout;  /* no pong this long after a ping -> close */
+    double websocket_close_timeout; /* the peer's answer to a close frame, at most this long */
     PyObject *access_log;     /* callable or NULL (owned) */
     PyObject *url_scheme;     /* str (owned) */
     PyObject *forwarded_allow_ips; /* str: the proxies whose forwarded headers count (owned) */

@@ -90,7 +90,25 @@ struct server;
     X(eager_start, "eager_start")                        \
     X(_cancelled, "_cancelled")                          \
     X(context, "context")                                \
-    X(_run, "_run")
+    X(_run, "_run")                                      \
+    X(websocket, "websocket")                            \
+    X(ws, "ws")                                          \
+    X(wss, "wss")                                        \
+    X(subprotocols, "subprotocols")                      \
+    X(subprotocol, "subprotocol")                        \
+    X(bytes, "bytes")                                    \
+    X(text, "text")                                      \
+    X(code, "code")                                      \
+    X(reason, "reason")                                  \
+    X(websocket_connect, "websocket.connect")            \
+    X(websocket_accept, "websocket.accept")              \
+    X(websocket_receive, "websocket.receive")            \
+    X(websocket_send, "websocket.send")                  \
+    X(websocket_close, "websocket.close")                \
+    X(websocket_disconnect, "websocket.disconnect")      \
+    X(websocket_http_response, "websocket.http.response") \
+    X(websocket_http_response_start, "websocket.http.response.start") \
+    X(websocket_http_response_body, "websocket.http.response.body")
 
 /* The asyncio event loop's types (asgi/register.c makes them) and what it
  * imports on first use. */

@@ -76,6 +76,8 @@ static void exchange_settle(exchange *x, int completed)
     x->body_sent = x->body_given = 0;
     x->head_sent = x->chunked = x->no_body = x->length_reached = x->ended = x->failed = 0;
     x->continue_pending = 0;
+    x->switch_to = NULL;
+    x->switch_state = NULL;
 }
 
 /* Give the exchange back; the connection idles. */
@@ -143,6 +145,23 @@ static void http_refuse(exchange *x, int status, const char *reason)
 
 /* ---- reading requests ---- */
 
+/* The 101 is written: the request is over, and the connection is the new
+ * protocol's. What the client sent behind the head (the first frames)
+ * stays in `in` for it. */
+static void http_hand_over(exchange *x)
+{
+    conn *c = x->conn;
+    const protocol *p = x->switch_to;
+    void *state = x->switch_state;
+    exchange_settle(x, 1);
+    if (c->closed)
+        return;
+    buffer_discard_front(&c->in, c->parsed);
+    c->parsed = 0;
+    exchange_detach(c);
+    conn_upgrade(c, p, state);
+}
+
 /* The response went as far as it could: it is done (the next request may
  * follow: returns 1), waits for the socket, or the connection closes. */
 static int http_progress(exchange *x, conn_progress progress)
@@ -152,6 +171,10 @@ static int http_progress(exchange *x, conn_progress progress)
         return 0;
     if (progress != CONN_DONE) {
         conn_after_progress(c, progress);
+        return 0;
+    }
+    if (x->switch_to != NULL) {
+        http_hand_over(x);
         return 0;
     }
     if (x->out.file_short)
@@ -510,6 +533,22 @@ conn_progress exchange_flush(exchange *x, size_t *budget)
     if (progress == CONN_DONE && x->failed)
         return CONN_ABORT;
     return progress;
+}
+
+int exchange_switch_protocols(exchange *x, const protocol *p, void *state)
+{
+    conn *c = x->conn;
+    server *s = c->server;
+    head_tail tail = {date_line(&http_of(s)->dates, (time_t)ev_now(s->loop)), 1, FRAMING_NONE, -1, 1, 0};
+    if (head_end(&x->head, &tail) < 0)
+        return -1;
+    x->response.status_code = 101;
+    x->head_sent = x->ended = x->no_body = 1;
+    if (output_push(&x->out, NULL, x->head.data, x->head.len, &s->budget) < 0)
+        return -1;
+    x->switch_to = p;
+    x->switch_state = state;
+    return 0;
 }
 
 int exchange_bound_memory(exchange *x)

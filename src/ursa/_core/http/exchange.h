@@ -87,6 +87,10 @@ struct exchange {
     unsigned failed : 1;      /* went wrong after the head: only a close ends it */
     unsigned dispatched : 1;  /* the interface has the request */
     unsigned continue_pending : 1; /* 100 Continue goes when the app wants the body */
+    /* A 101 is queued: once it is written the connection is this
+     * protocol's, with this state (exchange_switch_protocols). */
+    const protocol *switch_to;
+    void *switch_state;
     struct exchange *next_spare;
     _Alignas(max_align_t) unsigned char interface_state[];
 };
@@ -204,6 +208,12 @@ int exchange_end_body(exchange *x);
 int exchange_fail(exchange *x);
 /* Write what is queued, at most *budget bytes. */
 conn_progress exchange_flush(exchange *x, size_t *budget);
+/* The response is a 101: x->head holds its status line and fields (the
+ * server adds Date and Server). Once it is written (the flush says
+ * CONN_DONE) the request is over (on_done, completed) and the connection
+ * belongs to `p` with `state` (conn_upgrade); if it closes before, `state`
+ * stays the interface's. 0, or -1 with an exception. */
+int exchange_switch_protocols(exchange *x, const protocol *p, void *state);
 /* Keep at most body_buffer_size of the response in memory: the rest goes
  * to a temporary file. 0, or -1 with an exception. */
 int exchange_bound_memory(exchange *x);

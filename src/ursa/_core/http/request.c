@@ -248,6 +248,7 @@ static int on_headers_complete(llhttp_t *parser)
     /* Known here already, for an interface that answers from the head on
      * (a streamed body); confirmed at the message's end. */
     req->keep_alive = llhttp_should_keep_alive(parser) && !parser->upgrade;
+    req->upgrade = parser->upgrade != 0;
     if (parser->http_major != 1 || parser->http_minor > 1)
         return refuse(req, 505, "HTTP version not supported");
     if (!is_http_request_line(req))

@@ -46,6 +46,7 @@ typedef struct request {
     unsigned has_content_length : 1;
     unsigned has_host : 1;
     unsigned has_forwarded : 1;    /* a Forwarded or X-Forwarded-* field (forwarded.c) */
+    unsigned upgrade : 1;          /* Upgrade with Connection: upgrade (a protocol switch asked) */
     /* Why the request is refused: an HTTP status and a short reason. */
     int error_status;
     const char *error_reason;

@@ -49,11 +49,12 @@ static void conn_watch(conn *c, int events)
 /* What a request in progress watches: the socket's writability when the
  * output waits for it; its readability while a body arrives (unless the
  * app has not taken what came: flow control) and, once the request is
- * whole, while an asynchronous app is awaited, to notice a hang-up. */
+ * whole, while an asynchronous app is awaited, to notice a hang-up. An
+ * upgraded connection reads unless its protocol paused it. */
 static void conn_rewatch(conn *c)
 {
     int events = c->write_blocked ? EV_WRITE : 0;
-    if (!c->read_paused && (c->state == CONN_BODY || c->awaiting_app))
+    if (!c->read_paused && (c->state == CONN_BODY || c->state == CONN_UPGRADED || c->awaiting_app))
         events |= EV_READ;
     conn_watch(c, events);
 }
@@ -97,6 +98,12 @@ static double conn_deadline(const conn *c)
         return c->watching == EV_WRITE ? c->last_progress + o->write_timeout : 0;
     case CONN_LINGERING:
         return c->phase_started + LINGER_SECONDS;
+    case CONN_UPGRADED: {
+        double write_due = c->write_blocked ? c->last_progress + o->write_timeout : 0;
+        if (write_due == 0 || (c->wakeup_due != 0 && c->wakeup_due < write_due))
+            return c->wakeup_due;
+        return write_due;
+    }
     }
     return 0;
 }
@@ -234,6 +241,7 @@ void conn_send_interim(conn *c, const char *data, size_t length)
 
 static void conn_start_lingering(conn *c)
 {
+    c->write_blocked = c->read_paused = 0;
     shutdown(c->fd, SHUT_WR);
     conn_enter(c, CONN_LINGERING);
     conn_watch(c, EV_READ);
@@ -310,7 +318,7 @@ void conn_pause_reading(conn *c)
 
 void conn_resume_reading(conn *c)
 {
-    if (!c->read_paused || c->state != CONN_BODY)
+    if (!c->read_paused || (c->state != CONN_BODY && c->state != CONN_UPGRADED))
         return;
     c->read_paused = 0;
     c->last_progress = server_network_time(c->server);
@@ -592,6 +600,12 @@ static void conn_on_io(struct ev_loop *loop, ev_io *w, int revents)
         if (revents & EV_READ)
             conn_on_lingering_readable(c);
         break;
+    case CONN_UPGRADED:
+        if (revents & EV_READ)
+            conn_on_readable(c);
+        if (!c->closed && c->state == CONN_UPGRADED && (revents & (EV_WRITE | EV_CUSTOM)))
+            c->protocol->on_writable(c);
+        break;
     }
     conn_end_callback(c);
 }
@@ -618,7 +632,27 @@ static int conn_is_reading(const conn *c)
 {
     if (c->read_paused)
         return 0;
-    return c->state == CONN_PROXY || c->state == CONN_AWAITING || c->state == CONN_HEAD || c->state == CONN_BODY;
+    return c->state == CONN_PROXY || c->state == CONN_AWAITING || c->state == CONN_HEAD || c->state == CONN_BODY ||
+           c->state == CONN_UPGRADED;
+}
+
+/* An upgraded connection's deadline passed: a write that made no progress
+ * for write_timeout closes it; its protocol's own wake-up is its own. */
+static void conn_upgraded_deadline(conn *c, double now)
+{
+    if (c->write_blocked && now >= c->last_progress + c->server->opts.write_timeout) {
+        if (!conn_reader_progressed(c)) {
+            conn_close(c);
+            return;
+        }
+        c->last_progress = now;
+    }
+    if (c->wakeup_due != 0 && now >= c->wakeup_due) {
+        c->wakeup_due = 0;
+        c->protocol->on_late(c);
+    }
+    if (!c->closed && c->state == CONN_UPGRADED)
+        conn_schedule_timer(c);
 }
 
 static void conn_check_deadline(conn *c)
@@ -641,6 +675,10 @@ static void conn_check_deadline(conn *c)
     }
     if (due > now) {
         conn_schedule_timer(c);
+        return;
+    }
+    if (c->state == CONN_UPGRADED) {
+        conn_upgraded_deadline(c, now);
         return;
     }
     if ((c->state == CONN_RESPONDING || c->state == CONN_REJECTING) && conn_reader_progressed(c)) {
@@ -742,4 +780,62 @@ void conn_stop(conn *c)
      * the header timeout). */
     if (c->state == CONN_AWAITING)
         conn_schedule_timer(c);
+    else if (c->state == CONN_UPGRADED && c->protocol->on_stop != NULL)
+        c->protocol->on_stop(c);
+}
+
+/* ---- an upgraded connection ---- */
+
+void conn_upgrade(conn *c, const protocol *p, void *state)
+{
+    server *s = c->server;
+    c->protocol = p;
+    c->exchange = state;
+    c->out = NULL;
+    c->keep_alive = 0;
+    c->write_blocked = c->awaiting_app = c->read_paused = c->answering = c->hung_up = 0;
+    c->wakeup_due = 0;
+    conn_enter(c, CONN_UPGRADED);
+    c->last_progress = c->phase_started;
+    conn_rewatch(c);
+    /* Its protocol starts in the connection's own event: bytes the client
+     * sent behind the handshake are in `in` already. */
+    conn_kick(c);
+    s->requests_served++;
+    s->after_request(s);
+}
+
+ssize_t conn_write(conn *c, const char *data, size_t length)
+{
+    ssize_t n = send(c->fd, data, length, MSG_NOSIGNAL);
+    if (n > 0) {
+        c->last_progress = server_network_time(c->server);
+        return n;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    return -1;
+}
+
+void conn_want_writable(conn *c, int wanted)
+{
+    if (c->write_blocked == (unsigned)(wanted != 0))
+        return;
+    c->write_blocked = wanted != 0;
+    conn_rewatch(c);
+    if (wanted)
+        conn_note_blocked(c);
+}
+
+void conn_wake_at(conn *c, double due)
+{
+    c->wakeup_due = due;
+    if (due != 0)
+        conn_schedule_timer(c);
+}
+
+void conn_linger(conn *c)
+{
+    c->wakeup_due = 0;
+    conn_start_lingering(c);
 }

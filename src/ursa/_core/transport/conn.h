@@ -10,6 +10,8 @@
  *   for the client hanging up: see CONN_PENDING)
  *   RESPONDING --written, close--> closed
  *   HEAD/BODY --refused--> REJECTING (the answer going out) --> LINGERING --> closed
+ *   RESPONDING --the response switched protocols--> UPGRADED (another protocol reads and writes)
+ *   UPGRADED --its protocol is done--> LINGERING --> closed (or closed at once)
  */
 #ifndef URSA_CONN_H
 #define URSA_CONN_H
@@ -29,6 +31,7 @@ typedef enum {
     CONN_RESPONDING, /* the request is answered: the app runs / its response is written */
     CONN_REJECTING,  /* a refusal is being written, then close */
     CONN_LINGERING,  /* write side shut; reading what the client still sends */
+    CONN_UPGRADED,   /* another protocol has it (WebSocket): its reads go there, it writes itself */
 } conn_state;
 
 typedef enum {
@@ -42,7 +45,7 @@ typedef struct conn {
     server *server;
     listener *listener;
     /* What is spoken: the server's protocol, until a protocol upgrade
-     * hands the connection to another (WebSockets will). */
+     * hands the connection to another (conn_upgrade). */
     const protocol *protocol;
     struct conn *prev, *next; /* server->conns */
     int fd;
@@ -55,9 +58,11 @@ typedef struct conn {
     double phase_started;     /* start of the current state */
     double last_progress;     /* last read/write that moved bytes */
     uint64_t body_bytes;      /* read in the BODY state, for min_body_rate */
+    double wakeup_due;        /* UPGRADED: when its protocol's on_late runs (0: never) */
     int unsent_when_blocked;  /* SIOCOUTQ when a write last blocked */
     /* What the protocol keeps for the request in progress (its exchange):
-     * attached when a request's first bytes arrive, NULL while idle. */
+     * attached when a request's first bytes arrive, NULL while idle; an
+     * upgraded connection's protocol state for its whole life. */
     void *exchange;
     output *out;              /* the exchange's output, while it is attached */
     /* The request bytes. The protocol parses from `parsed` on; it keeps in
@@ -148,5 +153,28 @@ void conn_send_interim(conn *c, const char *data, size_t length);
 void conn_close_after_output(conn *c);
 /* Close now: the protocol's state is released, every resource freed. */
 void conn_close(conn *c);
+
+/* ---- an upgraded connection ----
+ *
+ * A response that switched protocols (101) hands the connection to another
+ * protocol for the rest of its life: the same socket, loop and timer. Its
+ * reads arrive in `in` (on_input; it discards what it consumed), it writes
+ * with conn_write, its own deadlines fire its on_late, a graceful stop
+ * calls its on_stop, and closing calls its on_close. The upgrade counts as
+ * the request it answered (max_requests). */
+void conn_upgrade(conn *c, const protocol *p, void *state);
+/* Write what the socket takes now: the bytes written, 0 when it takes
+ * none (wait for on_writable: conn_want_writable), or -1 (the peer is
+ * gone; errno). */
+ssize_t conn_write(conn *c, const char *data, size_t length);
+/* Whether the protocol waits for the socket to take more (on_writable
+ * follows; write_timeout counts from the last write meanwhile). */
+void conn_want_writable(conn *c, int wanted);
+/* Run the protocol's on_late at `due` (server_network_time; 0: never). */
+void conn_wake_at(conn *c, double due);
+/* The protocol said its last: the write side is shut and what the peer
+ * still sends is read and dropped for a moment, then the connection
+ * closes (the peer sees the end, not a reset). */
+void conn_linger(conn *c);
 
 #endif

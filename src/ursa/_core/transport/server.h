@@ -33,6 +33,9 @@ typedef struct protocol {
     void (*on_late)(struct conn *c);   /* a request's head or body missed its deadline */
     void (*on_busy)(struct conn *c);   /* a request's bytes do not fit max_buffered_bytes */
     void (*on_close)(struct conn *c);  /* release c->exchange: the connection is going */
+    /* A graceful stop began while the protocol has an upgraded connection:
+     * it ends it on its own terms (closing handshake). May be NULL. */
+    void (*on_stop)(struct conn *c);
 } protocol;
 
 typedef struct listener {
