@@ -1,4 +1,4 @@
-"""Runs one benchmarked server (bench/servers.py) as a child process, for the harness.
+"""Runs one benchmarked server (bench/servers.py, or asgi_servers.py) as a child process, for the harness.
 
     with ServerProcess("ursa", "hello", cpu=0) as server:
         ... load 127.0.0.1:server.port, read /proc/PID for PID in server.pids() ...
@@ -79,7 +79,7 @@ def process_tree(root_pid):
 class ServerProcess:
     """A running server: its port, its process ids, and a clean stop()."""
 
-    def __init__(self, server, app_name, cpu=0, wrapper=(), env=None):
+    def __init__(self, server, app_name, cpu=0, wrapper=(), env=None, script=SERVERS_SCRIPT):
         self.server = server
         self.app_name = app_name
         self.under_valgrind = bool(wrapper)
@@ -87,7 +87,7 @@ class ServerProcess:
         self._directory = tempfile.TemporaryDirectory(prefix=f"bench-{server}-")
         child_env = server_environment(env)
         child_env[SERVER_DIR_ENV] = self._directory.name
-        command = pinned_command([*wrapper, sys.executable, SERVERS_SCRIPT, server, app_name], cpu)
+        command = pinned_command([*wrapper, sys.executable, script, server, app_name], cpu)
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=self._stderr, env=child_env, text=True
         )
