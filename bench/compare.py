@@ -1,9 +1,11 @@
-"""Benchmark of ursa against bjoern, the other WSGI servers, and nginx as the ceiling.
+"""Benchmark of ursa against bjoern, the other WSGI servers, and nginx as the ceiling;
+or, with --family asgi, against uvicorn and the other ASGI servers.
 
     .venv/bin/python bench/compare.py                 # every server and scenario, about 15 minutes
     .venv/bin/python bench/compare.py --quick         # smoke run, a few minutes
     .venv/bin/python bench/compare.py --servers ursa,bjoern --scenarios hello,flask
     .venv/bin/python bench/compare.py --memory-only   # RSS at start and per idle connection
+    .venv/bin/python bench/compare.py --family asgi   # the ASGI servers, about 10 minutes
 
 Every server (bench/servers.py: ursa, bjoern, meinheld, granian, gunicorn,
 waitress, nginx; those not installed are left out with a note) runs the same
@@ -24,6 +26,12 @@ per request (strace). Then the issue's targets, PASS or MISS each.
 
 Writes bench/results/latest.md (tables and the machine), latest.png (req/s
 relative to bjoern) and latest.json (every figure); --output changes the prefix.
+
+--family asgi runs the same measurements on the ASGI servers
+(bench/asgi_servers.py: ursa, uvicorn, granian, hypercorn) and apps
+(bench/asgi_apps.py), with uvicorn as the reference, instructions and system
+calls counted for ursa and uvicorn, and writes bench/results/asgi-latest.*;
+bench/families.py says what each family runs.
 
 Exit status: 0 when every run completed, whatever the ratios and targets; 1
 when a server failed (did not start, answered wrongly, died); 2 on a usage or
@@ -50,17 +58,10 @@ sys.path.insert(0, BENCH_DIR)
 import apps  # noqa: E402
 import httpclient  # noqa: E402
 import report  # noqa: E402
-import targets  # noqa: E402
-from servers import HOST, SERVERS  # noqa: E402
+from families import FAMILIES, WRK_RESULT_PREFIX  # noqa: E402
+from servers import HOST  # noqa: E402
 from serverprocess import ServerError, ServerProcess, pinned_command, server_environment  # noqa: E402
 
-REFERENCE_SERVER = "bjoern"
-# Servers whose instructions (callgrind) and system calls (strace) are counted,
-# and whose memory per idle connection is measured, unless told otherwise.
-DEFAULT_DETAIL_SERVERS = "ursa,bjoern"
-DEFAULT_MEMORY_SERVERS = "ursa,bjoern"
-DEFAULT_CALLGRIND_SCENARIOS = "hello,flask"
-DEFAULT_OUTPUT = os.path.join(BENCH_DIR, "results", "latest")
 IDLE_CONNECTIONS = 10_000
 # Descriptors the harness keeps free beside its idle connections (wrk, files).
 DESCRIPTOR_HEADROOM = 1024
@@ -68,90 +69,10 @@ DESCRIPTOR_HEADROOM = 1024
 # Seconds to let a fresh server settle before its idle memory is read, and a
 # loaded one before its after-load memory is (connections closing, frees).
 SETTLE_SECONDS = 0.2
-WRK_RESULT_PREFIX = "WRK_JSON "
-# The compiled extension of each server that has one, for the size table.
-EXTENSION_MODULES = {"ursa": "ursa._core", "bjoern": "_bjoern"}
 
 
 class HarnessError(Exception):
     """Something the benchmark itself needs is missing or wrong (exit 2)."""
-
-
-class Scenario:
-    """One kind of request, described once and turned into a wrk script and raw bytes."""
-
-    def __init__(self, name, title, app, method="GET", path="/", headers=None, body=b"",
-                 keep_alive=True, expected_body=None, expect_chunked=False):
-        self.name = name
-        self.title = title
-        self.app = app
-        self.method = method
-        self.path = path
-        self.headers = dict(headers or {})
-        self.body = body
-        self.keep_alive = keep_alive
-        self.expected_body = expected_body
-        self.expect_chunked = expect_chunked
-
-    def request_bytes(self, port):
-        lines = [f"{self.method} {self.path} HTTP/1.1", f"Host: {HOST}:{port}"]
-        lines += [f"{name}: {value}" for name, value in self.headers.items()]
-        if self.body:
-            lines.append(f"Content-Length: {len(self.body)}")
-        if not self.keep_alive:
-            lines.append("Connection: close")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
-
-    def wrk_script(self):
-        def lua_string(text):
-            # A long bracket needs no escaping as long as its closing mark is absent.
-            if "]==]" in text:
-                raise HarnessError(f"scenario {self.name}: cannot quote {text!r} for wrk's Lua")
-            return f"[==[{text}]==]"
-
-        lines = [f"wrk.method = {lua_string(self.method)}"]
-        for name, value in self.headers.items():
-            # The spaces keep "[[==[" from reading as the start of a long bracket.
-            lines.append(f"wrk.headers[ {lua_string(name)} ] = {lua_string(value)}")
-        if self.body:
-            lines.append(f"wrk.body = {lua_string(self.body.decode('latin-1'))}")
-        if not self.keep_alive:
-            lines.append('wrk.headers["Connection"] = "close"')
-        lines.append(WRK_DONE_FUNCTION)
-        return "\n".join(lines) + "\n"
-
-    def describe(self):
-        return {"name": self.name, "title": self.title, "app": self.app}
-
-
-# wrk calls done() once at the end; printing JSON spares parsing its report.
-WRK_DONE_FUNCTION = """
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    '%s{"requests": %%d, "duration_us": %%d, "p50_us": %%.1f, "p99_us": %%.1f, '
-    .. '"errors": {"connect": %%d, "read": %%d, "write": %%d, "status": %%d, "timeout": %%d}}\\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    e.connect, e.read, e.write, e.status, e.timeout))
-end
-""" % WRK_RESULT_PREFIX
-
-SCENARIOS = [
-    Scenario("hello", "hello, keep-alive", "hello", expected_body=apps.HELLO_BODY),
-    Scenario("flask", "Flask hello", "flask", expected_body=apps.HELLO_BODY),
-    Scenario("json", "JSON, json.dumps", "json", expected_body=apps.JSON_BODY),
-    Scenario("large", "256 KiB body", "large", expected_body=apps.LARGE_BODY),
-    Scenario("stream", f"generator, {apps.STREAM_CHUNK_COUNT} x 1 KiB", "stream",
-             expected_body=apps.STREAM_CHUNK * apps.STREAM_CHUNK_COUNT, expect_chunked=True),
-    Scenario("file", "1 MiB file, file_wrapper", "file", expected_body=apps.file_contents()),
-    Scenario("post", "POST 4 KiB echo", "echo", method="POST", body=b"p" * apps.POST_BODY_SIZE,
-             headers={"Content-Type": "application/octet-stream"}, expected_body=b"p" * apps.POST_BODY_SIZE),
-    Scenario("close", "hello, Connection: close", "hello", keep_alive=False, expected_body=apps.HELLO_BODY),
-    Scenario("headers", "20 headers, environ app", "environ", path="/search/results?q=wsgi&page=2",
-             headers=apps.MANY_HEADERS, expected_body=apps.EXPECTED_ENVIRON_BODY),
-]
-SCENARIOS_BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
-MEMORY_SCENARIO = SCENARIOS_BY_NAME["hello"]
 
 
 # --- measurements ---------------------------------------------------------
@@ -241,9 +162,14 @@ def _check(process, scenario, when):
                           f"{process.stderr_text()}")
 
 
+def start_server(server, app_name, options, wrapper=()):
+    """``server`` of the run's family serving ``app_name``, on the server core (a ServerProcess)."""
+    return ServerProcess(server, app_name, cpu=options.server_cpu, wrapper=wrapper, script=options.family.script)
+
+
 def measure_load(server, scenario, options):
     """Start ``server`` with the scenario's app, check it, load it; one round's figures."""
-    with ServerProcess(server, scenario.app, cpu=options.server_cpu) as process:
+    with start_server(server, scenario.app, options) as process:
         time.sleep(SETTLE_SECONDS)
         idle = memory_of(process.pids())
         _check(process, scenario, "before the load")
@@ -273,9 +199,9 @@ def measure_memory(server, options):
     The harness itself holds the connections, each after one answered
     request; the server's descriptors are counted when its memory is read,
     so connections it closed meanwhile (an idle timeout) do not go unseen."""
-    scenario = MEMORY_SCENARIO
-    count = options.idle_connections if SERVERS[server].holds_idle_connections else 0
-    with ServerProcess(server, scenario.app, cpu=options.server_cpu) as process:
+    scenario = options.family.memory_scenario
+    count = options.idle_connections if options.family.servers[server].holds_idle_connections else 0
+    with start_server(server, scenario.app, options) as process:
         _send_checked(process, scenario, 1)
         time.sleep(SETTLE_SECONDS)
         figures = {"start": memory_of(process.pids()), "connections": count}
@@ -338,7 +264,7 @@ def measure_instructions(server, scenario, options):
     with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as out_dir:
         wrapper = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-line=no", "--dump-instr=no",
                    f"--callgrind-out-file={out_dir}/callgrind.%p"]
-        with ServerProcess(server, scenario.app, cpu=options.server_cpu, wrapper=wrapper) as process:
+        with start_server(server, scenario.app, options, wrapper=wrapper) as process:
             pids = process.pids()
             callgrind_control(["-i", "on"], pids)
             _send_checked(process, scenario, options.warmup_requests)
@@ -371,7 +297,7 @@ def measure_syscalls(server, scenario, options):
     callgrind counts only user-space instructions; the kernel work a server
     asks for shows up here instead."""
     with tempfile.TemporaryDirectory(prefix="bench-strace-") as out_dir, \
-            ServerProcess(server, scenario.app, cpu=options.server_cpu) as process:
+            start_server(server, scenario.app, options) as process:
         _send_checked(process, scenario, options.warmup_requests)
         summary_path = os.path.join(out_dir, "summary")
         pids = process.pids()
@@ -419,12 +345,12 @@ def _parse_strace_summary(text):
     return counts
 
 
-def extension_sizes(servers):
-    """File size and stripped size of each server's compiled extension, in bytes."""
+def extension_sizes(servers, modules):
+    """File size and stripped size of each server's compiled extension (``modules``), in bytes."""
     sizes = {}
     for server in servers:
         try:
-            spec = importlib.util.find_spec(EXTENSION_MODULES[server]) if server in EXTENSION_MODULES else None
+            spec = importlib.util.find_spec(modules[server]) if server in modules else None
         except ImportError:
             spec = None
         if spec is None or not spec.origin or not spec.origin.endswith(".so"):
@@ -464,7 +390,8 @@ def rotated(names, round_index):
 
 def run_loads(options, failures):
     """wrk rounds: {scenario: {server: [one figures per round]}}; a failed pair keeps no rounds."""
-    results = {scenario.name: {server: [] for server in options.servers if SERVERS[server].serves(scenario.app)}
+    served = {server: options.family.servers[server].serves for server in options.servers}
+    results = {scenario.name: {server: [] for server in options.servers if served[server](scenario.app)}
                for scenario in options.scenarios}
     failed = set()
     for round_index in range(options.rounds):
@@ -510,7 +437,7 @@ def run_syscalls(options, failures):
     syscalls = {}
     for scenario in options.scenarios if options.syscall_requests else []:
         for server in options.detail_servers:
-            if not SERVERS[server].serves(scenario.app):
+            if not options.family.servers[server].serves(scenario.app):
                 continue
             per_request = failures.attempt("strace", server, scenario.name, measure_syscalls,
                                            server, scenario, options)
@@ -538,13 +465,20 @@ def run_instructions(options, failures):
 # --- driver -------------------------------------------------------------------
 
 
+def _per_family(describe):
+    """Help text naming each family's choice: "wsgi: ...; asgi: ..."."""
+    return "; ".join(f"{name}: {describe(family)}" for name, family in FAMILIES.items())
+
+
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--servers",
-                        help=f"comma-separated, from {', '.join(SERVERS)} (default: all that are installed)")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS_BY_NAME),
-                        help="comma-separated (default: all: %(default)s)")
+    parser.add_argument("--family", choices=FAMILIES, default="wsgi",
+                        help="the servers, apps and scenarios (bench/families.py; default: %(default)s)")
+    parser.add_argument("--servers", help="comma-separated, from the family's (default: all that are installed; "
+                        + _per_family(lambda family: ",".join(family.servers)) + ")")
+    parser.add_argument("--scenarios", help="comma-separated (default: all; "
+                        + _per_family(lambda family: ",".join(family.scenarios_by_name)) + ")")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per scenario; the median is kept")
     parser.add_argument("--duration", type=int, default=2, help="seconds of wrk load per run")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of wrk load before each run (0: none)")
@@ -553,24 +487,26 @@ def parse_arguments(argv):
     parser.add_argument("--server-cpu", type=int, default=0, help="core the server is pinned to")
     parser.add_argument("--client-cpu", type=int, default=1, help="core wrk and the harness are pinned to")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
-    parser.add_argument("--detail-servers", default=DEFAULT_DETAIL_SERVERS,
+    parser.add_argument("--detail-servers",
                         help="servers whose instructions (single-process servers only) and system calls per "
-                        "request are counted (default: %(default)s)")
+                        "request are counted (default: " + _per_family(lambda family: family.detail_servers) + ")")
     parser.add_argument("--callgrind-requests", type=int, default=2000,
                         help="requests counted per callgrind run (0: skip the instruction count)")
     parser.add_argument("--warmup-requests", type=int, default=100,
                         help="requests sent, uncounted, before those callgrind and strace count")
-    parser.add_argument("--callgrind-scenarios", default=DEFAULT_CALLGRIND_SCENARIOS,
-                        help="scenarios whose instructions are counted (default: %(default)s; post, headers and "
-                        "close are useful extras; stream is slow under bjoern, ~40 ms per response)")
+    parser.add_argument("--callgrind-scenarios",
+                        help="scenarios whose instructions are counted (default: "
+                        + _per_family(lambda family: family.callgrind_scenarios)
+                        + "; post, headers and close are useful extras; stream is slow under bjoern, ~40 ms per "
+                        "response)")
     parser.add_argument("--callgrind-out", metavar="DIR",
                         help="keep callgrind's counts of the counted requests in DIR, one file per server and "
                         "scenario, for callgrind_annotate")
     parser.add_argument("--syscall-requests", type=int, default=200,
                         help="requests counted under strace per scenario (0: skip the system call count)")
-    parser.add_argument("--memory-servers", default=DEFAULT_MEMORY_SERVERS,
+    parser.add_argument("--memory-servers",
                         help="servers whose RSS at start and per idle connection is measured; 'all' for every "
-                        "server run (default: %(default)s)")
+                        "server run (default: " + _per_family(lambda family: family.memory_servers) + ")")
     parser.add_argument("--idle-connections", type=int, default=IDLE_CONNECTIONS,
                         help="idle keep-alive connections held open for the memory per connection (0: skip)")
     sections = parser.add_mutually_exclusive_group()
@@ -579,9 +515,16 @@ def parse_arguments(argv):
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 1 round of 1 s without warm-up; 500 requests under callgrind, "
                         "50 under strace")
-    parser.add_argument("--output", default=DEFAULT_OUTPUT, metavar="PREFIX",
-                        help="write PREFIX.md, PREFIX.png and PREFIX.json (default: %(default)s)")
+    parser.add_argument("--output", metavar="PREFIX", help="write PREFIX.md, PREFIX.png and PREFIX.json (default: "
+                        + _per_family(lambda family: os.path.relpath(family.output)) + ")")
     options = parser.parse_args(argv)
+    family = options.family = FAMILIES[options.family]
+    defaults = {"scenarios": ",".join(family.scenarios_by_name), "detail_servers": family.detail_servers,
+                "callgrind_scenarios": family.callgrind_scenarios, "memory_servers": family.memory_servers,
+                "output": family.output}
+    for name, default in defaults.items():
+        if getattr(options, name) is None:
+            setattr(options, name, default)
     if options.quick:
         options.rounds, options.duration, options.warmup = 1, 1, 0
         options.callgrind_requests = min(options.callgrind_requests, 500)
@@ -589,17 +532,17 @@ def parse_arguments(argv):
     if options.rounds < 1 or options.duration < 1 or options.warmup < 0 or options.idle_connections < 0:
         parser.error("--rounds and --duration must be at least 1, --warmup and --idle-connections at least 0")
     options.chosen_servers = options.servers is not None
-    options.servers = _split_names(options.servers or ",".join(SERVERS), SERVERS, "server", parser)
-    options.scenarios = [SCENARIOS_BY_NAME[name]
-                         for name in _split_names(options.scenarios, SCENARIOS_BY_NAME, "scenario", parser)]
+    servers, scenarios = family.servers, family.scenarios_by_name
+    options.servers = _split_names(options.servers or ",".join(servers), servers, "server", parser)
+    options.scenarios = [scenarios[name] for name in _split_names(options.scenarios, scenarios, "scenario", parser)]
     options.callgrind_scenarios = [
-        SCENARIOS_BY_NAME[name] for name in
-        _split_names(options.callgrind_scenarios, SCENARIOS_BY_NAME, "callgrind scenario", parser)
-        if SCENARIOS_BY_NAME[name] in options.scenarios
+        scenarios[name] for name in
+        _split_names(options.callgrind_scenarios, scenarios, "callgrind scenario", parser)
+        if scenarios[name] in options.scenarios
     ]
-    options.detail_servers = _split_names(options.detail_servers, SERVERS, "detail server", parser)
+    options.detail_servers = _split_names(options.detail_servers, servers, "detail server", parser)
     if options.memory_servers != "all":
-        options.memory_servers = _split_names(options.memory_servers, SERVERS, "memory server", parser)
+        options.memory_servers = _split_names(options.memory_servers, servers, "memory server", parser)
     if options.callgrind_out:
         os.makedirs(options.callgrind_out, exist_ok=True)
     if options.no_pin:
@@ -643,11 +586,12 @@ def _choose_servers(options):
     """Keep the servers that can run; an unavailable one is a note, or an error if required or asked for."""
     notes = []
     available = []
+    servers = options.family.servers
     for server in options.servers:
-        reason = SERVERS[server].unavailable_reason(server_environment())
+        reason = servers[server].unavailable_reason(server_environment())
         if reason is None:
             available.append(server)
-        elif SERVERS[server].required or options.chosen_servers:
+        elif servers[server].required or options.chosen_servers:
             raise HarnessError(f"server {server!r} is not usable: {reason}\n(build ursa: make build; the others: "
                                "make bench, or pip install -r requirements-bench.txt; or choose --servers)")
         else:
@@ -657,16 +601,16 @@ def _choose_servers(options):
         options.memory_servers = list(available)
     options.memory_servers = [server for server in options.memory_servers if server in available]
     options.detail_servers = [server for server in options.detail_servers if server in available]
-    options.callgrind_servers = [server for server in options.detail_servers if SERVERS[server].single_process]
+    options.callgrind_servers = [server for server in options.detail_servers if servers[server].single_process]
     if options.callgrind_requests and options.callgrind_servers != options.detail_servers:
         left_out = sorted(set(options.detail_servers) - set(options.callgrind_servers))
         notes.append(f"no instruction count for {', '.join(left_out)}: callgrind_control cannot reach "
                      "a worker process forked under valgrind")
-    cannot_hold = [server for server in options.memory_servers if not SERVERS[server].holds_idle_connections]
+    cannot_hold = [server for server in options.memory_servers if not servers[server].holds_idle_connections]
     if cannot_hold and options.idle_connections:
         notes.append(f"no memory per idle connection for {', '.join(cannot_hold)}: as configured it cannot "
-                     f"hold {options.idle_connections:,} connections (see servers.py)")
-    unserved = {server: [s.name for s in options.scenarios if not SERVERS[server].serves(s.app)]
+                     f"hold {options.idle_connections:,} connections (see {os.path.basename(options.family.script)})")
+    unserved = {server: [s.name for s in options.scenarios if not servers[server].serves(s.app)]
                 for server in ([] if options.memory_only else available)}
     notes += [f"{server} does not run {', '.join(names)}" for server, names in unserved.items() if names]
     return notes
@@ -727,13 +671,15 @@ def run_all(options, failures):
 
 def build_document(options, versions, notes, figures, failures, elapsed):
     """Everything the run found, as the JSON file holds it; the report is made from this."""
+    family = options.family
     document = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "quick": options.quick,
+        "family": family.name,
         "machine": machine_description(),
-        "servers": {server: {"version": versions[server], "how": SERVERS[server].how}
+        "servers": {server: {"version": versions[server], "how": family.servers[server].how}
                     for server in options.servers},
-        "reference": REFERENCE_SERVER,
+        "reference": family.reference,
         "scenarios": [scenario.describe() for scenario in options.scenarios],
         "options": {key: getattr(options, key) for key in
                     ("rounds", "duration", "warmup", "connections", "threads", "server_cpu", "client_cpu",
@@ -741,16 +687,16 @@ def build_document(options, versions, notes, figures, failures, elapsed):
                      "detail_servers", "memory_servers")},
         "notes": notes,
         "summary": report.summarize(figures["rounds"]),
-        "ratios": report.paired_ratios(figures["rounds"], REFERENCE_SERVER),
+        "ratios": report.paired_ratios(figures["rounds"], family.reference),
         "rounds": figures["rounds"],
         "memory": {"rounds": figures["memory"], "summary": report.summarize_memory(figures["memory"])},
         "instructions_per_request": figures["instructions"],
         "syscalls_per_request": figures["syscalls"],
-        "extension_sizes": extension_sizes(options.servers),
+        "extension_sizes": extension_sizes(options.servers, family.extension_modules),
         "failures": list(failures),
         "elapsed_seconds": elapsed,
     }
-    document["targets"] = targets.evaluate(document)
+    document["targets"] = family.evaluate_targets(document)
     return document
 
 
@@ -777,8 +723,8 @@ def main(argv=None):
         print(f"compare: {error}", file=sys.stderr)
         return 2
     started = time.monotonic()
-    versions = {server: SERVERS[server].version() for server in options.servers}
-    print(f"ursa benchmark: {', '.join(f'{s} {v}' for s, v in versions.items())}; "
+    versions = {server: options.family.servers[server].version() for server in options.servers}
+    print(f"ursa benchmark ({options.family.name}): {', '.join(f'{s} {v}' for s, v in versions.items())}; "
           f"Python {platform.python_version()}; {os.cpu_count()} cores; "
           f"server on core {options.server_cpu}, wrk on core {options.client_cpu}")
     for note in notes:

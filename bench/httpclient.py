@@ -2,7 +2,7 @@
 strace's fixed loads, and the idle keep-alive connections of the memory section.
 
 A scenario here is anything with request_bytes(port), keep_alive,
-expected_body and expect_chunked (compare.Scenario).
+expected_body and expect_chunked (families.Scenario).
 """
 import contextlib
 import socket

@@ -160,7 +160,7 @@ def throughput_table(document):
         "or the machine, not the server. peak RSS = VmHWM, all processes of the server.\n  errors = wrk socket "
         "errors + non-2xx answers, all rounds; a row with errors is marked \"!\".\n  Ratios: median over rounds "
         "of the ratio within each round; req/s above 1, latency and CPU/req below 1 favour the server "
-        "over bjoern.\n  p99 on a shared machine mostly shows when the scheduler ran someone else; p50 is steadier.",
+        f"over {document['reference']}.\n  p99 on a shared machine mostly shows when the scheduler ran someone else; p50 is steadier.",
     )
 
 
@@ -254,7 +254,7 @@ def instructions_table(document):
     return Table(
         f"CPU: instructions per request, whole server process incl. the Python app "
         f"(callgrind, {options['callgrind_requests']} sequential requests after {options['warmup_requests']})",
-        header, rows, "deterministic, unlike req/s: below 1 means fewer instructions than bjoern.",
+        header, rows, f"deterministic, unlike req/s: below 1 means fewer instructions than {document['reference']}.",
         text_columns=(0,),
     )
 
@@ -299,6 +299,8 @@ def sizes_table(document):
 
 def targets_table(document):
     rows = [[target["result"], target["target"], target["figure"]] for target in document["targets"]]
+    if not rows:
+        return None  # a family without targets (ASGI)
     return Table("Targets (issue 5): ursa against bjoern", ["result", "target", "figure"], rows,
                  "PASS/MISS do not change the exit status; n/a: not measured in this run.",
                  text_columns=(0, 1, 2))
@@ -346,13 +348,18 @@ def markdown_table(table):
     return "\n".join(lines)
 
 
+def _family(document):
+    # Documents written before the ASGI family have no "family": they are WSGI runs.
+    return document.get("family", "wsgi").upper()
+
+
 def write_markdown(document, path, chart_name):
     machine = document["machine"]
     options = document["options"]
-    lines = [f"# ursa benchmark, {document['date']}", ""]
+    lines = [f"# ursa benchmark, {_family(document)} servers, {document['date']}", ""]
     if document["quick"]:
         lines += [f"**`--quick` smoke run** ({options['rounds']} round of {options['duration']} s per server and "
-                  "scenario): the figures only show that everything runs; compare with a full `make bench`.", ""]
+                  "scenario): the figures only show that everything runs; compare with a full run.", ""]
     lines += [
         f"Machine: {machine['cpu']}, {machine['cores']} cores; Linux {machine['kernel']} ({machine['os']}); "
         f"{machine['python']}. Server pinned to core {options['server_cpu']}, wrk and the harness to core "
@@ -362,7 +369,7 @@ def write_markdown(document, path, chart_name):
         "| --- | --- | --- |",
     ]
     lines += [f"| {server} | {entry['version']} | {entry['how']} |" for server, entry in document["servers"].items()]
-    lines += ["", f"![requests/s relative to bjoern, per scenario]({chart_name})", ""]
+    lines += ["", f"![requests/s relative to {document['reference']}, per scenario]({chart_name})", ""]
     lines += [markdown_table(table) + "\n" for table in tables(document)]
     for heading, items in (("Notes", document["notes"]),
                            ("Failures", [f"{f['server']} {f['scenario']}: {f['error'].splitlines()[0]}"
@@ -374,7 +381,7 @@ def write_markdown(document, path, chart_name):
 
 
 def write_chart(document, path):
-    """Bar chart of req/s ÷ bjoern per scenario, one bar per server; returns None or why there is none."""
+    """Bar chart of req/s ÷ the reference per scenario, one bar per server; returns None or why there is none."""
     try:
         import matplotlib
 
@@ -405,7 +412,7 @@ def write_chart(document, path):
     axes.set_xticks(range(len(scenarios)), [scenario["name"] for scenario in scenarios])
     axes.set_ylabel(f"requests/s ÷ {document['reference']} (log scale)")
     quick = ", --quick" if document["quick"] else ""
-    axes.set_title(f"WSGI servers, one process on one core: {document['machine']['cpu']}, "
+    axes.set_title(f"{_family(document)} servers, one process on one core: {document['machine']['cpu']}, "
                    f"{document['date']}{quick}", fontsize=10)
     axes.grid(axis="y", which="both", alpha=0.3)
     # Below the axes, where it hides no bar.
