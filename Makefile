@@ -5,7 +5,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: setup build serve test test-asan test-pythons wheel fuzz soak bench clean
+.PHONY: setup build serve test test-asan test-pythons wheel fuzz soak bench bench-asgi clean
 
 setup:
 	bash scripts/setup.sh
@@ -47,6 +47,12 @@ soak: build
 bench: build
 	bash scripts/bench-setup.sh
 	$(PYTHON) bench/compare.py $(BENCH_ARGS)
+
+# The same for ASGI: ursa, uvicorn, granian and hypercorn against uvicorn (~10 minutes);
+# writes bench/results/asgi-latest.{md,png,json}. BENCH_ARGS as for bench.
+bench-asgi: build
+	bash scripts/bench-setup.sh
+	$(PYTHON) bench/compare.py --family asgi $(BENCH_ARGS)
 
 clean:
 	rm -rf build dist src/ursa/*.so src/*.egg-info

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# What `make bench` needs beyond `make build`: wrk, valgrind and nginx (and
-# strace, taskset) from Debian, and the peer servers of requirements-bench.txt
-# in .venv. Idempotent: apt-get runs only when a tool is missing, pip only
-# when a requirements file is newer than its last install.
+# What `make bench` and `make bench-asgi` need beyond `make build`: wrk,
+# valgrind and nginx (and strace, taskset) from Debian, and the peer servers
+# of requirements-bench.txt (WSGI and ASGI) in .venv. Idempotent: apt-get
+# runs only when a tool is missing, pip only when a requirements file is newer
+# than its last install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/apt-install.sh
