@@ -15,12 +15,15 @@ import argparse
 import os
 import re
 import shutil
-import socket
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from serverprocess import wait_until_listening  # beside this file; importing it puts tests/ on sys.path
+from support.processes import ChildProcess
 
 APP_SOURCE = '''
 def app(environ, start_response):
@@ -39,34 +42,22 @@ def pinned(argv, cpu):
 
 
 def start_server(app_dir, extra_args, cpu, stderr_path):
+    """The `ursa` command serving the app, and the port it listens on once it accepts connections."""
     argv = [sys.executable, "-m", "ursa", "-b", "127.0.0.1:0", "-w", "1", "--chdir", app_dir,
             *extra_args, "bench_hello:app"]
-    stderr = open(stderr_path, "w")
-    process = subprocess.Popen(pinned(argv, cpu), stdout=subprocess.DEVNULL, stderr=stderr,
-                               stdin=subprocess.DEVNULL, start_new_session=True)
-    stderr.close()
+    server = ChildProcess(pinned(argv, cpu), name="ursa", stderr_path=stderr_path, stdout_path=os.devnull).start()
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        match = LISTENING.search(open(stderr_path).read())
-        if match:
-            return process, int(match.group(1))
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    stop_server(process)
-    raise SystemExit(f"accesslog_cost: the server did not start:\n{open(stderr_path).read()}")
+    try:
+        port = int(server.wait_for_stderr(LISTENING.pattern, timeout=START_TIMEOUT_SECONDS).group(1))
+        wait_until_listening(server, port, deadline)
+    except AssertionError:
+        stop_server(server)
+        raise SystemExit(f"accesslog_cost: the server did not start:\n{server.stderr()}") from None
+    return server, port
 
 
-def stop_server(process):
-    try:
-        os.killpg(process.pid, 15)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, 9)
-        process.wait()
+def stop_server(server):
+    server.end(signal.SIGTERM, timeout=30)
 
 
 def run_wrk(port, args, cpu):
@@ -78,24 +69,13 @@ def run_wrk(port, args, cpu):
     return float(REQUESTS_PER_SECOND.search(output).group(1))
 
 
-def wait_connectable(port):
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-
-
 def measure(app_dir, extra_args, args, work_dir, label):
-    process, port = start_server(app_dir, extra_args, args.server_cpu, os.path.join(work_dir, f"{label}.stderr"))
+    server, port = start_server(app_dir, extra_args, args.server_cpu, os.path.join(work_dir, f"{label}.stderr"))
     try:
-        wait_connectable(port)
         run_wrk(port, argparse.Namespace(**dict(vars(args), duration=1)), args.client_cpu)  # warm-up
         return run_wrk(port, args, args.client_cpu)
     finally:
-        stop_server(process)
+        stop_server(server)
 
 
 def main():

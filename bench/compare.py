@@ -171,23 +171,23 @@ def measure_load(server, scenario, options):
     """Start ``server`` with the scenario's app, check it, load it; one round's figures."""
     with start_server(server, scenario.app, options) as process:
         time.sleep(SETTLE_SECONDS)
-        idle = memory_of(process.pids())
+        idle = memory_of(process.descendants())
         _check(process, scenario, "before the load")
         if options.warmup:
             run_wrk(process.port, scenario, options.warmup, options)
-        cpu_before = cpu_seconds_of(process.pids())
+        cpu_before = cpu_seconds_of(process.descendants())
         load = run_wrk(process.port, scenario, options.duration, options)
-        cpu_after = cpu_seconds_of(process.pids())
+        cpu_after = cpu_seconds_of(process.descendants())
         if load["requests"] == 0:
             raise ServerError(f"{server} completed no request in {options.duration} s of {scenario.name} load "
                               f"(wrk errors {load['errors']})")
         for kind in ("user", "system"):
             spent = cpu_after[kind] - cpu_before[kind]
             load[f"cpu_{kind}_us_per_req"] = spent * 1e6 / load["requests"]
-        if not process.alive():
+        if not process.running():
             raise ServerError(f"{server} died under the {scenario.name} load\n{process.stderr_text()}")
         time.sleep(SETTLE_SECONDS)
-        after = memory_of(process.pids())
+        after = memory_of(process.descendants())
         _check(process, scenario, "after the load")
         process.stop()
     return {"load": load, "memory_idle": idle, "memory_after": after}
@@ -204,7 +204,7 @@ def measure_memory(server, options):
     with start_server(server, scenario.app, options) as process:
         _send_checked(process, scenario, 1)
         time.sleep(SETTLE_SECONDS)
-        figures = {"start": memory_of(process.pids()), "connections": count}
+        figures = {"start": memory_of(process.descendants()), "connections": count}
         if count:
             figures.update(_measure_idle_connections(process, scenario, count, figures["start"]))
         process.stop()
@@ -212,12 +212,12 @@ def measure_memory(server, options):
 
 
 def _measure_idle_connections(process, scenario, count, start):
-    descriptors_before = open_descriptors(process.pids())
+    descriptors_before = open_descriptors(process.descendants())
     try:
         with httpclient.idle_connections(process.port, scenario, count):
             time.sleep(SETTLE_SECONDS)
-            held = memory_of(process.pids())
-            held_connections = open_descriptors(process.pids()) - descriptors_before
+            held = memory_of(process.descendants())
+            held_connections = open_descriptors(process.descendants()) - descriptors_before
     except OSError as error:
         raise ServerError(f"{process.server} failed {count} idle connections: {error!r}\n"
                           f"{process.stderr_text()}") from error
@@ -265,7 +265,7 @@ def measure_instructions(server, scenario, options):
         wrapper = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-line=no", "--dump-instr=no",
                    f"--callgrind-out-file={out_dir}/callgrind.%p"]
         with start_server(server, scenario.app, options, wrapper=wrapper) as process:
-            pids = process.pids()
+            pids = process.descendants()
             callgrind_control(["-i", "on"], pids)
             _send_checked(process, scenario, options.warmup_requests)
             callgrind_control(["-z"], pids)
@@ -300,7 +300,7 @@ def measure_syscalls(server, scenario, options):
             start_server(server, scenario.app, options) as process:
         _send_checked(process, scenario, options.warmup_requests)
         summary_path = os.path.join(out_dir, "summary")
-        pids = process.pids()
+        pids = process.descendants()
         command = ["strace", "-c", "-f", "-o", summary_path]
         for pid in pids:
             command += ["-p", str(pid)]

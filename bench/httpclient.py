@@ -1,13 +1,23 @@
-"""A minimal HTTP/1.1 client for the harness: response checks, callgrind's and
-strace's fixed loads, and the idle keep-alive connections of the memory section.
+"""The harness's HTTP/1.1 client: response checks, callgrind's and strace's
+fixed loads, and the idle keep-alive connections of the memory section.
+Connections and response parsing are tests/support's raw client
+(support.rawhttp); what is here is what a scenario expects.
 
 A scenario here is anything with request_bytes(port), keep_alive,
 expected_body and expect_chunked (families.Scenario).
 """
 import contextlib
+import os
 import socket
+import sys
 
 from servers import HOST
+
+TESTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests")
+if TESTS_DIR not in sys.path:
+    sys.path.append(TESTS_DIR)  # after bench/: its apps.py is not tests/apps.py
+
+from support.rawhttp import ConnectionClosed, IncompleteBody, connect  # noqa: E402
 
 CLIENT_SOCKET_TIMEOUT = 60.0  # seconds; generous because of valgrind
 # Idle connections are opened this many at a time, each batch answered before
@@ -18,80 +28,51 @@ IDLE_CONNECTION_BATCH = 256
 IDLE_CONNECTION_TIMEOUT = 10.0
 
 
-def read_response(reader):
-    """Read one response from a buffered socket reader: (status, headers, body)."""
-    status_line = reader.readline()
-    if not status_line:
-        raise ConnectionError("connection closed before a response")
-    parts = status_line.split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
-        raise ConnectionError(f"not an HTTP/1.x status line: {status_line!r}")
-    status = int(parts[1])
-    headers = {}
-    while True:
-        line = reader.readline()
-        if line in (b"\r\n", b"\n"):
-            break
-        if not line:
-            raise ConnectionError("connection closed inside the response headers")
-        name, _, value = line.partition(b":")
-        headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        body = _read_chunked_body(reader)
-    elif "content-length" in headers:
-        body = reader.read(int(headers["content-length"]))
-    else:
-        body = reader.read()  # delimited by close
-    return status, headers, body
+def open_connection(port, timeout):
+    return connect((socket.AF_INET, (HOST, port)), timeout, nodelay=False)
 
 
-def _read_chunked_body(reader):
-    chunks = []
-    while True:
-        size = int(reader.readline().split(b";")[0], 16)
-        if size == 0:
-            while reader.readline() not in (b"\r\n", b"\n", b""):
-                pass  # trailer fields
-            return b"".join(chunks)
-        chunks.append(reader.read(size))
-        reader.read(2)  # CRLF after each chunk
+def read_response(connection):
+    """One response on a RawConnection; ConnectionError if it is cut short or malformed."""
+    try:
+        return connection.read_response()
+    except (ConnectionClosed, IncompleteBody, AssertionError, ValueError) as error:
+        raise ConnectionError(f"no complete response: {error}") from None
 
 
 def send_requests(port, scenario, count):
     """Send ``count`` requests one after another; returns the last response."""
     request = scenario.request_bytes(port)
-    connection = reader = None
+    connection = None
     response = None
     try:
         for _ in range(count):
             if connection is None:
-                connection = socket.create_connection((HOST, port), timeout=CLIENT_SOCKET_TIMEOUT)
-                reader = connection.makefile("rb")
-            connection.sendall(request)
-            response = read_response(reader)
+                connection = open_connection(port, CLIENT_SOCKET_TIMEOUT)
+            connection.send(request)
+            response = read_response(connection)
             # gunicorn's sync worker answers keep-alive requests with a close.
-            if not scenario.keep_alive or response[1].get("connection", "").lower() == "close":
-                if reader.read() != b"":  # wait for the server's close
+            closes = any(value.lower() == "close" for value in response.headers_named("Connection"))
+            if not scenario.keep_alive or closes:
+                if connection.read_until_close() != b"":  # wait for the server's close
                     raise ConnectionError("bytes after a response that closes the connection")
-                reader.close()
                 connection.close()
-                connection = reader = None
+                connection = None
     finally:
         if connection is not None:
-            reader.close()
             connection.close()
     return response
 
 
 def response_problem(response, scenario):
     """None if ``response`` is what ``scenario`` expects, else what is wrong."""
-    status, headers, body = response
-    if status != 200:
-        return f"status {status}, expected 200; body {body[:200]!r}"
-    if body != scenario.expected_body:
-        return f"body of {len(body)} bytes differs from the expected {len(scenario.expected_body)}: {body[:80]!r}"
-    if scenario.expect_chunked and headers.get("transfer-encoding", "").lower() != "chunked":
-        return f"expected a chunked response, got headers {headers}"
+    if response.status != 200:
+        return f"status {response.status}, expected 200; body {response.body[:200]!r}"
+    if response.body != scenario.expected_body:
+        return (f"body of {len(response.body)} bytes differs from the expected {len(scenario.expected_body)}: "
+                f"{response.body[:80]!r}")
+    if scenario.expect_chunked and response.framing != "chunked":
+        return f"expected a chunked response, got headers {response.headers}"
     return None
 
 
@@ -112,29 +93,22 @@ def check_response(port, scenario, count=None):
 def idle_connections(port, scenario, count):
     """Open ``count`` keep-alive connections, one answered request on each, and hold them open.
 
-    Yields the sockets; closes them all on exit. Raises ConnectionError if a
-    response is missing or wrong."""
+    Yields the connections; closes them all on exit. Raises ConnectionError
+    if a response is missing or wrong."""
     request = scenario.request_bytes(port)
     held = []
     try:
         while len(held) < count:
-            batch = [socket.create_connection((HOST, port), timeout=IDLE_CONNECTION_TIMEOUT)
+            batch = [open_connection(port, IDLE_CONNECTION_TIMEOUT)
                      for _ in range(min(IDLE_CONNECTION_BATCH, count - len(held)))]
             held.extend(batch)
             for connection in batch:
-                connection.sendall(request)
+                connection.send(request)
             for connection in batch:
-                _expect_answer(connection, scenario)
+                problem = response_problem(read_response(connection), scenario)
+                if problem:
+                    raise ConnectionError(f"an idle connection's request got a wrong answer: {problem}")
         yield held
     finally:
         for connection in held:
             connection.close()
-
-
-def _expect_answer(connection, scenario):
-    # The reader is closed, the socket stays open (makefile keeps its own reference).
-    with connection.makefile("rb") as reader:
-        response = read_response(reader)
-    problem = response_problem(response, scenario)
-    if problem:
-        raise ConnectionError(f"an idle connection's request got a wrong answer: {problem}")

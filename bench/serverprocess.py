@@ -1,22 +1,31 @@
 """Runs one benchmarked server (bench/servers.py, or asgi_servers.py) as a child process, for the harness.
 
     with ServerProcess("ursa", "hello", cpu=0) as server:
-        ... load 127.0.0.1:server.port, read /proc/PID for PID in server.pids() ...
+        ... load 127.0.0.1:server.port, read /proc/PID for PID in server.descendants() ...
         server.stop()
+
+The process is tests/support's ChildProcess (processes.py there); what is the
+benchmark's own is here: the script it runs, pinning to a core, the
+environment, valgrind's longer timeouts, and ServerError for what fails.
 """
 import os
-import selectors
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 
 from servers import HOST, PORT_LINE_PREFIX, SERVER_DIR_ENV
 
-SERVERS_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "servers.py")
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+TESTS_DIR = os.path.join(os.path.dirname(BENCH_DIR), "tests")
+if TESTS_DIR not in sys.path:
+    sys.path.append(TESTS_DIR)  # after bench/: its apps.py is not tests/apps.py
+
+from support.processes import ChildProcess  # noqa: E402
+
+SERVERS_SCRIPT = os.path.join(BENCH_DIR, "servers.py")
 
 # Seconds a server gets to listen; valgrind makes startup ~50x slower.
 START_TIMEOUT = 15.0
@@ -55,128 +64,77 @@ def pinned_command(command, cpu):
     return ["taskset", "-c", str(cpu), *command]
 
 
-def process_tree(root_pid):
-    """``root_pid`` and every descendant of it (a master's workers)."""
-    children_of = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+def wait_until_listening(process, port, deadline):
+    """Wait until 127.0.0.1:`port` accepts connections; `process`'s Failure
+    if it exits first or the monotonic `deadline` passes."""
+    while time.monotonic() < deadline and process.running():
         try:
-            with open(f"/proc/{entry}/stat") as stat_file:
-                stat = stat_file.read()
-        except OSError:
-            continue
-        parent = int(stat[stat.rindex(")") + 2:].split()[1])
-        children_of.setdefault(parent, []).append(int(entry))
-    found, pending = [], [root_pid]
-    while pending:
-        pid = pending.pop()
-        found.append(pid)
-        pending.extend(children_of.get(pid, []))
-    return found
+            socket.create_connection((HOST, port), timeout=1.0).close()
+            return
+        except OSError:  # refused (not listening yet), or timed out
+            time.sleep(LISTEN_POLL_SECONDS)
+    state = "still running" if process.running() else f"exited {process.popen.returncode}"
+    raise process.Failure(f"{process.name} did not accept connections on port {port} ({state})\n"
+                          f"{process.log_tail()}")
 
 
-class ServerProcess:
+class ServerProcess(ChildProcess):
     """A running server: its port, its process ids, and a clean stop()."""
 
+    Failure = ServerError
+
     def __init__(self, server, app_name, cpu=0, wrapper=(), env=None, script=SERVERS_SCRIPT):
+        command = pinned_command([*wrapper, sys.executable, script, server, app_name], cpu)
         self.server = server
         self.app_name = app_name
         self.under_valgrind = bool(wrapper)
-        self._stderr = tempfile.TemporaryFile(mode="w+", prefix=f"bench-{server}-")
         self._directory = tempfile.TemporaryDirectory(prefix=f"bench-{server}-")
         child_env = server_environment(env)
         child_env[SERVER_DIR_ENV] = self._directory.name
-        command = pinned_command([*wrapper, sys.executable, script, server, app_name], cpu)
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=self._stderr, env=child_env, text=True
-        )
-        self.pid = self.process.pid
+        # Not a session of its own: a Ctrl-C of the harness reaches the server too.
+        super().__init__(command, name=f"{server} ({app_name})", env=child_env, new_session=False,
+                         stderr_path=os.path.join(self._directory.name, "server.stderr"))
         try:
+            self.start()
             deadline = time.monotonic() + (START_TIMEOUT_UNDER_VALGRIND if self.under_valgrind else START_TIMEOUT)
             self.port = self._read_port(deadline)
-            self._wait_until_listening(deadline)
+            wait_until_listening(self, self.port, deadline)
         except BaseException:
             self.close()
             raise
 
     def _read_port(self, deadline):
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
-            while time.monotonic() < deadline:
-                if selector.select(timeout=max(0.0, deadline - time.monotonic())):
-                    line = self.process.stdout.readline()
-                    if line.startswith(PORT_LINE_PREFIX):
-                        return int(line[len(PORT_LINE_PREFIX):])
-                    if not line:  # end of output: the child exited
-                        break
-        raise self._start_failure("did not report its port")
-
-    def _wait_until_listening(self, deadline):
-        while time.monotonic() < deadline and self.alive():
-            try:
-                socket.create_connection((HOST, self.port), timeout=1.0).close()
-                return
-            except OSError:  # refused (not listening yet), or timed out
-                time.sleep(LISTEN_POLL_SECONDS)
-        raise self._start_failure(f"did not accept connections on port {self.port}")
-
-    def _start_failure(self, what):
-        self.process.poll()
-        state = "timed out" if self.process.returncode is None else f"exited {self.process.returncode}"
-        return ServerError(f"{self.server} ({self.app_name}) {what} ({state} after start)\n{self.stderr_text()}")
+        while True:
+            line = self.read_line(deadline)
+            if line.startswith(PORT_LINE_PREFIX):
+                return int(line[len(PORT_LINE_PREFIX):])
 
     def stderr_text(self):
         """The server's stderr, and the logs it wrote in its directory (nginx's error.log)."""
-        self._stderr.flush()
-        self._stderr.seek(0)
-        text = self._stderr.read()
+        text = self.stderr()
         for name in sorted(os.listdir(self._directory.name)):
             if name.endswith(".log"):
                 with open(os.path.join(self._directory.name, name), errors="replace") as log:
                     text += f"--- {name} ---\n{log.read()}"
         return "--- server stderr ---\n" + (text[-4000:] if text else "(empty)")
 
-    def alive(self):
-        return self.process.poll() is None
-
-    def pids(self):
-        """The server's process and every descendant (gunicorn's and granian's worker)."""
-        return process_tree(self.pid)
+    log_tail = stderr_text
 
     def stop(self):
         """SIGINT, wait for a clean exit, and return the exit status.
 
         Raises ServerError if the server had died before, or does not exit in time.
         """
-        if not self.alive():
-            raise ServerError(f"{self.server} ({self.app_name}) died with status {self.process.returncode}\n"
-                              f"{self.stderr_text()}")
-        self.process.send_signal(signal.SIGINT)
-        timeout = STOP_TIMEOUT_UNDER_VALGRIND if self.under_valgrind else STOP_TIMEOUT
+        if not self.running():
+            raise ServerError(f"{self.name} died with status {self.popen.returncode}\n{self.stderr_text()}")
         try:
-            status = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise ServerError(f"{self.server} ({self.app_name}) did not exit {timeout:.0f} s after SIGINT; killed")
+            return super().stop(signal.SIGINT, STOP_TIMEOUT_UNDER_VALGRIND if self.under_valgrind else STOP_TIMEOUT)
         finally:
-            self.process.stdout.close()
-        return status
-
-    def kill(self):
-        if self.alive():
-            for pid in reversed(self.pids()):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            self.process.wait()
-        if not self.process.stdout.closed:
-            self.process.stdout.close()
+            self.close_stdout()
 
     def close(self):
         self.kill()
-        self._stderr.close()
+        self.close_stdout()
         self._directory.cleanup()
 
     def __enter__(self):

@@ -13,17 +13,20 @@ wrong. Prints the RSS along the way and the time taken.
 """
 import argparse
 import os
-import re
 import signal
 import socket
-import subprocess
 import sys
 import time
+
+# tests/support, for the client side (imported there: the server process
+# imports nothing it does not serve with).
+sys.path.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 
 MAX_GROWTH_KIB = 5 * 1024
 WARMUP_FRACTION = 0.1
 SAMPLES = 10
-CONTENT_LENGTH = re.compile(rb"\r\nContent-Length: (\d+)\r\n", re.IGNORECASE)
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 30.0
 
 
 # ---------------------------------------------------------------- the server side
@@ -70,39 +73,15 @@ def build_requests(app_name, count):
     return requests, expected
 
 
-class Client:
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buffer = b""
-
-    def read_bodies(self, count):
-        """The bodies of the next ``count`` responses (all 200s)."""
-        bodies = []
-        while len(bodies) < count:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end >= 0:
-                head = self.buffer[:end + 2]
-                length = int(CONTENT_LENGTH.search(head).group(1))
-                if len(self.buffer) >= end + 4 + length:
-                    if not head.startswith(b"HTTP/1.1 200 "):
-                        raise AssertionError(f"unexpected response {head[:100]!r}")
-                    bodies.append(self.buffer[end + 4:end + 4 + length])
-                    self.buffer = self.buffer[end + 4 + length:]
-                    continue
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise AssertionError("the server closed a keep-alive connection")
-            self.buffer += chunk
-        return bodies
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+def read_bodies(client, count):
+    """The bodies of the next ``count`` responses on `client` (a RawConnection), all 200s."""
+    bodies = []
+    for _ in range(count):
+        response = client.read_response()
+        if response.status != 200 or response.version != "HTTP/1.1":
+            raise AssertionError(f"unexpected response {response.raw_head[:100]!r}")
+        bodies.append(response.body)
+    return bodies
 
 
 def drive(clients, requests, expected, start, stop, batch):
@@ -114,11 +93,11 @@ def drive(clients, requests, expected, start, stop, batch):
             if position >= stop:
                 break
             end = min(position + batch, stop)
-            client.sock.sendall(b"".join(requests[position:end]))
+            client.send(b"".join(requests[position:end]))
             in_flight.append((client, position, end))
             position = end
         for client, first, end in in_flight:
-            bodies = client.read_bodies(end - first)
+            bodies = read_bodies(client, end - first)
             if bodies != expected[first:end]:
                 wrong = next(i for i, body in enumerate(bodies) if body != expected[first + i])
                 raise AssertionError(f"request {first + wrong}: got {bodies[wrong]!r}, "
@@ -126,12 +105,15 @@ def drive(clients, requests, expected, start, stop, batch):
 
 
 def soak(app_name, total, connections, batch):
-    server = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", app_name],
-                              stdout=subprocess.PIPE, start_new_session=True)
+    from support.processes import ChildProcess, rss_kib
+    from support.rawhttp import connect
+
+    server = ChildProcess([sys.executable, os.path.abspath(__file__), "--serve", app_name], name=f"{app_name} server")
+    server.start()
     try:
-        port = int(server.stdout.readline())
+        port = int(server.read_line(time.monotonic() + START_TIMEOUT))
         requests, expected = build_requests(app_name, total)
-        clients = [Client(port) for _ in range(connections)]
+        clients = [connect((socket.AF_INET, ("127.0.0.1", port)), timeout=60) for _ in range(connections)]
         warmup = int(total * WARMUP_FRACTION)
         started = time.monotonic()
         drive(clients, requests, expected, 0, warmup, batch)
@@ -144,15 +126,10 @@ def soak(app_name, total, connections, batch):
             samples.append(rss_kib(server.pid))
         elapsed = time.monotonic() - started
         for client in clients:
-            client.sock.close()
+            client.close()
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        server.end(signal.SIGTERM, STOP_TIMEOUT)
+        server.close_stdout()
     growth = samples[-1] - after_warmup
     print(f"{app_name}: {total} requests on {connections} connections in {elapsed:.1f} s "
           f"({total / elapsed:.0f} req/s); RSS after warm-up {after_warmup} KiB, at the end {samples[-1]} KiB, "

@@ -32,6 +32,7 @@ asan_common="abort_on_error=1:halt_on_error=1:detect_stack_use_after_return=0"
 export ASAN_OPTIONS="detect_leaks=0:$asan_common"
 export URSA_SERVER_ASAN_OPTIONS="detect_leaks=1:$asan_common"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan-suppressions.txt"
 
 .venv/bin/python -c 'import ursa._core as c, sys; assert "build/asan" in c.__file__, c.__file__; print("sanitized core:", c.__file__)'
 exec .venv/bin/python -m pytest -p no:cacheprovider "${@:-tests}"

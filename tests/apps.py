@@ -797,11 +797,29 @@ def make_flask_app():
     return app
 
 
-def make_django_app():
+def configure_django(urlpatterns, module_name):
+    """Django set up in-process with `urlpatterns` as its URLconf."""
     import types
 
     import django
     from django.conf import settings
+
+    urls = types.ModuleType(module_name)
+    urls.urlpatterns = urlpatterns
+    sys.modules[urls.__name__] = urls
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="ursa-tests-only",
+        ROOT_URLCONF=urls.__name__,
+        ALLOWED_HOSTS=["*"],
+        INSTALLED_APPS=[],
+        MIDDLEWARE=[],
+        USE_TZ=True,
+    )
+    django.setup()
+
+
+def make_django_app():
     from django.core.wsgi import get_wsgi_application
     from django.http import HttpResponse, JsonResponse
     from django.urls import path
@@ -815,17 +833,5 @@ def make_django_app():
         payload = json.loads(request.body)
         return JsonResponse({"sum": sum(payload["numbers"]), "label": payload["label"]})
 
-    urls = types.ModuleType("ursa_test_django_urls")
-    urls.urlpatterns = [path("hello", hello), path("sum", sum_numbers)]
-    sys.modules[urls.__name__] = urls
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY="ursa-tests-only",
-        ROOT_URLCONF=urls.__name__,
-        ALLOWED_HOSTS=["*"],
-        INSTALLED_APPS=[],
-        MIDDLEWARE=[],
-        USE_TZ=True,
-    )
-    django.setup()
+    configure_django([path("hello", hello), path("sum", sum_numbers)], "ursa_test_django_urls")
     return get_wsgi_application()

@@ -5,8 +5,10 @@ so what the tests see is the server's doing. Markers are files the app
 writes so a test can wait for it to reach a point (never for a time).
 """
 import asyncio
+import gc
 import json
 import os
+import sys
 from urllib.parse import parse_qs
 
 
@@ -45,6 +47,11 @@ async def echo(scope, receive, send):
     await respond(send, body=body, headers=[(b"x-parts", str(parts).encode())])
 
 
+async def body_size(scope, receive, send):
+    body, parts = await read_body(receive)
+    await respond(send, body=str(len(body)).encode(), headers=[(b"x-parts", str(parts).encode())])
+
+
 def describe(scope):
     described = {key: value for key, value in scope.items() if key not in ("headers", "state", "raw_path",
                                                                              "query_string", "extensions")}
@@ -66,6 +73,14 @@ async def slow(scope, receive, send):
         mark(query["marker"])
     await asyncio.sleep(float(query.get("seconds", "1")))
     await respond(send, body=b"slow response finished")
+
+
+async def block(scope, receive, send):
+    """Holds the whole loop (a blocking call in async code, an app bug)."""
+    import time
+
+    time.sleep(float(query_of(scope).get("seconds", "1")))
+    await respond(send, body=b"blocked")
 
 
 async def stream(scope, receive, send):
@@ -174,11 +189,31 @@ async def state(scope, receive, send):
     await respond(send, body=json.dumps(sorted(scope.get("state", {}))).encode())
 
 
+async def process_stats(scope, receive, send):
+    gc.collect()
+    with open("/proc/self/status") as status_file:
+        rss_kib = next(int(line.split()[1]) for line in status_file if line.startswith("VmRSS:"))
+    tasks = len(asyncio.all_tasks())
+    await respond(send, content_type=b"application/json", body=json.dumps({
+        "objects": len(gc.get_objects()), "allocated_blocks": sys.getallocatedblocks(), "rss_kib": rss_kib,
+        "open_fds": len(os.listdir("/proc/self/fd")), "tasks": tasks}).encode())
+
+
+async def endless(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    while True:
+        await send({"type": "http.response.body", "body": b"z" * 16384, "more_body": True})
+
+
 ROUTES = {
+    "/stats": process_stats,
+    "/endless": endless,
     "/ping": ping,
     "/echo": echo,
+    "/size": body_size,
     "/scope": show_scope,
     "/slow": slow,
+    "/block": block,
     "/stream": stream,
     "/wait-disconnect": wait_disconnect,
     "/stream-until-gone": stream_until_gone,
@@ -210,7 +245,8 @@ async def routing(scope, receive, send):
 
 async def lifespan(scope, receive, send):
     """Startup fills the state; URSA_TEST_LIFESPAN_LOG, if set, records the
-    events; URSA_TEST_LIFESPAN_FAIL=startup fails the startup."""
+    events; URSA_TEST_LIFESPAN_FAIL=startup fails the startup;
+    URSA_TEST_LIFESPAN_SHUTDOWN_SECONDS makes the shutdown take that long."""
     log = os.environ.get("URSA_TEST_LIFESPAN_LOG")
     while True:
         message = await receive()
@@ -224,6 +260,10 @@ async def lifespan(scope, receive, send):
             scope["state"]["database"] = "connected"
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            await asyncio.sleep(float(os.environ.get("URSA_TEST_LIFESPAN_SHUTDOWN_SECONDS", "0")))
+            if log:
+                with open(log, "a") as record:
+                    record.write("lifespan.shutdown.complete\n")
             await send({"type": "lifespan.shutdown.complete"})
             return
 

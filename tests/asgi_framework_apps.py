@@ -3,9 +3,6 @@ serve.py as asgi_framework_apps:make_NAME_app (with --factory)."""
 import asyncio
 import contextlib
 import json
-import os
-import sys
-import types
 
 
 def make_starlette_app():
@@ -122,11 +119,11 @@ def make_fastapi_app():
 
 
 def make_django_asgi_app():
-    import django
-    from django.conf import settings
     from django.core.asgi import get_asgi_application
     from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
     from django.urls import path
+
+    from apps import configure_django
 
     async def hello(request):
         return HttpResponse(f"Hello, {request.GET.get('name', 'world')}!", content_type="text/plain")
@@ -143,23 +140,6 @@ def make_django_asgi_app():
                 yield f"part {index}\n"
         return StreamingHttpResponse(parts(), content_type="text/plain")
 
-    def secure(request):
-        return JsonResponse({"is_secure": request.is_secure(), "host": request.get_host(),
-                             "remote": request.META.get("REMOTE_ADDR")})
-
-    urls = types.ModuleType("ursa_test_django_asgi_urls")
-    urls.urlpatterns = [path("hello", hello), path("sum", sum_numbers), path("stream", stream),
-                        path("secure", secure)]
-    sys.modules[urls.__name__] = urls
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY="ursa-tests-only",
-        ROOT_URLCONF=urls.__name__,
-        ALLOWED_HOSTS=["*"],
-        INSTALLED_APPS=[],
-        MIDDLEWARE=[],
-        USE_TZ=True,
-    )
-    django.setup()
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "false")
+    configure_django([path("hello", hello), path("sum", sum_numbers), path("stream", stream)],
+                     "ursa_test_django_asgi_urls")
     return get_asgi_application()

@@ -1,4 +1,4 @@
-"""Fixtures of the end-to-end tests (the harness itself is e2e_harness.py).
+"""Fixtures of the end-to-end tests (the harness itself is support/servers.py).
 
   server          one routing_app server shared by a test module
   module_servers  a pool for other servers shared by a test module
@@ -12,14 +12,13 @@ import time
 
 import pytest
 
-from e2e_harness import TESTS_DIR, ServerPool
+from support.servers import TESTS_DIR, ServerPool
 
 
 @pytest.fixture(scope="module")
 def module_servers(tmp_path_factory, request):
-    pool = ServerPool(tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2]))
-    yield pool
-    pool.stop_all()
+    with ServerPool.for_module(tmp_path_factory, request) as pool:
+        yield pool
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +29,8 @@ def server(module_servers):
 
 @pytest.fixture
 def servers(tmp_path):
-    pool = ServerPool(tmp_path)
-    yield pool
-    pool.stop_all()
+    with ServerPool(tmp_path) as pool:
+        yield pool
 
 
 @pytest.fixture(scope="session")

@@ -8,16 +8,8 @@ import uuid
 import pytest
 
 import ursa
-from e2e_harness import build_request
-
-
-def free_port():
-    # The port is free when returned; a server started right after gets it
-    # unless another process takes it in between (a small, accepted race
-    # that only the run(app, host, port) form needs).
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from support.processes import free_port
+from support.rawhttp import RawConnection, build_request
 
 
 def ipv6_loopback_available():
@@ -122,9 +114,7 @@ def test_abstract_unix_socket_serves(servers):
         sock.settimeout(30)
         sock.connect("\0" + name)
         sock.sendall(b"GET /ping HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-        reply = b""
-        while chunk := sock.recv(65536):
-            reply += chunk
+        reply = RawConnection(sock).read_until_close()
     assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"pong")
     assert server.stop() == 0
 

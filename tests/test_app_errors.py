@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from e2e_harness import ConnectionClosed, IncompleteBody, build_request, wait_until
+from support.rawhttp import ConnectionClosed, IncompleteBody, build_request
+from support.waiting import wait_until
 
 SHORT_BODY = 512  # bytes: the 500 page says little and leaks nothing
 

@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from e2e_harness import build_request, wait_until
+from support.rawhttp import build_request
+from support.waiting import wait_until
 
 TIMEOUT = 2.0
 SLOW = 3.5

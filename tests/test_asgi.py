@@ -14,7 +14,8 @@ import time
 import httpx
 import pytest
 
-from e2e_harness import IncompleteBody, build_request, wait_until
+from support.rawhttp import IncompleteBody, build_request
+from support.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(sys.version_info < (3, 11), reason="ursa serves ASGI apps on Python 3.11+")
 
@@ -65,6 +66,19 @@ def test_absolute_form_target_gives_its_path(server):
     response = server.request("GET", "http://example.com/scope?z=9")
     scope = response.json()
     assert (scope["path"], scope["raw_path"], scope["query_string"]) == ("/scope", "/scope", "z=9")
+
+
+def test_a_trusted_proxys_forwarded_headers_set_scheme_and_client(server):
+    # The test client is 127.0.0.1, in forwarded_allow_ips by default.
+    scope = server.get("/scope", headers=[("X-Forwarded-Proto", "https"),
+                                          ("X-Forwarded-For", "203.0.113.9")]).json()
+    assert (scope["scheme"], scope["client"]) == ("https", ["203.0.113.9", 0])
+
+
+def test_root_path_is_script_name_for_paths_under_it(servers):
+    server = servers.start(app=APP, options={"script_name": "/scope"})
+    scope = server.get("/scope/x").json()
+    assert (scope["root_path"], scope["path"]) == ("/scope", "/scope/x")
 
 
 def test_lifespan_state_is_copied_into_each_scope(server):
@@ -162,6 +176,19 @@ def test_other_clients_are_served_while_an_app_waits(server, tmp_path):
         assert slow.read_response().body == b"slow response finished"
 
 
+def test_time_an_app_holds_the_loop_is_not_charged_to_idle_connections(servers):
+    # A keep-alive timeout of 1 s and an app that blocks the loop for 2 s:
+    # the idle connection kept the server waiting for none of it.
+    server = servers.start(app=APP, options={"keepalive_timeout": 1.0})
+    with server.connect() as idle, server.connect() as blocking:
+        idle.send(build_request("GET", "/ping"))
+        assert idle.read_response().body == b"pong"
+        blocking.send(build_request("GET", "/block?seconds=2"))
+        assert blocking.read_response().body == b"blocked"
+        idle.send(build_request("GET", "/ping"))
+        assert idle.read_response().body == b"pong"
+
+
 # ---------------------------------------------------------------- failures
 
 def test_an_app_that_raises_before_starting_gets_a_500(server):
@@ -253,14 +280,32 @@ def test_lifespan_startup_and_shutdown_run_around_the_serving(servers, tmp_path,
     server = servers.start(app=APP)
     assert log.read_text() == "lifespan.startup\n"
     assert server.stop() == 0
-    assert log.read_text() == "lifespan.startup\nlifespan.shutdown\n"
+    assert log.read_text() == "lifespan.startup\nlifespan.shutdown\nlifespan.shutdown.complete\n"
+
+
+def test_the_stops_graceful_timer_does_not_cut_the_apps_shutdown_short(servers, tmp_path, monkeypatch):
+    # The stop's graceful timer (3 s) is armed while a request (2 s) is in
+    # flight; the app's shutdown then takes 2 s, within its own graceful
+    # timeout, and across the instant the stop's timer would have fired.
+    log = tmp_path / "lifespan.log"
+    marker = tmp_path / "in-app"
+    monkeypatch.setenv("URSA_TEST_LIFESPAN_LOG", str(log))
+    monkeypatch.setenv("URSA_TEST_LIFESPAN_SHUTDOWN_SECONDS", "2.0")
+    server = servers.start(app=APP, options={"graceful_timeout": 3.0})
+    with server.connect() as conn:
+        conn.send(build_request("GET", f"/slow?seconds=2&marker={marker}"))
+        wait_until(marker.exists, 30, "the request is in the app")
+        server.send_signal(signal.SIGTERM)
+        assert conn.read_response().body == b"slow response finished"
+    assert server.wait_exit() == 0
+    assert log.read_text().splitlines()[-1] == "lifespan.shutdown.complete"
 
 
 def test_a_failed_lifespan_startup_fails_the_start(servers, monkeypatch):
     monkeypatch.setenv("URSA_TEST_LIFESPAN_FAIL", "startup")
     with pytest.raises(AssertionError):
         servers.start(app=APP)
-    server = servers.servers[-1]
+    server = servers.processes[-1]
     assert server.wait_exit() != 0
     assert "the test asked for it" in server.log_text()
 
@@ -274,7 +319,7 @@ def test_an_app_without_lifespan_is_served_with_lifespan_auto(servers):
 def test_lifespan_on_requires_the_app_to_support_it(servers):
     with pytest.raises(AssertionError):
         servers.start(app="asgi_apps:no_lifespan", options={"lifespan": "on"})
-    assert servers.servers[-1].wait_exit() != 0
+    assert servers.processes[-1].wait_exit() != 0
 
 
 def test_sigterm_lets_the_request_in_flight_finish(servers, tmp_path):

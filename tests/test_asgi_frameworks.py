@@ -10,7 +10,8 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("starlette", reason="Starlette is not installed (requirements-dev.txt)")
 pytest.importorskip("fastapi", reason="FastAPI is not installed (requirements-dev.txt)")
 
-from e2e_harness import build_request, wait_until  # noqa: E402
+from support.rawhttp import build_request  # noqa: E402
+from support.waiting import wait_until  # noqa: E402
 
 APPS = "asgi_framework_apps"
 

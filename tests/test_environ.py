@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from e2e_harness import build_request
+from support.rawhttp import build_request
 
 
 def report_for(server, method="GET", target="/environ", headers=(), body=b"", version="HTTP/1.1"):

@@ -7,7 +7,8 @@ from urllib.parse import quote
 
 import pytest
 
-from e2e_harness import build_request, wait_until
+from support.rawhttp import build_request
+from support.waiting import wait_until
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ original peer stays in the environ as ursa.peer; contradictory schemes are
 a 400, as in gunicorn."""
 import pytest
 
-from e2e_harness import build_request
+from support.rawhttp import build_request
 
 
 def environ_with(server, *headers, host="127.0.0.1"):

@@ -8,7 +8,8 @@ import time
 import pytest
 import requests
 
-from e2e_harness import RSS_IS_MEANINGFUL, build_request
+from support.processes import RSS_IS_MEANINGFUL
+from support.rawhttp import build_request
 
 # Between the two parts of a split request: long enough that the server
 # usually reads the first part on its own. The tests are correct whatever

@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from e2e_harness import RSS_IS_MEANINGFUL, IncompleteBody, build_request, wait_until
+from support.processes import RSS_IS_MEANINGFUL
+from support.rawhttp import IncompleteBody, build_request
+from support.waiting import wait_until
 
 
 @pytest.mark.parametrize("kind", ["list", "tuple", "generator", "custom", "bytearray", "memoryview"])

@@ -6,12 +6,12 @@ gc.get_objects() counts container objects (a leaked environ, generator or
 iterable shows there); sys.getallocatedblocks() counts every live
 allocation of Python's allocator (a leaked bytes or str shows there).
 """
-import socket
 from urllib.parse import quote
 
 import pytest
 
-from e2e_harness import RSS_IS_MEANINGFUL, build_request
+from support.processes import RSS_IS_MEANINGFUL
+from support.rawhttp import build_request
 
 REQUESTS_PER_PATH = 20_000
 WARM_UP_REQUESTS = 2_000
@@ -36,22 +36,9 @@ def stats(server):
     return server.get_json("/stats")
 
 
-def disconnect_mid_response(server, count):
-    """Each time: a new connection asks for an endless stream, reads the head
-    and some of the body, and resets the connection."""
-    request = build_request("GET", "/stream?token=leak-disconnect")
-    for _ in range(count):
-        conn = server.connect()
-        # A small receive buffer makes the server block on the write quickly.
-        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        conn.send(request)
-        conn.receive_until(b"\r\n\r\n")
-        conn.abort()
-
-
 def run_path(server, path, count, small_file):
     if path == "disconnect":
-        disconnect_mid_response(server, count)
+        server.reset_mid_response("/stream?token=leak-disconnect", count)
         return
     requests_by_path = {
         "normal": (build_request("GET", "/ping"), 200),

@@ -8,7 +8,9 @@ import signal
 
 import pytest
 
-from e2e_harness import RSS_IS_MEANINGFUL, build_request, wait_until
+from support.processes import RSS_IS_MEANINGFUL
+from support.rawhttp import build_request
+from support.waiting import wait_until
 
 MIB = 1 << 20
 

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from e2e_harness import build_request
+from support.rawhttp import build_request
 
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from e2e_harness import ConnectionClosed, IncompleteBody, build_request
+from support.rawhttp import ConnectionClosed, IncompleteBody, build_request
 
 
 def test_app_status_line_and_headers_are_sent_as_given(server):

@@ -4,7 +4,8 @@ Python signal handlers the program installs keep working while it serves."""
 import signal
 from urllib.parse import quote
 
-from e2e_harness import build_request, wait_until
+from support.rawhttp import build_request
+from support.waiting import wait_until
 
 
 def start_slow_request(conn, marker):

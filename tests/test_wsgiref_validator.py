@@ -3,7 +3,7 @@ start_response use, iterable close). The validated app runs with every
 warning turned into an error; the log must stay free of both."""
 import pytest
 
-from e2e_harness import build_request
+from support.rawhttp import build_request
 
 PROBLEM_MARKERS = ("AssertionError", "Warning", "Traceback", "Exception ignored", "Error")
 

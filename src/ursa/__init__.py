@@ -137,9 +137,11 @@ def _bind_tcp(host, port, reuse_port, backlog):
     return sock
 
 
-def serve(sockets, app, *, interface="auto", lifespan="auto", **options):
+def serve(sockets, app, *, interface="auto", lifespan="auto", on_ready=None, **options):
     """Serve ``app`` (WSGI or ASGI, see ``interface``) on every listening
-    socket (or fd) in ``sockets``.
+    socket (or fd) in ``sockets``. ``on_ready()``, if given, is called once
+    the app is ready to be served: at once for WSGI, after the lifespan
+    startup for ASGI.
 
     Returns when stop() is called, on SIGTERM (when no Python handler is set
     for it) and after ``max_requests``; raises KeyboardInterrupt on SIGINT.
@@ -154,10 +156,12 @@ def serve(sockets, app, *, interface="auto", lifespan="auto", **options):
     if choose(app, interface) == "asgi":
         from .lifespan import Lifespan
         timeout = options.get("graceful_timeout", OPTIONS["graceful_timeout"])
-        options = dict(options, interface="asgi", lifespan=Lifespan(app, lifespan, timeout))
+        options = dict(options, interface="asgi", lifespan=Lifespan(app, lifespan, timeout, on_ready))
         if options.get("access_log") is not None:
             from .accesslog import for_scopes
             options["access_log"] = for_scopes(options["access_log"])
+    elif on_ready is not None:
+        on_ready()
     with _SignalWakeup() as wakeup:
         _core.serve(fds, app, wakeup.read_fd, **options)
     if wakeup.interrupted:
@@ -206,7 +210,7 @@ def stop():
 
 
 def _check_options(options):
-    unknown = sorted(set(options) - set(OPTIONS) - _API_ONLY_OPTIONS - {"interface", "lifespan"})
+    unknown = sorted(set(options) - set(OPTIONS) - _API_ONLY_OPTIONS - {"interface", "lifespan", "on_ready"})
     if unknown:
         raise TypeError(f"unknown server option(s): {', '.join(unknown)}; known: {', '.join(sorted(OPTIONS))}")
 

@@ -2,20 +2,15 @@
 number of them alive and turns signals into actions. It never serves a
 request itself, so a crashing app cannot take the sockets down with it.
 
-Lifecycle of a worker:
-  1. fork; the child resets its signals and, if the master is root, drops
-     to --user/--group; then it asks the kernel for SIGTERM when the master
-     dies, and a thread of its own watches its channel to the master (a
-     unix socket pair), whose end also means the master is gone;
-  2. loads the app (afresh: the master never imports it unless --preload);
-  3. tells the master "ready" (or "error <why>") over its channel;
-  4. serves with ursa.serve() on the shared listening sockets until SIGTERM
-     (graceful) or SIGQUIT (immediate), or until --max-requests is reached;
-  5. exits; the master starts a replacement unless it is stopping.
+What a worker does once forked is worker.py's; the sockets are
+listeners.py's, the --pid file pidfile.py's, the USR2 exec upgrade.py's.
+Here: the workers by generation, their status messages, the respawn
+backoff, the --timeout watch, and the signals.
+
 A worker whose loop is held by one app call for longer than --timeout
 (read from a shared page its loop writes: the heartbeat) gets SIGABRT,
 which makes it log its Python stack and die, then SIGKILL; a replacement
-starts at once. Loading the app (step 2) is not timed.
+starts at once. Loading the app when a worker boots is not timed.
 
 Signals to the master:
   TERM, INT  graceful stop: workers finish requests in flight (up to
@@ -33,33 +28,27 @@ Signals to the master:
              TERM. The --pid file becomes FILE.oldbin meanwhile, and comes
              back if the new master exits first.
 """
-import ctypes
-import errno
-import faulthandler
-import fcntl
-import json
 import logging
 import os
-import pwd
-import random
 import select
 import signal
 import socket
-import stat
-import sys
-import threading
 import time
+from dataclasses import dataclass
 
-from . import _core, _socket_file_of, logfiles, systemd
-from .accesslog import AccessLog, FormatError
+from . import logfiles, pidfile, systemd, upgrade
+from .accesslog import FormatError
+from .addresses import describe_socket
+from .apploader import load_wsgi_app
+from .errors import ConfigError
 from .heartbeat import HeartbeatTable
-from .config import ConfigError, load_wsgi_app
+from .listeners import Listeners
+from .logs import open_access_log, setup_error_log
+from .processes import MASTER_SIGNALS, describe_exit, fork_with_signals_blocked, send_signal
+from .worker import EXIT_BOOT_ERROR, TERM_RESEND_SECONDS, worker_main
 
 log = logging.getLogger("ursa.error")
 
-# A worker that could not load the app (or open its logs) exits with this
-# after writing the reason to its channel.
-EXIT_BOOT_ERROR = 4
 # A worker that dies within this many seconds of becoming ready counts as
 # crashing at start; repeated crashes are restarted with growing delays.
 CRASH_WINDOW_SECONDS = 1.0
@@ -74,67 +63,30 @@ ABORT_KILL_DELAY_SECONDS = 1.0
 # Workers bound their own drain by graceful_timeout; the master waits this
 # much longer before SIGKILL so that a punctual worker is never killed.
 KILL_MARGIN_SECONDS = 1.0
-# A stopping worker gets SIGTERM again at this interval, so a signal that
-# arrived in the instant before its loop started is not lost.
-TERM_RESEND_SECONDS = 1.0
 # Longest sleep of the master loop; every wait is also cut short by signals
 # and worker status messages.
 MASTER_TICK_SECONDS = 1.0
-RELOAD_POLL_SECONDS = 1.0
-
-MASTER_SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGINT, signal.SIGTERM,
-                  signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD)
-# Set by a master for the new master it execs on SIGUSR2: its pid and which
-# of the sockets (passed as with systemd's LISTEN_FDS) are its own.
-UPGRADE_ENVIRONMENT = "URSA_UPGRADE_FROM"
-EXIT_EXEC_FAILED = 127
-
-def describe_socket(sock):
-    """How a listening socket is shown in logs: http://host:port or unix:path."""
-    name = sock.getsockname()
-    if sock.family == socket.AF_INET:
-        return f"http://{name[0]}:{name[1]}"
-    if sock.family == socket.AF_INET6:
-        return f"http://[{name[0]}]:{name[1]}"
-    if sock.family == socket.AF_UNIX:
-        if isinstance(name, bytes):
-            name = name.decode("utf-8", "replace")
-        if name.startswith("\0"):
-            return "unix:@" + name[1:]
-        return "unix:" + name
-    return str(name)
 
 
-def describe_exit(status):
-    if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
-        try:
-            name = signal.Signals(number).name
-        except ValueError:
-            name = str(number)
-        return f"was killed by signal {name}"
-    return f"exited with status {os.WEXITSTATUS(status)}"
-
-
+@dataclass(eq=False, repr=False)
 class Worker:
     """The master's record of one worker process (also what hooks receive)."""
 
-    def __init__(self, age, generation):
-        self.age = age              # spawn order, 1 for the first
-        self.generation = generation  # bumped by each reload
-        self.pid = None
-        self.channel = None         # the master's end of the worker's channel (a socket)
-        self.started_at = None
-        self.ready_at = None
-        self.error = None           # reason sent by a worker that could not boot
-        self.stopping = False
-        self.stop_signal = None
-        self.kill_at = None
-        self.last_signal_at = None
-        self.killed = False
-        self.timed_out = False
-        self.heartbeats = None      # the master's HeartbeatTable ...
-        self.slot = None            # ... and this worker's slot in it
+    age: int                    # spawn order, 1 for the first
+    generation: int             # bumped by each reload
+    pid: int = None
+    channel: socket.socket = None  # the master's end of the worker's channel
+    started_at: float = None
+    ready_at: float = None
+    error: str = None           # reason sent by a worker that could not boot
+    stopping: bool = False
+    stop_signal: int = None
+    kill_at: float = None
+    last_signal_at: float = None
+    killed: bool = False
+    timed_out: bool = False
+    heartbeats: HeartbeatTable = None  # the master's HeartbeatTable ...
+    slot: int = None            # ... and this worker's slot in it
 
     def busy_since(self):
         """See HeartbeatTable.busy_since; None without a slot."""
@@ -182,12 +134,8 @@ class Arbiter:
         self.old_master = None      # pid of the master that started this one
         self.reload_settings = reload_settings
         self.pid = os.getpid()
-        self.listeners = []
-        # Listeners this master made (not systemd's or an fd://): at a stop
-        # their doors close, and their socket files are removed.
-        self.owned_listeners = []
-        self.unix_paths_to_remove = []
-        self.pid_file = None
+        self.listeners = Listeners()
+        self.pid_file = None        # its path, once written
         self.access_log = None      # the --access-log file, opened here for every worker
         self.workers = {}
         self.heartbeats = HeartbeatTable()
@@ -234,133 +182,37 @@ class Arbiter:
         if target is None:
             return
         try:
-            self.access_log = AccessLog(target, self.settings.access_log_format)
-        except OSError as exc:
-            raise ConfigError(f"cannot open access log {target}: {exc.strerror}; choose a writable "
-                              f"--access-log path") from None
+            self.access_log = open_access_log(target, self.settings.access_log_format,
+                                              "; choose a writable --access-log path")
         except FormatError as exc:
             raise ConfigError(str(exc)) from None
 
     def bind(self):
-        upgrade = os.environ.pop(UPGRADE_ENVIRONMENT, None)
+        """Listen on the --bind addresses, or on the sockets systemd or the
+        master that started this one (USR2) passed."""
+        inherited = upgrade.take_environment()
         try:
             fds = systemd.listen_fds()
         except OSError as exc:
             raise ConfigError(f"systemd socket activation: {exc}") from None
-        if fds and upgrade is not None:
-            self.adopt_from_old_master(fds, upgrade)
+        if fds and inherited is not None:
+            # The old master's sockets: serve them, and own those it owned
+            # (their doors, their socket files).
+            self.old_master, owned = upgrade.parse_environment(inherited)
+            self.listeners.adopt(fds, lambda fd: f"socket fd {fd} of master {self.old_master}", owned)
+            log.info("upgrade: serving the %d socket(s) of master %d", len(fds), self.old_master)
             return
         if fds:
             if "bind" in self.settings.explicit:
                 log.warning("ignoring --bind: using the %d socket(s) systemd passed", len(fds))
-            for fd in fds:
-                self.listeners.append(self.adopt_fd(fd, f"systemd socket fd {fd}"))
+            self.listeners.adopt(fds, lambda fd: f"systemd socket fd {fd}")
             return
-        # A stale socket file (its server died) is replaced last, once every
-        # other address is bound: a failure leaves it as it was.
-        addresses = self.settings.binds
-        order = sorted(range(len(addresses)), key=lambda index: self.stale_socket_file_at(addresses[index]))
-        bound = {}
-        for index in order:
-            sock = bound[index] = self.bind_address(addresses[index])
-            self.listeners.append(sock)  # closed by cleanup() if a later one fails
-        self.listeners = [bound[index] for index in range(len(addresses))]
-        self.owned_listeners = [bound[index] for index, address in enumerate(addresses) if address.kind != "fd"]
-
-    def stale_socket_file_at(self, address):
-        """Whether binding `address` replaces a stale socket file. A socket
-        file a server listens on is refused (ConfigError)."""
-        from . import _stale_socket_file
-
-        if address.kind != "unix" or address.path.startswith("@"):
-            return False
-        try:
-            return _stale_socket_file(address.path)
-        except OSError as exc:
-            raise ConfigError(describe_bind_error(address, exc)) from None
-
-    def adopt_from_old_master(self, fds, upgrade):
-        """This master was started by another one on SIGUSR2: serve its
-        sockets, and own those it owned (their doors, their socket files)."""
-        try:
-            described = json.loads(upgrade)
-            self.old_master = int(described["pid"])
-            owned = set(described["owned"])
-        except (ValueError, KeyError, TypeError):
-            raise ConfigError(f"{UPGRADE_ENVIRONMENT} is garbled: {upgrade!r}; unset it") from None
-        for index, fd in enumerate(fds):
-            sock = self.adopt_fd(fd, f"socket fd {fd} of master {self.old_master}")
-            self.listeners.append(sock)
-            if index in owned:
-                self.owned_listeners.append(sock)
-                path = _socket_file_of(sock)
-                if path is not None:
-                    self.unix_paths_to_remove.append(path)
-        log.info("upgrade: serving the %d socket(s) of master %d", len(fds), self.old_master)
-
-    def adopt_fd(self, fd, what):
-        try:
-            sock = socket.socket(fileno=fd)
-        except OSError as exc:
-            raise ConfigError(f"{what} is not a usable socket: {exc.strerror}") from None
-        if sock.type != socket.SOCK_STREAM or not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
-            sock.detach()
-            raise ConfigError(f"{what} is not a listening stream socket; call listen() on it "
-                              f"before passing it")
-        return sock
-
-    def bind_address(self, address):
-        from . import bind_and_listen
-
-        if address.kind == "fd":
-            return self.adopt_fd(address.fd, f"fd://{address.fd}")
-        try:
-            if address.kind == "unix":
-                sock = bind_and_listen("unix:" + address.path, None, listen_backlog=self.settings.backlog)
-                if not address.path.startswith("@"):
-                    self.unix_paths_to_remove.append(address.path)
-                    self.give_socket_file_to_workers(address.path)
-                return sock
-            return bind_and_listen(address.host, address.port, self.settings.reuse_port, self.settings.backlog)
-        except socket.gaierror as exc:
-            raise ConfigError(f"cannot listen on {address}: unknown host {address.host!r} "
-                              f"({exc.strerror}); use an IP address or a name in /etc/hosts") from None
-        except OSError as exc:
-            raise ConfigError(describe_bind_error(address, exc)) from None
-
-    def give_socket_file_to_workers(self, path):
-        """With --user/--group the socket file belongs to that user and
-        group (its mode is the --umask's): nginx gets in through the group,
-        as --group www-data --umask 007 lets it."""
-        uid, gid = self.settings.uid_gid()
-        if uid is not None or gid is not None:
-            os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
+        self.listeners.bind(self.settings)
 
     def write_pid_file(self):
-        path = self.settings.pid
-        if path is None:
-            return
-        try:
-            with open(path) as existing:
-                other = int(existing.read().strip() or 0)
-        except (OSError, ValueError):
-            other = 0
-        if other and other != self.pid and process_exists(other):
-            raise ConfigError(f"pid file {path} names process {other}, which is running; stop it "
-                              f"or choose another --pid")
-        temporary = f"{path}.{self.pid}.tmp"
-        try:
-            with open(temporary, "w") as pid_file:
-                pid_file.write(f"{self.pid}\n")
-            os.replace(temporary, path)
-        except OSError as exc:
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
-            raise ConfigError(f"cannot write pid file {path}: {exc.strerror}; choose a writable "
-                              f"--pid path") from None
-        self.pid_file = path
+        if self.settings.pid is not None:
+            pidfile.write_pid_file(self.settings.pid, self.pid)
+            self.pid_file = self.settings.pid
 
     def install_signal_handlers(self):
         self.wakeup_read, self.wakeup_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -380,64 +232,23 @@ class Arbiter:
             os.close(self.wakeup_read)
             os.close(self.wakeup_write)
             self.wakeup_read = self.wakeup_write = None
-        self.close_listeners()
+        self.listeners.close()
         for worker in self.workers.values():
             worker.release_heartbeat()
         if self.access_log is not None:
             self.access_log.close()
             self.access_log = None
         if self.other_master_serving() is None:
-            self.remove_socket_files()
+            self.listeners.remove_socket_files()
         if self.pid_file is not None:
-            try:
-                with open(self.pid_file) as pid_file:
-                    if pid_file.read().strip() == str(self.pid):
-                        os.unlink(self.pid_file)
-            except OSError:
-                pass
+            pidfile.remove_pid_file(self.pid_file, self.pid)
             self.pid_file = None
         self.call_hook("on_exit", self)
-
-    def close_listeners(self):
-        for sock in self.listeners:
-            sock.close()
-
-    def remove_socket_files(self):
-        for path in self.unix_paths_to_remove:
-            try:
-                if stat.S_ISSOCK(os.lstat(path).st_mode):
-                    os.unlink(path)
-            except OSError:
-                pass
-        self.unix_paths_to_remove = []
 
     def other_master_serving(self):
         """The pid of another master serving these sockets (the one a
         SIGUSR2 started, or the one that started this one), or None."""
-        for pid in (self.new_master, self.old_master):
-            if pid is None:
-                continue
-            if pid == self.old_master and os.getppid() != pid:
-                continue  # it exited: this one was handed to init
-            try:
-                if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
-                    return pid
-            except ChildProcessError:  # not our child: the old master
-                if process_exists(pid):
-                    return pid
-        return None
-
-    def close_doors(self):
-        """The service stops: from now on new clients are refused (socket
-        files removed, new TCP connections dropped at the SYN), while the
-        workers serve what the kernel has already queued before they close
-        the sockets (the core does that when it finds the door closed)."""
-        self.remove_socket_files()
-        for sock in self.owned_listeners:
-            try:
-                _core.close_door(sock)
-            except OSError as exc:
-                log.warning("cannot close %s to new connections: %s", describe_socket(sock), exc.strerror)
+        return upgrade.other_master_serving(self.new_master, self.old_master)
 
     def release_workers(self):
         """In a new worker: the master's records of the others and their
@@ -531,7 +342,7 @@ class Arbiter:
             settings.bind = self.settings.bind
             self.settings = settings
             try:
-                logfiles.setup_error_log(settings.error_log, settings.log_level)
+                setup_error_log(settings.error_log, settings.log_level)
             except OSError as exc:
                 log.error("cannot open error log %s: %s; still writing to the previous one", settings.error_log,
                           exc.strerror)
@@ -603,52 +414,36 @@ class Arbiter:
             return
         old_pid_file = None
         if self.pid_file is not None:
-            old_pid_file = self.pid_file + ".oldbin"
             try:
-                os.replace(self.pid_file, old_pid_file)
+                old_pid_file = pidfile.set_pid_file_aside(self.pid_file)
             except OSError as exc:
                 log.error("SIGUSR2: cannot rename the pid file %s: %s; not upgrading", self.pid_file,
                           exc.strerror)
                 return
-        owned = [index for index, sock in enumerate(self.listeners) if sock in self.owned_listeners]
-        environment = dict(os.environ)
-        for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
-            environment.pop(name, None)
-        environment[UPGRADE_ENVIRONMENT] = json.dumps({"pid": self.pid, "owned": owned})
-        environment["LISTEN_FDS"] = str(len(self.listeners))
-        argv = restart_argv()
-        fds = [sock.fileno() for sock in self.listeners]
         try:
-            pid, blocked = fork_with_signals_blocked()
+            pid = upgrade.start_new_master(self.pid, self.listeners, self.start_directory)
         except OSError as exc:
             log.error("SIGUSR2: cannot start a new master: fork failed: %s", exc.strerror)
             self.restore_pid_file(old_pid_file)
             return
-        if pid == 0:
-            exec_new_master(argv, environment, fds, self.start_directory, blocked)
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         self.new_master = pid
         self.pid_file = old_pid_file
         log.info("SIGUSR2: started new master %d on the %d listening socket(s); send TERM to this one (%d) "
-                 "once it serves", pid, len(fds), self.pid)
+                 "once it serves", pid, len(self.listeners.sockets), self.pid)
 
     def restore_pid_file(self, old_pid_file):
         """The upgrade did not happen: FILE.oldbin becomes FILE again."""
         if old_pid_file is None:
             return
-        path = old_pid_file[:-len(".oldbin")]
-        try:
-            os.replace(old_pid_file, path)
-        except OSError as exc:
-            log.error("cannot restore the pid file %s from %s: %s", path, old_pid_file, exc.strerror)
-            return
-        self.pid_file = path
+        path = pidfile.restore_pid_file(old_pid_file)
+        if path is not None:
+            self.pid_file = path
 
     def new_master_exited(self, status):
         log.error("the new master %d %s; this master (%d) goes on serving", self.new_master,
                   describe_exit(status), self.pid)
         self.new_master = None
-        if self.pid_file is not None and self.pid_file.endswith(".oldbin"):
+        if self.pid_file is not None and self.pid_file.endswith(pidfile.OLD_SUFFIX):
             self.restore_pid_file(self.pid_file)
 
     def begin_stop(self, graceful):
@@ -661,13 +456,13 @@ class Arbiter:
             # An upgrade: the other master goes on serving these sockets, so
             # they stay open to new clients, and their files are its own.
             log.info("master %d goes on serving the sockets", other)
-            self.unix_paths_to_remove = []
+            self.listeners.socket_files = []
         elif first:
             systemd.notify("STOPPING=1")
-            self.close_doors()
+            self.listeners.close_doors()
         # Workers keep their copies; once they close theirs, clients get
         # "connection refused" rather than waiting in a dead backlog.
-        self.close_listeners()
+        self.listeners.close()
         for worker in self.workers.values():
             self.stop_worker(worker, graceful)
 
@@ -794,22 +589,7 @@ class Arbiter:
             self.delay_respawn()
             return
         if pid == 0:
-            exit_code = 1
-            try:
-                master_end.close()
-                exit_code = WorkerProcess(self, worker, worker_end, blocked).run()
-            except SystemExit as exc:
-                exit_code = exc.code if isinstance(exc.code, int) else 1
-            except BaseException:
-                log.exception("worker %d failed", os.getpid())
-            finally:
-                self.call_hook("worker_exit", self, worker)
-                for stream in (sys.stdout, sys.stderr):
-                    try:
-                        stream.flush()
-                    except (OSError, ValueError, AttributeError):
-                        pass
-                os._exit(exit_code)
+            worker_main(self, worker, worker_end, blocked, master_end)  # never returns
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         worker_end.close()
         master_end.setblocking(False)
@@ -850,7 +630,7 @@ class Arbiter:
         app = self.settings.wsgi_app if isinstance(self.settings.wsgi_app, str) else "the app"
         log.info("ursa %s: serving %s with %d worker%s (master pid %d)", __version__, app,
                  self.target_workers, "" if self.target_workers == 1 else "s", self.pid)
-        for sock in self.listeners:
+        for sock in self.listeners.sockets:
             log.info("Listening at: %s (%d)", describe_socket(sock), self.pid)
         self.call_hook("when_ready", self)
         systemd.notify(f"READY=1\nMAINPID={self.pid}")
@@ -934,425 +714,3 @@ class Arbiter:
             self.settings.call_hook(name, *args)
         except Exception:
             log.exception("the %s hook failed", name)
-
-
-class WorkerProcess:
-    """What runs in a forked worker: load the app, report, serve."""
-
-    def __init__(self, arbiter, worker, channel, signal_mask):
-        self.arbiter = arbiter
-        self.settings = arbiter.settings
-        self.worker = worker
-        self.channel = channel      # the worker's end: status lines out, the master's messages in
-        self.signal_mask = signal_mask
-        self.stop_requested = False
-        self.loading = True         # until it reports: a stop then needs to wait for nothing
-        self.serving = False
-        self.access_log = arbiter.access_log  # opened by the master, inherited
-        self.source_watcher = None
-
-    def run(self):
-        self.worker.pid = os.getpid()
-        self.install_signal_handlers()
-        self.close_master_fds()
-        try:
-            drop_privileges(*self.settings.uid_gid())
-        except OSError as exc:
-            return self.boot_error(f"cannot switch workers to --user/--group: {exc.strerror}")
-        # After the drop: Linux clears the parent-death signal when the uid
-        # changes. The channel watch does not depend on it.
-        set_parent_death_signal(signal.SIGTERM)
-        if os.getppid() != self.arbiter.pid:
-            return 0  # the master died while this worker was being forked
-        self.start_master_watch()
-        self.arbiter.call_hook("post_fork", self.arbiter, self.worker)
-        if self.settings.reload:
-            # The mtimes are taken before the code is read: an edit made
-            # while the app loads is then seen as a change, not missed.
-            self.source_watcher = SourceWatcher()
-            self.source_watcher.add_app_module(self.settings.wsgi_app)
-            self.source_watcher.snapshot()
-        app = self.arbiter.app
-        if app is None:
-            try:
-                app = self.arbiter.load_app()
-            except ConfigError as exc:
-                if self.source_watcher is not None:
-                    return self.wait_for_fix(exc)
-                return self.boot_error(str(exc))
-        if self.access_log is not None:
-            app = self.access_log.wrap_app(app)
-        self.arbiter.call_hook("post_worker_init", self.worker)
-        self.loading = False
-        self.report("ready")
-        if self.stop_requested:
-            return 0
-        if self.source_watcher is not None:
-            self.source_watcher.snapshot(new_files_only=True)
-            signal.signal(signal.SIGALRM, self.on_reload_poll)
-            signal.siginterrupt(signal.SIGALRM, False)
-            signal.setitimer(signal.ITIMER_REAL, RELOAD_POLL_SECONDS, RELOAD_POLL_SECONDS)
-        self.serve(app)
-        return 0
-
-    def serve(self, app):
-        from . import serve
-
-        options = self.settings.core_options()
-        options["multiprocess"] = self.arbiter.target_workers > 1
-        # The master and the other workers serve these sockets too: a
-        # retiring worker must leave them open to new connections.
-        options["shared_listeners"] = True
-        max_requests = 0
-        if self.settings.max_requests:
-            max_requests = self.settings.max_requests + random.randint(0, self.settings.max_requests_jitter)
-            options["max_requests"] = max_requests
-        if self.access_log is not None:
-            options["access_log"] = self.access_log
-        if self.worker.slot is not None:
-            options["heartbeat"] = self.worker.heartbeats.memory
-            options["heartbeat_slot"] = self.worker.slot
-        self.serving = True
-        try:
-            serve(self.arbiter.listeners, app, **options)
-        finally:
-            self.serving = False
-            if self.source_watcher is not None:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-        if max_requests and not self.stop_requested:
-            log.info("worker %d served its %d requests (--max-requests); a new one takes over",
-                     os.getpid(), max_requests)
-
-    def install_signal_handlers(self):
-        signal.set_wakeup_fd(-1)
-        for number in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(number, self.on_stop)
-        signal.signal(signal.SIGQUIT, self.on_quit)
-        # The master reopens the log files and hands them over the channel.
-        for number in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2):
-            signal.signal(number, signal.SIG_IGN)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        dump_stack_on_abort()
-        # The master repeats SIGTERM while a worker drains; with SA_RESTART a
-        # blocking call in the app (a database driver's read) carries on
-        # instead of failing with EINTR.
-        for number in (signal.SIGTERM, signal.SIGINT):
-            signal.siginterrupt(number, False)
-        # Signals that arrived since the fork are delivered now, to these handlers.
-        signal.pthread_sigmask(signal.SIG_SETMASK, self.signal_mask)
-
-    def close_master_fds(self):
-        for fd in (self.arbiter.wakeup_read, self.arbiter.wakeup_write):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self.arbiter.wakeup_read = self.arbiter.wakeup_write = None
-        self.arbiter.release_workers()
-
-    def on_stop(self, number, frame):
-        from . import stop
-
-        if number == signal.SIGINT:
-            self.arbiter.call_hook("worker_int", self.worker)
-        self.stop_requested = True
-        if self.loading:
-            # Nothing served, nothing to finish: a reload that superseded
-            # this one (or a stop) need not wait for the app to load.
-            self.exit_now()
-        if self.serving:
-            stop()
-
-    def on_quit(self, number, frame):
-        self.arbiter.call_hook("worker_int", self.worker)
-        self.exit_now()
-
-    def exit_now(self):
-        self.arbiter.call_hook("worker_exit", self.arbiter, self.worker)
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        os._exit(0)
-
-    def start_master_watch(self):
-        """A thread of the worker's own waits on its channel: the log files
-        the master reopened, and the channel's end, which means the master
-        died (however it died, and whatever the kernel did with the
-        parent-death signal). A thread and not a timer: no signal ever
-        interrupts the app's blocking calls, and an idle worker sleeps. It
-        takes no signal: they are all for the main thread."""
-        thread = threading.Thread(target=self.watch_master, name="ursa-master-watch", daemon=True)
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-        try:
-            thread.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-
-    def watch_master(self):
-        while True:
-            try:
-                data, fds = logfiles.receive(self.channel)
-            except OSError:  # ECONNRESET: the master died with messages of this worker unread
-                data, fds = b"", []
-            if not data and not fds:
-                break
-            try:
-                logfiles.take_handed_files(data, fds, self.access_log)
-            except Exception:  # the watch must go on
-                log.exception("worker %d: a message from the master failed", os.getpid())
-            finally:
-                for fd in fds:
-                    os.close(fd)
-        log.warning("worker %d: the master (%d) is gone; stopping", os.getpid(), self.arbiter.pid)
-        # Again and again, as the master does: a SIGTERM that comes just
-        # before the loop starts serving is not seen by it.
-        while True:
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(TERM_RESEND_SECONDS)
-
-    def on_reload_poll(self, number, frame):
-        changed = self.source_watcher.changed_file()
-        if changed is not None and not self.stop_requested:
-            log.info("%s changed; restarting worker %d", changed, os.getpid())
-            self.on_stop(number, frame)
-
-    def report(self, message):
-        try:
-            self.channel.send((message.replace("\n", " ") + "\n").encode("utf-8", "replace"), socket.MSG_NOSIGNAL)
-        except OSError:
-            pass
-
-    def boot_error(self, message):
-        self.report("error " + message)
-        return EXIT_BOOT_ERROR
-
-    def wait_for_fix(self, error):
-        """--reload and the app does not load: say why, then wait for an edit."""
-        log.error("%s", error)
-        self.source_watcher.add_files_of(error)
-        self.source_watcher.snapshot(new_files_only=True)
-        self.loading = False
-        self.report("waiting")
-        log.info("waiting for a source file to change")
-        while not self.stop_requested:
-            time.sleep(RELOAD_POLL_SECONDS / 2)
-            if self.source_watcher.changed_file() is not None:
-                break
-        return 0
-
-
-class SourceWatcher:
-    """Notices edits to the source files of loaded modules by their mtimes."""
-
-    def __init__(self):
-        self.extra_files = set()
-        self.mtimes = {}
-
-    def files(self):
-        names = set(self.extra_files)
-        for module in list(sys.modules.values()):
-            name = getattr(module, "__file__", None)
-            if name:
-                names.add(name)
-        return names
-
-    def add_app_module(self, spec):
-        """Watch the file of the app's module ('module:app'), known before
-        it is imported (and when its import fails)."""
-        module_name = spec.partition(":")[0].strip() if isinstance(spec, str) else ""
-        if not module_name:
-            return
-        try:
-            import importlib.util
-            found = importlib.util.find_spec(module_name)
-        except Exception:  # a parent package that fails to import: seen when the app loads
-            found = None
-        if found is not None and found.origin and os.path.exists(found.origin):
-            self.extra_files.add(found.origin)
-
-    def add_files_of(self, error):
-        """Also watch the files in `error`'s cause (a module that failed to
-        import is not in sys.modules)."""
-        cause = error.__cause__ or error.__context__
-        while cause is not None:
-            if isinstance(cause, SyntaxError) and cause.filename:
-                self.extra_files.add(cause.filename)
-            traceback = cause.__traceback__
-            while traceback is not None:
-                self.extra_files.add(traceback.tb_frame.f_code.co_filename)
-                traceback = traceback.tb_next
-            cause = cause.__cause__ or cause.__context__
-
-    def snapshot(self, new_files_only=False):
-        """Record the mtimes of the watched files; with `new_files_only`,
-        of those not recorded yet (the others keep their earlier mtime)."""
-        for name in self.files():
-            if not new_files_only or name not in self.mtimes:
-                self.mtimes[name] = mtime_of(name)
-
-    def changed_file(self):
-        for name, mtime in self.mtimes.items():
-            if mtime_of(name) != mtime:
-                return name
-        return None
-
-
-def mtime_of(path):
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return None
-
-
-def fork_with_signals_blocked():
-    """fork() with the master's signals blocked: the child unblocks them
-    once it has its own handlers (or execs), so none reaches the master's
-    handlers in the child. Returns (pid, the previous mask); the parent
-    restores that mask. Raises OSError (mask restored) if fork fails."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, MASTER_SIGNALS)
-    try:
-        return os.fork(), blocked
-    except OSError:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        raise
-
-
-def restart_argv():
-    """The command line that started this process, to exec it again."""
-    original = getattr(sys, "orig_argv", None)  # 3.10+: with the interpreter's options
-    if original:
-        return [sys.executable] + list(original[1:])
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if spec is not None and spec.name:  # python -m PACKAGE
-        package = spec.name[:-len(".__main__")] if spec.name.endswith(".__main__") else spec.name
-        return [sys.executable, "-m", package] + sys.argv[1:]
-    return [sys.executable] + sys.argv
-
-
-def exec_new_master(argv, environment, fds, directory, signal_mask):
-    """In the child of a SIGUSR2 fork: the listening sockets become fds 3,
-    4, ... (as systemd passes them), then exec. Never returns."""
-    try:
-        count = len(fds)
-        # First out of the way of 3..3+count, then into place: a socket may
-        # already sit where another one goes.
-        floor = max(fds + [systemd.SD_LISTEN_FDS_START + count])
-        moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor) for fd in fds]
-        for index, fd in enumerate(moved):
-            os.dup2(fd, systemd.SD_LISTEN_FDS_START + index, inheritable=True)
-            os.close(fd)
-        environment["LISTEN_PID"] = str(os.getpid())
-        os.chdir(directory)
-        signal.pthread_sigmask(signal.SIG_SETMASK, signal_mask)
-        os.execve(argv[0], argv, environment)
-    except BaseException as exc:  # nothing of the master's may run here
-        try:
-            os.write(2, f"ursa: error: cannot exec the new master {argv}: {exc}\n".encode("utf-8", "replace"))
-        finally:
-            os._exit(EXIT_EXEC_FAILED)
-
-
-def dump_stack_on_abort():
-    """SIGABRT (from the master, on --timeout) writes every thread's Python
-    stack to the error log, then the worker dies of it. faulthandler does
-    that from the C signal handler, so it works even while the worker is
-    stuck in C code; a crash (SIGSEGV, SIGBUS...) is logged the same way."""
-    stream = sys.stderr
-    for handler in logging.getLogger("ursa.error").handlers:
-        if getattr(handler, "stream", None) is not None:
-            stream = handler.stream
-            break
-    try:
-        faulthandler.enable(file=stream, all_threads=True)
-    except (AttributeError, ValueError, OSError, RuntimeError):  # a stream without a file descriptor
-        pass
-
-
-def send_signal(pid, number):
-    try:
-        os.kill(pid, number)
-    except ProcessLookupError:
-        pass
-
-
-def process_exists(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-PR_SET_PDEATHSIG = 1
-
-
-def set_parent_death_signal(number):
-    """Linux: have the kernel send `number` to this process when the master
-    dies, so workers never outlive it (even after SIGKILL)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, int(number), 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
-def drop_privileges(uid, gid):
-    if gid is not None and gid != os.getgid():
-        if uid is not None:
-            try:
-                os.initgroups(pwd.getpwuid(uid).pw_name, gid)
-            except KeyError:
-                os.setgroups([gid])
-        else:
-            os.setgroups([gid])
-        os.setgid(gid)
-    if uid is not None and uid != os.getuid():
-        if gid is None:
-            entry = pwd.getpwuid(uid)
-            os.initgroups(entry.pw_name, entry.pw_gid)
-            os.setgid(entry.pw_gid)
-        os.setuid(uid)
-
-
-def is_socket_file(path):
-    try:
-        return stat.S_ISSOCK(os.stat(path).st_mode)
-    except OSError:
-        return False
-
-
-def describe_bind_error(address, exc):
-    where = f"cannot listen on {address}"
-    code = exc.errno
-    if code == errno.EADDRINUSE:
-        if address.kind == "unix" and not address.path.startswith("@"):
-            if is_socket_file(address.path):
-                return f"{where}: another server is listening on it; stop it or choose another path"
-            return f"{where}: a file that is not a socket is at {address.path}; remove it or choose another path"
-        return f"{where}: address already in use; stop the server using it or choose another address"
-    if code in (errno.EACCES, errno.EPERM):
-        if address.kind == "tcp" and address.port < 1024:
-            return (f"{where}: permission denied; ports below 1024 need root or CAP_NET_BIND_SERVICE, "
-                    f"or use a port of 1024 or more")
-        if address.kind == "unix":
-            return (f"{where}: permission denied; choose a path in a directory you can write, "
-                    f"or run with the needed rights")
-        return f"{where}: permission denied"
-    if code == errno.EADDRNOTAVAIL:
-        return f"{where}: this machine has no address {address.host}; use 127.0.0.1, 0.0.0.0 or one of its own"
-    if code == errno.ENOENT and address.kind == "unix":
-        return f"{where}: directory {os.path.dirname(address.path) or '.'} does not exist"
-    if code == errno.EAFNOSUPPORT:
-        return f"{where}: this machine does not support that address family (IPv6 off?)"
-    return f"{where}: {exc.strerror or exc}"

@@ -1,4 +1,4 @@
-"""The `ursa` command: serve a WSGI app with a master and worker processes.
+"""The `ursa` command: serve a WSGI or ASGI app with a master and worker processes.
 
     ursa [OPTIONS] MODULE:APP        (also: python -m ursa ...)
 
@@ -12,13 +12,13 @@ import logging
 import os
 import sys
 
-from .config import ConfigError, Settings, load_config_file, load_wsgi_app, settings_table
+from .apploader import load_wsgi_app
+from .config import Settings, settings_table
+from .configfile import load_config_file
+from .errors import EXIT_CONFIG_ERROR, ConfigError
+from .privileges import check_can_switch
 
 log = logging.getLogger("ursa.error")
-
-# A mistake the user must fix (a bad option value, an app that does not
-# load, an address in use) exits with this, as argparse's usage errors do.
-EXIT_CONFIG_ERROR = 2
 
 EPILOG = """\
 signals to the master: TERM/INT graceful stop, QUIT immediate stop, HUP reload
@@ -34,15 +34,15 @@ def build_parser():
     from . import __version__
 
     parser = argparse.ArgumentParser(
-        prog="ursa", description="Serve a WSGI app with ursa, a fast WSGI server with a C core.",
+        prog="ursa", description="Serve a WSGI or ASGI app with ursa, a fast server with a C core.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("app", nargs="?", metavar="MODULE:APP",
-                        help="the WSGI app: module:name, module:factory() or module:factory('arg')")
+                        help="the WSGI or ASGI app: module:name, module:factory() or module:factory('arg')")
     parser.add_argument("-c", "--config", metavar="FILE",
                         help="Python file of settings (like gunicorn.conf.py): workers = 4, bind = [...]")
     parser.add_argument("--version", action="version", version=f"ursa {__version__}")
     groups = {section: parser.add_argument_group(title) for section, title in [
-        ("listening", "listening"), ("workers", "workers"),
+        ("listening", "listening"), ("workers", "workers"), ("app", "the app"),
         ("limits", "limits and timeouts (as in ursa.run())"), ("logging", "logging"), ("process", "process")]}
     for setting in settings_table():
         group = groups[setting.section]
@@ -75,7 +75,7 @@ def resolve_settings(args):
 def prepare_process(settings):
     """Process-wide setup the master does before binding: working
     directory, import path, privilege checks, access log format. (The
-    master opens the log files, and keeps them: see logfiles.py.)"""
+    master opens the log files, and keeps them: see logs.py.)"""
     if settings.chdir is not None:
         try:
             os.chdir(settings.chdir)
@@ -87,11 +87,7 @@ def prepare_process(settings):
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
 
-    uid, gid = settings.uid_gid()
-    changes_identity = (uid is not None and uid != os.getuid()) or (gid is not None and gid != os.getgid())
-    if changes_identity and os.geteuid() != 0:
-        raise ConfigError(f"--user/--group need ursa to start as root (it runs as uid {os.getuid()}); "
-                          f"drop them or start as root")
+    check_can_switch(*settings.uid_gid())
 
     from .accesslog import FormatError, compile_format
 
@@ -102,7 +98,7 @@ def prepare_process(settings):
 
 
 def setup_logging(settings):
-    from .logfiles import setup_error_log
+    from .logs import setup_error_log
 
     try:
         setup_error_log(settings.error_log, settings.log_level)

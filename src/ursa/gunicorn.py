@@ -2,6 +2,9 @@
 
     gunicorn -k ursa.gunicorn.Worker -w 4 -b 127.0.0.1:8000 app:app
 
+The app may be WSGI or ASGI (told apart as ursa.serve() does, see
+ursa.interfaces); an ASGI app's lifespan runs in each worker.
+
 gunicorn keeps doing what it does (binding, forking, restarting workers,
 signals, hooks, logging config); each worker runs ursa.serve() on the
 sockets gunicorn bound. gunicorn settings map to ursa's options:
@@ -28,7 +31,8 @@ import sys
 from gunicorn.workers import base
 
 import ursa
-from .accesslog import compile_format, capture_response_headers
+from .accesslog import capture_asgi_response_headers, capture_response_headers, compile_format
+from .interfaces import looks_asgi
 
 # ursa has no "unlimited" for sizes; this stands in for gunicorn's 0.
 UNLIMITED_BYTES = 1 << 40
@@ -64,7 +68,7 @@ class Worker(base.Worker):
         if access_log is not None:
             options["access_log"] = access_log
             if access_log.needs_response_headers:
-                app = capture_response_headers(app)
+                app = capture_asgi_response_headers(app) if looks_asgi(app) else capture_response_headers(app)
         # self.timeout is half of gunicorn's --timeout (0: no timeout).
         interval = HEARTBEAT_MAX_SECONDS
         if self.timeout:

@@ -13,6 +13,12 @@ modules it imports.
 import functools
 
 INTERFACES = ("auto", "wsgi", "asgi")
+# An ASGI app's lifespan (ursa.lifespan, which imports asyncio: not here).
+LIFESPAN_MODES = ("auto", "on", "off")
+
+
+class LifespanFailed(RuntimeError):
+    """The ASGI app's lifespan startup failed: the server does not serve."""
 _CO_COROUTINE = 0x80
 _CO_VARARGS = 0x04
 

@@ -16,29 +16,34 @@ request's scope (the ASGI lifespan state extension).
 import asyncio
 import logging
 
-MODES = ("auto", "on", "off")
+from .interfaces import LIFESPAN_MODES as MODES
+from .interfaces import LifespanFailed
 CANCEL_SECONDS = 3.0
 
 log = logging.getLogger("ursa.error")
 
 
-class LifespanFailed(RuntimeError):
-    """The app's lifespan startup failed: the worker does not serve."""
-
-
 class Lifespan:
-    def __init__(self, app, mode="auto", timeout=30.0):
+    def __init__(self, app, mode="auto", timeout=30.0, on_ready=None):
         if mode not in MODES:
             raise ValueError(f"lifespan must be one of {', '.join(MODES)}, not {mode!r}")
         self.app = app
         self.mode = mode
         self.timeout = timeout
+        self.on_ready = on_ready
         self.task = None
         self.supported = False
         self.started = False
 
     def startup(self, loop):
-        """Run the app's startup; return the lifespan state for the scopes."""
+        """Run the app's startup; return the lifespan state for the scopes.
+        on_ready() follows a startup that completed (or that did not run)."""
+        state = self._run_startup(loop)
+        if self.on_ready is not None:
+            self.on_ready()
+        return state
+
+    def _run_startup(self, loop):
         if self.mode == "off":
             return None
         self.state = {}

@@ -1,26 +1,23 @@
-"""The log files of the ursa command, and how they are reopened (SIGUSR1,
-for logrotate) when workers run as another user.
+"""Reopening the log files (SIGUSR1, for logrotate) when workers run as
+another user, and handing the new files to them.
 
 The master opens every log file: --error-log (a handler of the
-"ursa.error" logger), --access-log, and what a PasteDeploy ini's [loggers]
-sections set up. Workers inherit the open files at the fork and never open
-a log file by name, so the worker user needs no right on the files or their
-folder. On SIGUSR1 the master (root, usually) opens each file anew, creating
-it if logrotate moved it away, and hands the new files to every worker over
-its channel (a unix socket, SCM_RIGHTS); a worker puts each one in place of
-the old file under the same descriptor number (dup2), so nothing that holds
-that number (a logging stream, faulthandler, the access log) notices. A file
-the master cannot open is kept, with one line saying so.
+"ursa.error" logger, see logs.py), --access-log, and what a PasteDeploy
+ini's [loggers] sections set up. Workers inherit the open files at the fork
+and never open a log file by name, so the worker user needs no right on the
+files or their folder. On SIGUSR1 the master (root, usually) opens each file
+anew, creating it if logrotate moved it away, and hands the new files to
+every worker over its channel (a unix socket, SCM_RIGHTS); a worker puts
+each one in place of the old file under the same descriptor number (dup2),
+so nothing that holds that number (a logging stream, faulthandler, the
+access log) notices. A file the master cannot open is kept, with one line
+saying so.
 """
 import array
 import json
 import logging
 import os
 import socket
-import sys
-
-LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
-LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 
 # One message on a worker's channel: its JSON and the files it carries
 # (Linux passes at most 253 in one message: SCM_MAX_FD).
@@ -28,27 +25,6 @@ MESSAGE_BYTES = 65536
 MAX_FILES_PER_MESSAGE = 253
 
 log = logging.getLogger("ursa.error")
-
-
-def setup_error_log(target, level):
-    """Send the "ursa.error" logger (server messages and app tracebacks) to
-    `target` ('-' is stderr) at `level` ('info', ...). The new file is
-    opened before the previous one is let go: OSError changes nothing."""
-    logger = logging.getLogger("ursa.error")
-    if target in (None, "-"):
-        handler = logging.StreamHandler(sys.stderr)
-    else:
-        handler = logging.FileHandler(target, delay=False)
-    handler.ursa_owned = True
-    handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
-    for previous in list(logger.handlers):
-        if getattr(previous, "ursa_owned", False):
-            logger.removeHandler(previous)
-            previous.close()
-    logger.addHandler(handler)
-    logger.setLevel(level.upper())
-    # The app may configure the root logger; messages must not appear twice.
-    logger.propagate = False
 
 
 def open_file_handlers():

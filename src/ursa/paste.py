@@ -32,8 +32,11 @@ import logging
 import os
 import sys
 
-from .config import (COMMAND_HANDLED_OPTIONS, ConfigError, Settings, describe_exception, parse_bind, parse_port,
-                     settings_by_name)
+from .addresses import describe_bind_error, describe_socket, parse_bind
+from .apploader import describe_exception
+from .config import COMMAND_HANDLED_OPTIONS, Settings, parse_port, settings_by_name
+from .errors import EXIT_CONFIG_ERROR, ConfigError
+from .processes import flush_standard_streams
 
 DEFAULT_PORT = 8080
 DEFAULT_APP_NAME = "main"
@@ -69,8 +72,6 @@ class _one_line_errors:
     def __exit__(self, kind, exc, traceback):
         if kind is None or not issubclass(kind, ConfigError):
             return False
-        from .cli import EXIT_CONFIG_ERROR
-
         sys.stderr.write(f"ursa: error: {exc}\n")
         raise SystemExit(EXIT_CONFIG_ERROR) from None
 
@@ -147,11 +148,7 @@ def _exec_clean_master(plan):
     """Replace this process (same pid, same standard streams) with a master
     that has not loaded the app. Never returns."""
     argv = [sys.executable, "-m", "ursa.paste", json.dumps(plan)]
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
+    flush_standard_streams()
     logging.shutdown()  # flush the log files this process opened
     try:
         os.execv(sys.executable, argv)
@@ -195,17 +192,13 @@ def worker_app_loader(config_file, app_name, variables):
 def _run_in_process(wsgi_app, settings):
     import ursa
 
-    from .accesslog import AccessLog
-    from .arbiter import describe_bind_error, describe_socket
+    from .logs import open_access_log
 
     core_options = settings.core_options()
     if settings.max_requests:
         core_options["max_requests"] = settings.max_requests
     if settings.access_log is not None:
-        try:
-            access = AccessLog(settings.access_log, settings.access_log_format)
-        except OSError as exc:
-            raise ConfigError(f"cannot open access log {settings.access_log}: {exc.strerror}") from None
+        access = open_access_log(settings.access_log, settings.access_log_format)
         core_options["access_log"] = access
         wsgi_app = access.wrap_app(wsgi_app)
     _ensure_error_log()
@@ -225,7 +218,7 @@ def _run_in_process(wsgi_app, settings):
 def _ensure_error_log():
     """Server messages go where the ini's [loggers] sent them (pserve sets
     that up); without any logging configuration, to stderr."""
-    from .logfiles import setup_error_log
+    from .logs import setup_error_log
 
     if not logging.getLogger().handlers and not log.handlers:
         setup_error_log("-", "info")

@@ -18,9 +18,8 @@ from .harness import ProcessPool
 
 @pytest.fixture
 def procs(tmp_path):
-    pool = ProcessPool(tmp_path)
-    yield pool
-    pool.kill_all()
+    with ProcessPool(tmp_path) as pool:
+        yield pool
 
 
 @pytest.fixture

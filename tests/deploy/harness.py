@@ -1,30 +1,30 @@
-"""Helpers of the deployment tests: run the `ursa` command (or gunicorn,
-nginx...) as a real process, find its address in its log, talk HTTP to it
-over TCP or unix sockets, and list and reap its processes.
+"""The deployment tests' layer over tests/support: run the `ursa` command
+(or gunicorn, nginx, a PasteDeploy runner...) as a real process, find its
+address in its log, talk HTTP to it (http.client) over TCP or unix
+sockets, and run code as another user.
 
 Every process started through a ProcessPool is killed (with its whole
-process group) when the test ends, whatever happened.
+process group and every process it started) when the test ends, whatever
+happened.
 """
 import http.client
 import os
 import pathlib
 import re
-import signal
 import socket
 import subprocess
 import sys
 
-from e2e_harness import wait_until  # noqa: F401  (the deploy tests import it from here)
+from support import processes
+from support.processes import START_TIMEOUT, ChildProcess
+from support.rawhttp import parse_address
+from support.waiting import wait_until
 
 DEPLOY_DIR = pathlib.Path(__file__).resolve().parent
 APPS_DIR = DEPLOY_DIR / "apps"
-REPO_DIR = DEPLOY_DIR.parent.parent
 VENV_BIN = pathlib.Path(sys.executable).parent
 PYTHON = sys.executable
 
-# Generous bounds: 2 cores, other suites running beside this one.
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 15.0
 HTTP_TIMEOUT = 20.0
 
 LISTENING = re.compile(r"Listening at: (\S+) \((\d+)\)")
@@ -33,46 +33,6 @@ LISTENING = re.compile(r"Listening at: (\S+) \((\d+)\)")
 def ursa_command(*args):
     """argv running the ursa CLI of this checkout with the test interpreter."""
     return [PYTHON, "-m", "ursa", *map(str, args)]
-
-
-def children_of(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as children:
-            return sorted(int(child) for child in children.read().split())
-    except FileNotFoundError:
-        return []
-
-
-def process_alive(pid):
-    """True if `pid` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rpartition(")")[2].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def file_text(path):
-    try:
-        return pathlib.Path(path).read_text(errors="replace")
-    except FileNotFoundError:
-        return ""
-
-
-def wait_for_text(path, pattern, timeout=START_TIMEOUT, count=1):
-    """Wait until the file at `path` matches `pattern` `count` times; returns the last match."""
-    regex = re.compile(pattern)
-
-    def found():
-        matches = list(regex.finditer(file_text(path)))
-        return matches[count - 1] if len(matches) >= count else None
-    return wait_until(found, timeout, f"{path} shows {pattern!r} (x{count}); it holds:\n{file_text(path)}")
 
 
 # Python starts as root (this machine's Python is under /root, which other
@@ -135,11 +95,11 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 
 def connection_to(address, timeout=HTTP_TIMEOUT):
     """An http.client connection to 'http://host:port' or 'unix:/path'."""
-    if address.startswith("unix:"):
-        path = address[len("unix:"):]
-        return UnixHTTPConnection("\0" + path[1:] if path.startswith("@") else path, timeout)
-    host, _, port = address[len("http://"):].rpartition(":")
-    return http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
+    family, target = parse_address(address)
+    if family == socket.AF_UNIX:
+        return UnixHTTPConnection(target, timeout)
+    host, port = target
+    return http.client.HTTPConnection(host, port, timeout=timeout)
 
 
 def request(address, method="GET", path="/", body=None, headers=None, timeout=HTTP_TIMEOUT):
@@ -153,36 +113,17 @@ def request(address, method="GET", path="/", body=None, headers=None, timeout=HT
         connection.close()
 
 
-class Process:
+class Process(ChildProcess):
     """One started process: its Popen, log files and address."""
 
-    def __init__(self, popen, stdout_path, stderr_path):
-        self.popen = popen
-        self.pid = popen.pid
-        self.stdout_path = stdout_path
-        self.stderr_path = stderr_path
+    def __init__(self, argv, directory, name, cwd, env, **popen_options):
+        super().__init__(argv, name=name, stderr_path=directory / f"{name}.stderr",
+                         stdout_path=directory / f"{name}.stdout", cwd=cwd, env=process_env(env), **popen_options)
         self.address = None
-
-    def stderr(self):
-        return self.stderr_path.read_text(errors="replace")
-
-    def stdout(self):
-        return self.stdout_path.read_text(errors="replace")
 
     def wait_for_log(self, pattern, timeout=START_TIMEOUT, count=1):
         """Wait until stderr matches `pattern` `count` times; returns the last match."""
-        regex = re.compile(pattern)
-
-        def found():
-            matches = list(regex.finditer(self.stderr()))
-            if len(matches) >= count:
-                return matches[count - 1]
-            if self.popen.poll() is not None:
-                raise AssertionError(f"process exited ({self.popen.returncode}) before logging "
-                                     f"{pattern!r}; stderr:\n{self.stderr()}")
-            return None
-        return wait_until(found, timeout, f"the log shows {pattern!r} (x{count}); stderr so far:\n"
-                          f"{self.stderr()}")
+        return self.wait_for_stderr(pattern, count=count, timeout=timeout)
 
     def wait_listening(self, timeout=START_TIMEOUT):
         match = self.wait_for_log(LISTENING.pattern, timeout)
@@ -190,50 +131,28 @@ class Process:
         return self.address
 
     def workers(self):
-        return children_of(self.pid)
+        return self.children()
 
     def wait_workers(self, count, timeout=START_TIMEOUT, exclude=()):
         """Wait until the master has exactly `count` children, none of them
         in `exclude`; returns their pids."""
         def settled():
-            pids = [pid for pid in self.workers() if process_alive(pid)]
+            pids = [pid for pid in self.workers() if processes.process_alive(pid)]
             return pids if len(pids) == count and not set(pids) & set(exclude) else None
         return wait_until(settled, timeout, f"{count} workers (excluding {list(exclude)}); "
                           f"have {self.workers()}; stderr:\n{self.stderr()}")
-
-    def signal(self, number):
-        os.kill(self.pid, number)
-
-    def wait_exit(self, timeout=STOP_TIMEOUT):
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"process {self.pid} still running {timeout}s later; stderr:\n"
-                                 f"{self.stderr()}") from None
 
     def get(self, path="/", **kwargs):
         return request(self.address, "GET", path, **kwargs)
 
 
-class ProcessPool:
-    """Starts processes in their own process groups; kill_all() ends them."""
-
-    def __init__(self, directory):
-        self.directory = pathlib.Path(directory)
-        self.processes = []
+class ProcessPool(processes.ProcessPool):
+    """Starts processes in their own process groups; when the pool closes,
+    every one is killed."""
 
     def start(self, argv, cwd=APPS_DIR, env=None, name=None, **popen_options):
-        name = name or f"proc{len(self.processes)}"
-        stdout_path = self.directory / f"{name}.stdout"
-        stderr_path = self.directory / f"{name}.stderr"
-        full_env = process_env(env)
-        with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
-            popen = subprocess.Popen([str(part) for part in argv], cwd=cwd, env=full_env, stdout=stdout,
-                                     stderr=stderr, stdin=subprocess.DEVNULL, start_new_session=True,
-                                     **popen_options)
-        process = Process(popen, stdout_path, stderr_path)
-        self.processes.append(process)
-        return process
+        process = Process(argv, self.directory, name or self.new_name("proc"), cwd, env, **popen_options)
+        return self.add(process).start()
 
     def ursa(self, *args, name=None, cwd=APPS_DIR, env=None, wait=True, **popen_options):
         """Start `python -m ursa ARGS`; by default wait until it listens."""
@@ -241,21 +160,3 @@ class ProcessPool:
         if wait:
             process.wait_listening()
         return process
-
-    def kill_all(self):
-        for process in self.processes:
-            pids = [process.pid] + process.workers()
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            try:
-                process.popen.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pass
-        self.processes = []

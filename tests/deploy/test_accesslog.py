@@ -10,7 +10,8 @@ import pytest
 
 from ursa.accesslog import AccessLog, FormatError, compile_format
 
-from .harness import STOP_TIMEOUT, wait_until
+from support.processes import STOP_TIMEOUT
+from support.waiting import wait_until
 
 # 127.0.0.1 - - [21/Nov/2026:23:29:41 +0000] "GET /a?b=1 HTTP/1.1" 200 5 "-" "ua"
 COMBINED_LINE = re.compile(r'(?P<h>\S+) (?P<l>\S+) (?P<u>\S+) \[(?P<t>[^\]]+)\] "(?P<r>[^"]*)" (?P<s>\d{3}) '

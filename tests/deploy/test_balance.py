@@ -2,12 +2,12 @@
 while one worker is busy in a slow request once went wholly to the other
 (20 connections to one worker, 0 to the other), and with keep-alive they
 stayed there: half the throughput, and twice the loss when that worker died."""
-import socket
 import threading
 
-from e2e_harness import RawConnection, build_request
+from support.processes import STOP_TIMEOUT
+from support.rawhttp import build_request, connect
 
-from .harness import STOP_TIMEOUT, request
+from .harness import request
 from .test_master import start_with_markers, wait_in_flight
 
 BURST = 20
@@ -15,9 +15,7 @@ BURST = 20
 
 def keep_alive_pids(address, count):
     """Opens `count` connections at once, then asks each which worker holds it."""
-    host, _, port = address[len("http://"):].rpartition(":")
-    conns = [RawConnection(socket.create_connection((host, int(port)), timeout=STOP_TIMEOUT))
-             for _ in range(count)]
+    conns = [connect(address, STOP_TIMEOUT, nodelay=False) for _ in range(count)]
     try:
         for conn in conns:
             conn.send(build_request("GET", "/pid"))

@@ -11,8 +11,11 @@ import pytest
 
 import ursa
 
-from .harness import (APPS_DIR, PYTHON, STOP_TIMEOUT, VENV_BIN, process_env, request, ursa_command,
-                      wait_until)
+from support.processes import STOP_TIMEOUT
+from support.rawhttp import RawConnection
+from support.waiting import wait_until
+
+from .harness import APPS_DIR, PYTHON, VENV_BIN, process_env, request, ursa_command
 
 NOBODY_UID = 65534
 
@@ -229,9 +232,7 @@ def test_keepalive_timeout_closes_idle_connections(procs):
     host, _, port = server.address[len("http://"):].rpartition(":")
     with socket.create_connection((host, int(port)), timeout=STOP_TIMEOUT) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        reply = b""
-        while not reply.endswith(b"hello"):
-            reply += sock.recv(4096)
+        RawConnection(sock, STOP_TIMEOUT).read_response()
         assert sock.recv(4096) == b""  # closed by the server after 0.2 s idle, well before the timeout
 
 

@@ -4,7 +4,10 @@ import signal
 import subprocess
 import textwrap
 
-from .harness import APPS_DIR, STOP_TIMEOUT, process_env, ursa_command, wait_until
+from support.processes import STOP_TIMEOUT
+from support.waiting import wait_until
+
+from .harness import APPS_DIR, process_env, ursa_command
 
 
 def write_config(tmp_path, text, name="ursa.conf.py"):

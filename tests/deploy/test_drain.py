@@ -11,12 +11,15 @@ stop began is no failure: it is how a client learns the server is gone
 and be answered.
 """
 import signal
-import socket
 import threading
 
 import pytest
 
-from .harness import APPS_DIR, PYTHON, STOP_TIMEOUT, process_alive, wait_until
+from support.processes import STOP_TIMEOUT, process_alive
+from support.rawhttp import RawConnection, open_socket, parse_address
+from support.waiting import wait_until
+
+from .harness import APPS_DIR, PYTHON
 from .test_load_reload import stop_clients, total
 
 CLIENTS = 4
@@ -28,7 +31,7 @@ RUN_ONE_PROCESS = """
 import os, sys
 import ursa
 import deployapp
-from ursa.arbiter import describe_socket
+from ursa.addresses import describe_socket
 address = sys.argv[1]
 if address.startswith("unix:"):
     sock = ursa.listen(deployapp.app, address)
@@ -51,20 +54,8 @@ class ClosingClient(threading.Thread):
         self.refusals = []
 
     def connect(self):
-        if self.address.startswith("unix:"):
-            sock = socket.socket(socket.AF_UNIX)
-            target = self.address[len("unix:"):]
-        else:
-            host, _, port = self.address[len("http://"):].rpartition(":")
-            sock = socket.socket(socket.AF_INET)
-            target = (host, int(port))
-        sock.settimeout(STOP_TIMEOUT)
-        try:
-            sock.connect(target)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
+        family, target = parse_address(self.address)
+        return open_socket(family, target, STOP_TIMEOUT, nodelay=False)
 
     def run(self):
         while not self.stop_event.is_set():
@@ -79,12 +70,7 @@ class ClosingClient(threading.Thread):
             with sock:
                 try:
                     sock.sendall(REQUEST)
-                    reply = b""
-                    while True:
-                        chunk = sock.recv(65536)
-                        if not chunk:
-                            break
-                        reply += chunk
+                    reply = RawConnection(sock, STOP_TIMEOUT).read_until_close()
                 except OSError as exc:
                     self.failures.append(f"request {self.completed}: {exc!r}")
                     continue

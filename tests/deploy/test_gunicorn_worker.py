@@ -4,7 +4,10 @@ import signal
 import textwrap
 import threading
 
-from .harness import STOP_TIMEOUT, VENV_BIN, process_alive, request, wait_until
+from support.processes import STOP_TIMEOUT, process_alive
+from support.waiting import wait_until
+
+from .harness import VENV_BIN, request
 from .test_master import wait_in_flight
 
 
@@ -187,3 +190,22 @@ def test_gunicorn_reload_restarts_workers_on_change(procs, tmp_path):
         bump_mtime(write_app(tmp_path, b"two"))
         return serves(server, b"two")
     wait_until(edited_and_serving, STOP_TIMEOUT, "the new code serves", interval=0.5)
+
+
+def test_gunicorn_serves_an_asgi_app_with_its_lifespan(procs, tmp_path):
+    log = tmp_path / "lifespan.log"
+    access = tmp_path / "access.log"
+    server, _ = start_gunicorn(procs, tmp_path, "-w", "2", "-b", "127.0.0.1:0", "--access-logfile", access,
+                               app="asgiapp:app", env={"ASGIAPP_LIFESPAN_LOG": str(log)})
+    workers = server.wait_workers(2)
+    wait_until(lambda: log.exists() and len(log.read_text().splitlines()) == 2, STOP_TIMEOUT,
+               "each worker ran the startup")
+    served_by = {int(server.get("/pid")[2]) for _ in range(20)}
+    assert served_by <= set(workers)
+    assert json.loads(server.get("/scope")[2])["http_version"] == "1.1"
+    assert request(server.address, "POST", "/echo", body=b"y" * 100_000)[2] == b"y" * 100_000
+    wait_until(lambda: access.exists() and '"GET /scope HTTP/1.1" 200' in access.read_text(), STOP_TIMEOUT,
+               "gunicorn's access log has the request")
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit() == 0
+    assert sorted(line.split()[0] for line in log.read_text().splitlines()) == ["shutdown"] * 2 + ["startup"] * 2

@@ -13,7 +13,10 @@ import http.client
 import signal
 import threading
 
-from .harness import STOP_TIMEOUT, connection_to, process_alive, request, wait_until
+from support.processes import STOP_TIMEOUT, process_alive
+from support.waiting import wait_until
+
+from .harness import connection_to, request
 from .test_master import slow_request_in_background, start_with_markers, wait_in_flight
 
 REQUESTS_BEFORE_HUP = 800

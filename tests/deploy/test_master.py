@@ -6,7 +6,10 @@ import threading
 
 import pytest
 
-from .harness import STOP_TIMEOUT, process_alive, request, wait_until
+from support.processes import STOP_TIMEOUT, process_alive
+from support.waiting import wait_until
+
+from .harness import request
 
 
 def slow_request_in_background(server, seconds, results):

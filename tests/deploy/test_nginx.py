@@ -14,7 +14,11 @@ import textwrap
 
 import pytest
 
-from .harness import STOP_TIMEOUT, children_of, connect_as, free_port, wait_until
+from support.processes import STOP_TIMEOUT, children_of, free_port
+from support.rawhttp import RawConnection
+from support.waiting import wait_until
+
+from .harness import connect_as
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 BIND_ATTEMPTS = 3
@@ -110,13 +114,18 @@ def start_nginx(procs, parent, tcp_address=None, unix_path=None, user=None):
     pytest.fail(f"nginx found no free port in {BIND_ATTEMPTS} attempts")
 
 
-@pytest.fixture
-def stack(procs, tmp_path):
-    """ursa (2 workers, TCP + unix socket) behind nginx: (nginx_port, ursa_process, unix_path)."""
+def start_stack(procs, tmp_path, app):
+    """ursa serving `app` (2 workers, TCP + unix socket) behind nginx:
+    (nginx_port, ursa_process, unix_path)."""
     unix_path = tmp_path / "ursa.sock"
-    ursa = procs.ursa("-b", "127.0.0.1:0", "-b", f"unix:{unix_path}", "-w", "2", "deployapp:app")
+    ursa = procs.ursa("-b", "127.0.0.1:0", "-b", f"unix:{unix_path}", "-w", "2", app)
     port, _ = start_nginx(procs, tmp_path, ursa.address[len("http://"):], unix_path)
     return port, ursa, unix_path
+
+
+@pytest.fixture
+def stack(procs, tmp_path):
+    return start_stack(procs, tmp_path, "deployapp:app")
 
 
 def through_nginx(port, method, path, body=None, headers=None, connection=None):
@@ -252,9 +261,35 @@ def test_a_client_without_host_still_reaches_the_app(stack, route):
     port, _, _ = stack
     with socket.create_connection(("127.0.0.1", port), timeout=STOP_TIMEOUT) as sock:
         sock.sendall(f"GET /{route}/environ HTTP/1.0\r\n\r\n".encode())
-        reply = b""
-        while chunk := sock.recv(65536):
-            reply += chunk
+        reply = RawConnection(sock, STOP_TIMEOUT).read_until_close()
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200"), reply
     assert json.loads(body)["HTTP_HOST"] == SERVER_NAME
+
+
+@pytest.fixture
+def asgi_stack(procs, tmp_path):
+    return start_stack(procs, tmp_path, "asgiapp:app")
+
+
+@pytest.mark.parametrize("route", ["tcp", "unix"])
+def test_asgi_app_behind_nginx_sees_the_client_and_its_scheme(asgi_stack, route):
+    port, _, _ = asgi_stack
+    status, _, body = through_nginx(port, "GET", f"/{route}/scope", headers={"Host": "shop.example:8443"})
+    scope = json.loads(body)
+    assert status == 200
+    # nginx sends X-Forwarded-Proto and X-Forwarded-For from 127.0.0.1 or the
+    # unix socket, both trusted by default (forwarded_allow_ips).
+    assert (scope["scheme"], scope["client"][0], scope["host"]) == ("http", "127.0.0.1", "shop.example:8443")
+    payload = bytes(range(256)) * 1024
+    status, _, echoed = through_nginx(port, "POST", f"/{route}/echo", body=payload)
+    assert (status, echoed) == (200, payload)
+
+
+def test_asgi_keep_alive_upstream_serves_many_requests(asgi_stack):
+    port, _, unix_path = asgi_stack
+    client = http.client.HTTPConnection("127.0.0.1", port, timeout=STOP_TIMEOUT)
+    for _ in range(50):
+        assert through_nginx(port, "GET", "/unix/", connection=client)[2] == b"hello"
+    client.close()
+    assert connected_unix_sockets(unix_path) == 1

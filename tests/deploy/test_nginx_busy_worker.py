@@ -7,7 +7,9 @@ import threading
 
 import pytest
 
-from .harness import STOP_TIMEOUT, free_port, wait_until
+from support.processes import STOP_TIMEOUT, free_port
+from support.waiting import wait_until
+
 from .test_nginx import NGINX, nginx_config, pytestmark  # noqa: F401  (skipped without nginx)
 
 KEEPALIVE = 2

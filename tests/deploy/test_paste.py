@@ -6,7 +6,10 @@ import textwrap
 
 import pytest
 
-from .harness import APPS_DIR, PYTHON, STOP_TIMEOUT, free_port, process_alive, request, wait_until
+from support.processes import STOP_TIMEOUT, free_port, process_alive
+from support.waiting import wait_until
+
+from .harness import APPS_DIR, PYTHON, request
 
 
 def write_ini(tmp_path, server_options, name="app.ini"):

@@ -12,7 +12,10 @@ import signal
 
 import pytest
 
-from .harness import APPS_DIR, LISTENING, STOP_TIMEOUT, connect_as, file_text, wait_for_text, wait_until
+from support.processes import STOP_TIMEOUT
+from support.waiting import file_text, wait_for_text, wait_until
+
+from .harness import APPS_DIR, LISTENING, connect_as
 from .test_cli import assert_one_line_error, run_ursa_to_exit
 from .test_master import assert_all_gone, process_reopened
 

@@ -2,7 +2,8 @@
 import os
 import signal
 
-from .harness import STOP_TIMEOUT, wait_until
+from support.processes import STOP_TIMEOUT
+from support.waiting import wait_until
 
 APP_TEMPLATE = '''
 def app(environ, start_response):

@@ -9,7 +9,10 @@ import signal
 import threading
 import time
 
-from .harness import STOP_TIMEOUT, children_of, process_alive, request, wait_until
+from support.processes import STOP_TIMEOUT, children_of, process_alive
+from support.waiting import wait_until
+
+from .harness import request
 from .test_load_reload import LoadClient, stop_clients, total
 
 WORKERS = 2

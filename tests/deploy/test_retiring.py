@@ -12,7 +12,9 @@ import socket
 import threading
 import time
 
-from .harness import STOP_TIMEOUT, wait_until
+from support.processes import STOP_TIMEOUT
+from support.rawhttp import ConnectionClosed, IncompleteBody, RawConnection
+from support.waiting import wait_until
 
 REQUEST = b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -56,21 +58,12 @@ class LoopingClient(threading.Thread):
             self.sock.close()
 
     def read_response(self):
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError(f"EOF before a response; got {data!r}")
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").lower().split("\r\n")
-        length = int(next(line for line in lines if line.startswith("content-length:")).split(":")[1])
-        while len(body) < length:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("EOF inside a body")
-            body += chunk
-        return head, "connection: close" in lines
+        """(the response's head, whether it says Connection: close); ConnectionError at an EOF."""
+        try:
+            response = RawConnection(self.sock, STOP_TIMEOUT).read_response()
+        except (ConnectionClosed, IncompleteBody) as error:
+            raise ConnectionError(f"EOF before a complete response: {error}") from None
+        return response.raw_head, (response.header("Connection") or "").lower() == "close"
 
     def stop(self):
         self.running = False

@@ -7,7 +7,9 @@ import subprocess
 
 import pytest
 
-from .harness import APPS_DIR, PYTHON, STOP_TIMEOUT, process_env
+from support.processes import STOP_TIMEOUT
+
+from .harness import APPS_DIR, PYTHON, process_env
 from .test_cli import assert_one_line_error, run_ursa_to_exit
 
 

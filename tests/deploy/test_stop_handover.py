@@ -10,7 +10,10 @@ import signal
 import socket
 import threading
 
-from .harness import APPS_DIR, PYTHON, STOP_TIMEOUT, request, wait_until
+from support.processes import STOP_TIMEOUT
+from support.waiting import wait_until
+
+from .harness import APPS_DIR, PYTHON, request
 
 SERVE_INHERITED_SOCKET = """
 import socket, sys

@@ -6,7 +6,9 @@ import json
 import signal
 import socket
 
-from .harness import APPS_DIR, PYTHON, STOP_TIMEOUT, request, ursa_command
+from support.processes import STOP_TIMEOUT
+
+from .harness import APPS_DIR, PYTHON, request, ursa_command
 
 # What systemd does between fork and exec: move the sockets to fds 3, 4, ...
 # and set LISTEN_PID to the pid that execs the service.

@@ -6,7 +6,10 @@ import os
 import re
 import signal
 
-from .harness import STOP_TIMEOUT, children_of, process_alive, request, wait_until
+from support.processes import STOP_TIMEOUT, children_of, process_alive
+from support.waiting import wait_until
+
+from .harness import request
 from .test_load_reload import LoadClient, stop_clients, total
 
 REQUESTS_PER_PHASE = 300

@@ -16,7 +16,10 @@ import threading
 
 import pytest
 
-from .harness import APPS_DIR, STOP_TIMEOUT, VENV_BIN, request, wait_until
+from support.processes import STOP_TIMEOUT
+from support.waiting import wait_until
+
+from .harness import APPS_DIR, VENV_BIN, request
 
 pytest.importorskip("Zope2", reason="Zope is installed from requirements-dev.txt")
 

@@ -9,7 +9,7 @@ connections); they run in CI but can be left out with ``-m "not heavy"``.
 """
 import pytest
 
-from .support import HostilePool
+from .harness import HostilePool
 
 
 def pytest_configure(config):
@@ -19,9 +19,8 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="module")
 def module_pool(tmp_path_factory, request):
-    pool = HostilePool(tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2]))
-    yield pool
-    pool.stop_all()
+    with HostilePool.for_module(tmp_path_factory, request) as pool:
+        yield pool
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +31,5 @@ def hostile(module_pool):
 
 @pytest.fixture
 def hostile_pool(tmp_path):
-    pool = HostilePool(tmp_path)
-    yield pool
-    pool.stop_all()
+    with HostilePool(tmp_path) as pool:
+        yield pool

@@ -2,7 +2,7 @@
 
     python tests/robustness/hostile_server.py [--backlog N] [--access-log] [--option NAME=JSON ...]
 
-Binds 127.0.0.1 on an ephemeral port, prints the line tests/e2e_harness.py
+Binds 127.0.0.1 on an ephemeral port, prints the line tests/support/servers.py
 waits for,  LISTENING {"pid": ..., "addresses": [...]},  then serves until
 SIGTERM. The soft limit on open files is raised to the hard limit first, so
 that a test can hold thousands of connections.

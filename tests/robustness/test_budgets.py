@@ -10,7 +10,11 @@ import socket
 
 import pytest
 
-from .support import SANITIZED, assert_rejected, build_request, wait_until
+from support.processes import SANITIZED
+from support.rawhttp import build_request
+from support.waiting import wait_until
+
+from .harness import assert_rejected
 
 KIB = 1024
 MIB = 1024 * KIB

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from .support import build_request, wait_until
+from support.rawhttp import build_request
+from support.waiting import wait_until
 
 _serial = itertools.count()
 BIG_STREAM = 1 << 30  # never read to the end by these tests

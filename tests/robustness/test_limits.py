@@ -8,7 +8,10 @@ import time
 
 import pytest
 
-from .support import SANITIZED, assert_rejected, build_request, send_and_expect_rejection
+from support.processes import SANITIZED
+from support.rawhttp import build_request
+
+from .harness import assert_rejected, send_and_expect_rejection
 
 GIB = 1 << 30
 SMALL_LIMITS = {"max_request_line": 64, "max_header_line": 128, "max_headers": 5, "max_header_bytes": 512,

@@ -12,7 +12,11 @@ import time
 
 import pytest
 
-from .support import HERE, SANITIZED, build_request, percentile, wait_until
+from support.processes import SANITIZED
+from support.rawhttp import build_request
+from support.waiting import wait_until
+
+from .harness import HERE, percentile
 
 CROWD = HERE / "crowd.py"
 MIB = 1 << 20

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from .support import build_request
+from support.rawhttp import build_request
 
 _tokens = itertools.count()
 

@@ -6,7 +6,7 @@ import pathlib
 import subprocess
 import sys
 
-from .support import SANITIZED
+from support.processes import SANITIZED
 
 SOAK = pathlib.Path(__file__).resolve().parents[2] / "scripts" / "soak.py"
 

@@ -11,7 +11,9 @@ import pytest
 
 import ursa
 
-from .support import assert_rejected, build_request
+from support.rawhttp import build_request
+
+from .harness import assert_rejected
 
 TIMEOUT = 0.75  # each timeout of the `quick` server
 LATE = 10.0     # "much later than the timeout": generous, for a loaded machine

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "asgi/call.h"
+#include "common/exceptions.h"
 #include "asgi/loop.h"
 #include "asgi/scope.h"
 #include "transport/serve.h"
@@ -87,7 +88,8 @@ static void task_finished(asgi_call *call, PyObject *task)
     if (x == NULL) {
         /* The response is over: only an error is worth telling. */
         if (exception != NULL && exception != Py_None) {
-            PyErr_SetObject((PyObject *)Py_TYPE(exception), exception);
+            Py_INCREF(exception);
+            exception_raise(exception);
             if (call->disconnected && PyErr_ExceptionMatches(state->client_disconnected))
                 PyErr_Clear();
             else
@@ -100,7 +102,8 @@ static void task_finished(asgi_call *call, PyObject *task)
     if (was_cancelled) {
         log_error(state, "ursa: the ASGI application's task was cancelled before its response was complete");
     } else if (exception != Py_None) {
-        PyErr_SetObject((PyObject *)Py_TYPE(exception), exception);
+        Py_INCREF(exception);
+        exception_raise(exception);
         report_app_exception(call, s);
     } else if (!call->started) {
         log_error(state, "ursa: the ASGI application returned without sending a response");
@@ -267,6 +270,13 @@ static void on_loop_fatal(void *data)
     server_report_exception(data, "ursa: the event loop failed");
 }
 
+/* The app's callbacks ran: their time is not its clients' (see
+ * server_network_time), as for a WSGI app's call. */
+static void after_app_callbacks(void *data, double started)
+{
+    server_app_returned(data, started);
+}
+
 static int make_task_call(asgi_server *a)
 {
     PyObject *asyncio = PyImport_ImportModule("asyncio");
@@ -332,6 +342,7 @@ static int asgi_server_start(server *s)
         goto error;
     a->loop_entered = 1;
     event_loop_on_fatal(a->event_loop, on_loop_fatal, s);
+    event_loop_after_callbacks(a->event_loop, after_app_callbacks, s);
     return 0;
 error:
     asgi_server_end(s);
@@ -344,6 +355,8 @@ static void asgi_server_end(server *s)
     asgi_server *a = asgi_server_of(s);
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback); /* a failed start's, raised by serve() */
+    if (a->event_loop != NULL)
+        event_loop_after_callbacks(a->event_loop, NULL, NULL);
     if (a->loop_entered) {
         a->loop_entered = 0;
         if (event_loop_exit(a->event_loop) < 0)

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "common/exceptions.h"
 #include "common/state.h"
 
 struct timer_handle;
@@ -61,6 +62,9 @@ typedef struct EventLoopCoreObject {
     PyObject *failure;
     void (*on_fatal)(void *data);
     void *on_fatal_data;
+    /* Told after each run of callbacks, with ev_now() from before it. */
+    void (*after_callbacks)(void *data, double started);
+    void *after_callbacks_data;
 } EventLoopCoreObject;
 
 /* The clock of loop.time() and of every timer: time.monotonic()'s. */
@@ -78,11 +82,6 @@ int ready_push(ready_queue *queue, PyObject *item);
 PyObject *ready_pop(ready_queue *queue);
 void ready_clear(ready_queue *queue);
 int ready_traverse(ready_queue *queue, visitproc visit, void *arg);
-
-/* The current exception, taken out of the thread state (NULL if none). */
-PyObject *exception_take(void);
-/* Make `exception` (a reference that is taken) the current one. */
-void exception_raise(PyObject *exception);
 
 /* The loop cannot go on: a callback raised SystemExit or KeyboardInterrupt,
  * or the loop itself failed (out of memory in a watcher). Takes the current

@@ -25,7 +25,9 @@ static void on_drain(struct ev_loop *loop, ev_check *w, int revents)
     }
     /* What is ready now, not what these callbacks add: that waits for the
      * next iteration, as in asyncio's _run_once. */
-    for (size_t n = self->ready.count; n > 0 && self->ready.count > 0; n--) {
+    double started = ev_now(loop);
+    size_t ran = 0;
+    for (size_t n = self->ready.count; n > 0 && self->ready.count > 0; n--, ran++) {
         PyObject *h = ready_pop(&self->ready);
         int status = handle_run(self, h);
         Py_DECREF(h);
@@ -34,6 +36,8 @@ static void on_drain(struct ev_loop *loop, ev_check *w, int revents)
             return;
         }
     }
+    if (ran > 0 && self->after_callbacks != NULL)
+        self->after_callbacks(self->after_callbacks_data, started);
     if (self->stopping && self->mode == LOOP_RUNNING_ITSELF) {
         ev_break(loop, EVBREAK_ONE);
         return;
@@ -503,6 +507,13 @@ void event_loop_on_fatal(PyObject *event_loop, void (*handler)(void *data), void
     EventLoopCoreObject *self = (EventLoopCoreObject *)event_loop;
     self->on_fatal = handler;
     self->on_fatal_data = data;
+}
+
+void event_loop_after_callbacks(PyObject *event_loop, void (*hook)(void *data, double started), void *data)
+{
+    EventLoopCoreObject *self = (EventLoopCoreObject *)event_loop;
+    self->after_callbacks = hook;
+    self->after_callbacks_data = data;
 }
 
 int event_loop_call_soon(PyObject *event_loop, PyObject *callable, PyObject *arg)

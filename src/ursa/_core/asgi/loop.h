@@ -55,6 +55,11 @@ int event_loop_exit(PyObject *event_loop);
  * event_loop_exit(). */
 void event_loop_on_fatal(PyObject *event_loop, void (*handler)(void *data), void *data);
 
+/* `hook(data, started)` follows each run of ready callbacks (app code),
+ * `started` being ev_now() from before them: the server counts that time
+ * as the app's (server_app_returned), not as its clients'. NULL: none. */
+void event_loop_after_callbacks(PyObject *event_loop, void (*hook)(void *data, double started), void *data);
+
 /* Queue `callable(arg)` (`callable()` when `arg` is NULL) to run in a copy
  * of the current context, as loop.call_soon() does but without a Python
  * call. From a watcher's callback it runs in the same libev iteration;

@@ -3,6 +3,8 @@
 #endif
 #include "common/state.h"
 
+#include "common/exceptions.h"
+
 PyObject *refuse_instantiation(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     (void)args;
@@ -13,13 +15,7 @@ PyObject *refuse_instantiation(PyTypeObject *type, PyObject *args, PyObject *kwa
 
 void log_error(module_state *state, const char *message)
 {
-    PyObject *exc_type, *exc, *traceback;
-    PyErr_Fetch(&exc_type, &exc, &traceback);
-    if (exc_type != NULL) {
-        PyErr_NormalizeException(&exc_type, &exc, &traceback);
-        if (traceback != NULL)
-            PyException_SetTraceback(exc, traceback);
-    }
+    PyObject *exc = exception_take();
     if (state->error_logger == NULL) {
         PyObject *logging = PyImport_ImportModule("logging");
         if (logging != NULL) {
@@ -43,14 +39,12 @@ void log_error(module_state *state, const char *message)
         /* Logging itself failed: say so on stderr rather than lose it. */
         PyErr_Clear();
         fprintf(stderr, "%s\n", message);
-        if (exc_type != NULL) {
-            PyErr_Restore(exc_type, exc, traceback);
+        if (exc != NULL) {
+            exception_raise(exc);
             PyErr_Print();
             return;
         }
     }
     PyErr_Clear();
-    Py_XDECREF(exc_type);
     Py_XDECREF(exc);
-    Py_XDECREF(traceback);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/exceptions.h"
 #include "transport/conn.h"
 #include "transport/listener.h"
 
@@ -90,14 +91,7 @@ void server_interrupt(server *s)
 {
     int again = s->stopping;
     if (s->interrupt == NULL) {
-        PyObject *type, *value, *traceback;
-        PyErr_Fetch(&type, &value, &traceback);
-        PyErr_NormalizeException(&type, &value, &traceback);
-        if (value != NULL && traceback != NULL)
-            PyException_SetTraceback(value, traceback);
-        Py_XDECREF(type);
-        Py_XDECREF(traceback);
-        s->interrupt = value;
+        s->interrupt = exception_take();
     } else {
         PyErr_Clear();
     }
@@ -236,9 +230,14 @@ int server_serve(module_state *state, PyObject *app, const int *listen_fds, size
     ev_run(s.loop, 0);
     close_all(&s); /* only after ev_break with connections still open */
     state->running = NULL;
+    /* The protocol's end may run the loop again (an ASGI app's shutdown):
+     * none of the server's own timers may fire in it. */
+    ev_timer_stop(s.loop, &s.graceful_timer);
+    ev_timer_stop(s.loop, &s.accept_retry);
 
     if (s.interrupt != NULL) {
-        PyErr_SetObject((PyObject *)Py_TYPE(s.interrupt), s.interrupt);
+        exception_raise(s.interrupt);
+        s.interrupt = NULL;
         goto cleanup;
     }
     result = 0;

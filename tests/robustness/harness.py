@@ -1,20 +1,17 @@
-"""Shared pieces of the robustness tests: the server process (hostile_server.py
-under tests/e2e_harness.py's ServerProcess), what /proc says about it, and
-the checks every rejection must pass.
+"""The robustness tests' layer over tests/support: the server process
+(hostile_server.py under support.servers.ServerProcess), what /proc says
+about it, and the checks every rejection must pass.
 """
 import json
-import os
 import pathlib
 import sys
 
-from e2e_harness import ServerPool, ServerProcess, build_request, wait_until
+from support.processes import fd_count, open_fds, rss_kib
+from support.servers import ServerPool, ServerProcess
+from support.waiting import wait_until
 
 HERE = pathlib.Path(__file__).resolve().parent
 LAUNCHER = HERE / "hostile_server.py"
-
-# Under ASan every allocation carries redzones and quarantine: RSS says
-# nothing about ursa's own memory there, so those assertions are skipped.
-SANITIZED = os.environ.get("URSA_SANITIZE") == "1"
 
 # Keeps teardown short: a test that leaves a half-sent request behind must
 # not hold the server's graceful stop for the 30 s default.
@@ -31,33 +28,23 @@ class HostileServer(ServerProcess):
         merged = dict(TEST_DEFAULTS, **(options or {}))
         super().__init__(log_dir, name, options=merged)
         self.options = merged
-        self.command = [sys.executable, str(LAUNCHER), "--backlog", str(backlog)]
+        self.argv = [sys.executable, str(LAUNCHER), "--backlog", str(backlog)]
         if access_log:
-            self.command.append("--access-log")
+            self.argv.append("--access-log")
         for option, value in merged.items():
-            self.command += ["--option", f"{option}={json.dumps(value)}"]
+            self.argv += ["--option", f"{option}={json.dumps(value)}"]
 
     # -- what the kernel says about the process
 
     def fd_count(self):
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
+        return fd_count(self.pid)
 
     def fds(self):
         """{fd: target} of the open descriptors, for messages."""
-        result = {}
-        for name in os.listdir(f"/proc/{self.pid}/fd"):
-            try:
-                result[int(name)] = os.readlink(f"/proc/{self.pid}/fd/{name}")
-            except FileNotFoundError:
-                pass
-        return result
+        return open_fds(self.pid)
 
     def rss_kib(self):
-        with open(f"/proc/{self.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        raise AssertionError(f"no VmRSS in /proc/{self.pid}/status")
+        return rss_kib(self.pid)
 
     def wait_fd_count(self, expected, timeout=10.0, what="the server's fd count returns to its baseline"):
         try:
@@ -84,12 +71,11 @@ class HostileServer(ServerProcess):
 
 
 class HostilePool(ServerPool):
-    """Starts HostileServers; stops them (SIGTERM, exit 0 required) at teardown."""
+    """Starts HostileServers; stops them (SIGTERM, exit 0 required) when it closes."""
 
     def start(self, name=None, options=None, backlog=1024, access_log=False):
-        server = HostileServer(self.log_dir, name or f"hostile{len(self.servers)}", options, backlog, access_log)
-        self.servers.append(server)
-        return server.start()
+        server = HostileServer(self.directory, name or self.new_name("hostile"), options, backlog, access_log)
+        return self.add(server).start()
 
 
 # ---------------------------------------------------------------- rejections
@@ -121,7 +107,3 @@ def percentile(values, fraction):
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, int(round(fraction * len(ordered) + 0.5)) - 1))
     return ordered[index]
-
-
-__all__ = ["HostileServer", "HostilePool", "assert_rejected", "send_and_expect_rejection", "percentile",
-           "build_request", "wait_until", "HERE", "SANITIZED"]
