@@ -2,8 +2,10 @@
 
 The ASGI counterparts of apps.py, answering with the same bodies: raw ASGI
 apps as cheap as their scenario allows, so that what is measured is the
-server's work (parsing, the scope, receive and send); and a Starlette and a
-FastAPI app, to show what is left of a server's advantage under a framework.
+server's work (parsing, the scope, receive and send): hello, a body echoed,
+a streamed request body counted; and a Starlette and a FastAPI app (JSON
+out, and a pydantic model in and out), to show what is left of a server's
+advantage under a framework.
 
 Lifespan is on everywhere: every server runs the lifespan protocol (ursa's
 lifespan="auto", uvicorn lifespan="on", granian's "asgi" interface,
@@ -12,13 +14,16 @@ _lifespan(), Starlette and FastAPI by themselves.
 """
 import json
 
-from apps import HELLO_BODY, JSON_MESSAGE, LARGE_BODY, STREAM_CHUNK, loader
+from apps import HELLO_BODY, JSON_MESSAGE, loader
 
-# The streamed response: this many sends of 1 KiB, each with more_body but the last (the
-# WSGI generator yields 100).
-STREAM_CHUNK_COUNT = 10
-# FastAPI (Starlette's JSONResponse) writes JSON without spaces.
+# Starlette's JSONResponse (FastAPI's too) writes JSON without spaces.
 COMPACT_JSON_BODY = json.dumps(JSON_MESSAGE, separators=(",", ":")).encode()
+# What the FastAPI POST scenario sends, and gets back: its pydantic model, validated and dumped.
+ITEM = {"name": "widget", "price": 9.5, "tags": ["bench", "asgi"]}
+ITEM_BODY = json.dumps(ITEM, separators=(",", ":")).encode()
+# The streamed request body: this many chunks of 1 KiB, sent with Transfer-Encoding: chunked.
+UPLOAD_CHUNK = b"u" * 1024
+UPLOAD_CHUNK_COUNT = 100
 
 
 async def _lifespan(receive, send):
@@ -47,20 +52,6 @@ def _answering(make_body, content_type):
 
 
 hello = _answering(lambda: HELLO_BODY, b"text/plain")
-# Serialised on every request, as an API view would.
-json_hello = _answering(lambda: json.dumps(JSON_MESSAGE).encode(), b"application/json")
-large = _answering(lambda: LARGE_BODY, b"application/octet-stream")
-
-
-async def stream(scope, receive, send):
-    if scope["type"] != "http":
-        return await _lifespan(receive, send)
-    # No content-length: an HTTP/1.1 server must send this chunked.
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/octet-stream")]})
-    for index in range(STREAM_CHUNK_COUNT):
-        await send({"type": "http.response.body", "body": STREAM_CHUNK,
-                    "more_body": index < STREAM_CHUNK_COUNT - 1})
 
 
 async def echo(scope, receive, send):
@@ -77,21 +68,42 @@ async def echo(scope, receive, send):
     await _respond(send, b"".join(chunks), b"application/octet-stream")
 
 
-def starlette_hello():
-    """A Starlette app answering "/" with the hello body (PlainTextResponse)."""
+async def length(scope, receive, send):
+    """Reads the request body with receive(), as it arrives, and answers its length."""
+    if scope["type"] != "http":
+        return await _lifespan(receive, send)
+    total = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        total += len(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    await _respond(send, b"%d" % total, b"text/plain")
+
+
+def starlette_json():
+    """A Starlette app answering "/" with JSON_MESSAGE (JSONResponse)."""
     from starlette.applications import Starlette
-    from starlette.responses import PlainTextResponse
+    from starlette.responses import JSONResponse
     from starlette.routing import Route
 
     async def index(request):
-        return PlainTextResponse(HELLO_BODY.decode())
+        return JSONResponse(JSON_MESSAGE)
 
     return Starlette(routes=[Route("/", index)])
 
 
-def fastapi_json():
-    """A FastAPI app whose "/" endpoint returns a dict (FastAPI's JSON response)."""
+def fastapi_app():
+    """A FastAPI app: GET "/" returns a dict, POST "/items" takes and returns a pydantic model."""
     from fastapi import FastAPI
+    from pydantic import BaseModel
+
+    class Item(BaseModel):
+        name: str
+        price: float
+        tags: list[str] = []
 
     app = FastAPI()
 
@@ -99,12 +111,16 @@ def fastapi_json():
     async def index():
         return dict(JSON_MESSAGE)
 
+    @app.post("/items")
+    async def create_item(item: Item):
+        return item
+
     return app
 
 
 # The same names as their WSGI counterparts in apps.APPS, whose scenarios they answer.
-APPS = dict(hello=hello, json=json_hello, large=large, stream=stream, echo=echo)
+APPS = dict(hello=hello, echo=echo, length=length)
 # Built only by the server that serves them, as apps.APP_FACTORIES.
-APP_FACTORIES = dict(starlette=starlette_hello, fastapi=fastapi_json)
+APP_FACTORIES = dict(starlette=starlette_json, fastapi=fastapi_app)
 APP_NAMES = (*APPS, *APP_FACTORIES)
 load_app = loader(APPS, APP_FACTORIES)

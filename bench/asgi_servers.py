@@ -5,6 +5,8 @@
 does for the ASGI servers and apps (asgi_apps.APP_NAMES) what servers.py does
 for the WSGI ones: listens on 127.0.0.1, prints "port N" and serves APP until
 SIGINT, one worker in one process (granian keeps a main process beside it).
+Where a server serves both families its ASGI entry has its own name
+(ursa-asgi, granian-asgi), so one run's tables and chart tell them apart.
 Every server runs the apps' lifespan (see asgi_apps.py) and writes no access
 log; the rest is each server's defaults.
 """
@@ -46,12 +48,12 @@ def _serve_with_hypercorn(app_name, load_app):
 
 
 SERVERS = {server.name: server for server in (
-    Server("ursa", functools.partial(serve_with_ursa, interface="asgi"),
+    Server("ursa-asgi", functools.partial(serve_with_ursa, interface="asgi"),
            "ursa.listen(interface='asgi') + ursa.run(): asyncio on ursa.eventloop", "ursa", required=True),
     Server("uvicorn", _serve_with_uvicorn, "uvicorn.Server(loop='uvloop', http='httptools', workers=1).run(), "
            "access log off", "uvicorn", requires=("uvloop", "httptools"), required=True),
-    Server("granian", functools.partial(serve_with_granian, interface="asgi"),
-           "Granian(interface='asgi', workers=1), default runtime: main + worker process", "granian",
+    Server("granian-asgi", functools.partial(serve_with_granian, interface="asgi"),
+           "Granian(interface='asgi', workers=1, runtime_threads=1): main + worker process", "granian",
            single_process=False,
            holds_idle_connections=False),  # its backpressure (1024) bounds the connections it serves
     Server("hypercorn", _serve_with_hypercorn, "hypercorn.asyncio.serve() under uvloop.run(): its uvloop "

@@ -93,8 +93,9 @@ def serve_with_granian(app_name, load_app, interface="wsgi"):
     # Granian's worker binds the socket itself, so the port is picked here.
     # Its worker is forked and calls the loader, which builds the app there.
     port = free_port()
+    # One worker with one runtime thread (granian's default, said outright): one core's worth.
     server = Granian("bench", address=HOST, port=port, interface=Interfaces(interface), workers=1,
-                     log_level=LogLevels.warning)
+                     runtime_threads=1, log_level=LogLevels.warning)
     announce_port(port)
     server.serve(target_loader=lambda _target: load_app(app_name))
 
@@ -221,24 +222,26 @@ class Server:
     def serves(self, app_name):
         return self.apps is None or app_name in self.apps
 
-    def unavailable_reason(self, environment):
-        """None if the benchmark's Python (or the machine) can run this server, else why not.
+    def unavailable_reason(self, environment, python=None):
+        """None if the servers' Python (or the machine) can run this server, else why not.
 
         The import also writes the server's bytecode cache before any measurement."""
         import subprocess  # harness only, as below
 
         if self.package is None:
             return None if os.access(NGINX, os.X_OK) else f"{NGINX} not found (apt-get install nginx)"
+        python = python or sys.executable
         modules = ", ".join((self.package, *self.requires))
-        probe = subprocess.run([sys.executable, "-c", f"import {modules}"],
+        probe = subprocess.run([python, "-c", f"import {modules}"],
                                capture_output=True, text=True, timeout=60, env=environment)
         if probe.returncode == 0:
             return None
         last_line = (probe.stderr.strip().splitlines() or ["(no error output)"])[-1]
-        return f"cannot import {modules} with {sys.executable}: {last_line}"
+        return f"cannot import {modules} with {python}: {last_line}"
 
-    def version(self):
-        import importlib.metadata
+    def version(self, environment=None, python=None):
+        """The version of the server's distribution (and of those it runs with), in the servers' Python."""
+        import json
         import re
         import subprocess
 
@@ -246,12 +249,16 @@ class Server:
             completed = subprocess.run([NGINX, "-v"], capture_output=True, text=True)
             match = re.search(r"nginx/(\S+)", completed.stderr)
             return match.group(1) if match else "unknown"
-        versions = []
-        for package in (self.package, *self.requires):
-            try:
-                versions.append(importlib.metadata.version(package))
-            except importlib.metadata.PackageNotFoundError:
-                versions.append("unknown")
+        probe = ("import importlib.metadata as m, json, sys\n"
+                 "def version(name):\n"
+                 "    try: return m.version(name)\n"
+                 "    except m.PackageNotFoundError: pass\n"
+                 "    try: return __import__(name).__version__\n"  # ursa from src/, not installed
+                 "    except Exception: return 'unknown'\n"
+                 "print(json.dumps([version(name) for name in sys.argv[1:]]))")
+        completed = subprocess.run([python or sys.executable, "-c", probe, self.package, *self.requires],
+                                   capture_output=True, text=True, timeout=60, env=environment)
+        versions = json.loads(completed.stdout) if completed.returncode == 0 else ["unknown"] * (1 + len(self.requires))
         with_requires = ", ".join(f"{package} {version}" for package, version in zip(self.requires, versions[1:]))
         return f"{versions[0]} ({with_requires})" if with_requires else versions[0]
 
