@@ -1,16 +1,21 @@
-"""Benchmark of ursa against bjoern, the other WSGI servers, and nginx as the ceiling;
-or, with --family asgi, against uvicorn and the other ASGI servers.
+"""Benchmark of ursa against bjoern, the other WSGI servers and nginx as the ceiling, and of ursa's
+ASGI against uvicorn, granian and hypercorn.
 
-    .venv/bin/python bench/compare.py                 # every server and scenario, about 15 minutes
+    .venv/bin/python bench/compare.py                 # every server and scenario, about 30 minutes
     .venv/bin/python bench/compare.py --quick         # smoke run, a few minutes
     .venv/bin/python bench/compare.py --servers ursa,bjoern --scenarios hello,flask
     .venv/bin/python bench/compare.py --memory-only   # RSS at start and per idle connection
-    .venv/bin/python bench/compare.py --family asgi   # the ASGI servers, about 10 minutes
+    .venv/bin/python bench/compare.py --families asgi --python build/bench313/bin/python
+                                                      # the ASGI family on another CPython
 
-Every server (bench/servers.py: ursa, bjoern, meinheld, granian, gunicorn,
-waitress, nginx; those not installed are left out with a note) runs the same
-app (bench/apps.py) in one process pinned to one core; wrk loads it from
-another core. Servers take turns inside each round and the order rotates from
+Two families (bench/families.py). WSGI: ursa, bjoern, meinheld, granian,
+gunicorn, waitress, nginx (bench/servers.py) on the apps of bench/apps.py,
+ratios to bjoern. ASGI: ursa-asgi, uvicorn (uvloop, httptools),
+granian-asgi, hypercorn (bench/asgi_servers.py) on bench/asgi_apps.py,
+ratios to uvicorn, with ursa's WSGI hello run beside the ASGI hello. Servers
+not installed are left out with a note. Every server runs its app in one
+process pinned to one core (granian: its main process and one worker with
+one runtime thread); wrk loads it from another core. Servers take turns inside each round and the order rotates from
 round to round, so a burst of noise from the rest of the machine hits them
 all alike; the median over rounds is reported. On a shared machine the
 absolute numbers drift; the ratios to bjoern, paired within each round, are
@@ -20,18 +25,19 @@ Reported per scenario and server: requests/s, p50 and p99 latency (wrk), the
 server's CPU time per request (/proc/PID/stat), peak RSS, and wrk's errors
 (socket errors and non-2xx answers flag the row). Memory: RSS at start (after
 one request) and per idle keep-alive connection, with 10,000 of them open.
-For ursa and bjoern also: instructions per request (callgrind: user space,
-whole process, the same whatever else the machine is doing) and system calls
-per request (strace). Then the issue's targets, PASS or MISS each.
+For ursa, bjoern, ursa-asgi and uvicorn also: instructions per request
+(callgrind: user space, whole process, the same whatever else the machine is
+doing), system calls per request (strace), and what each costs idle
+(bench/idle.py: CPU time and wake-ups over --idle-seconds). Then the issues'
+targets (5 for WSGI, 10 for ASGI), PASS or MISS each.
+
+--python runs the servers on another interpreter (scripts/bench-venv.sh
+makes one a venv with the ASGI peers and ursa built for it); the harness and
+wrk stay as they are, and the report names the servers' Python.
 
 Writes bench/results/latest.md (tables and the machine), latest.png (req/s
-relative to bjoern) and latest.json (every figure); --output changes the prefix.
-
---family asgi runs the same measurements on the ASGI servers
-(bench/asgi_servers.py: ursa, uvicorn, granian, hypercorn) and apps
-(bench/asgi_apps.py), with uvicorn as the reference, instructions and system
-calls counted for ursa and uvicorn, and writes bench/results/asgi-latest.*;
-bench/families.py says what each family runs.
+relative to each family's reference) and latest.json (every figure);
+--output changes the prefix.
 
 Exit status: 0 when every run completed, whatever the ratios and targets; 1
 when a server failed (did not start, answered wrongly, died); 2 on a usage or
@@ -39,7 +45,6 @@ setup error.
 """
 import argparse
 import datetime
-import importlib.util
 import json
 import os
 import platform
@@ -57,11 +62,14 @@ sys.path.insert(0, BENCH_DIR)
 
 import apps  # noqa: E402
 import httpclient  # noqa: E402
+import idle  # noqa: E402
 import report  # noqa: E402
-from families import FAMILIES, WRK_RESULT_PREFIX  # noqa: E402
+from report import cpu_per_request  # noqa: E402
+from families import FAMILIES, SCENARIOS, SERVERS, WRK_RESULT_PREFIX, scenario_servers  # noqa: E402
 from servers import HOST  # noqa: E402
 from serverprocess import ServerError, ServerProcess, pinned_command, server_environment  # noqa: E402
 
+DEFAULT_OUTPUT = os.path.join(BENCH_DIR, "results", "latest")
 IDLE_CONNECTIONS = 10_000
 # Descriptors the harness keeps free beside its idle connections (wrk, files).
 DESCRIPTOR_HEADROOM = 1024
@@ -135,7 +143,7 @@ def _kib_fields(lines):
 def run_wrk(port, scenario, duration, options):
     """Run wrk once against ``port``; returns its done() figures plus req_per_s."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix=f"bench-{scenario.name}-") as script:
-        script.write(scenario.wrk_script())
+        script.write(scenario.wrk_script(port))
         script.flush()
         command = pinned_command(
             ["wrk", f"-t{options.threads}", f"-c{options.connections}", f"-d{duration}s", "--timeout", "5s",
@@ -163,8 +171,9 @@ def _check(process, scenario, when):
 
 
 def start_server(server, app_name, options, wrapper=()):
-    """``server`` of the run's family serving ``app_name``, on the server core (a ServerProcess)."""
-    return ServerProcess(server, app_name, cpu=options.server_cpu, wrapper=wrapper, script=options.family.script)
+    """``server`` serving ``app_name`` of its family, on the server core and Python (a ServerProcess)."""
+    return ServerProcess(server, app_name, cpu=options.server_cpu, wrapper=wrapper, script=SERVERS[server].script,
+                         python=options.python)
 
 
 def measure_load(server, scenario, options):
@@ -199,8 +208,8 @@ def measure_memory(server, options):
     The harness itself holds the connections, each after one answered
     request; the server's descriptors are counted when its memory is read,
     so connections it closed meanwhile (an idle timeout) do not go unseen."""
-    scenario = options.family.memory_scenario
-    count = options.idle_connections if options.family.servers[server].holds_idle_connections else 0
+    scenario = FAMILIES[SERVERS[server].family].memory_scenario
+    count = options.idle_connections if SERVERS[server].holds_idle_connections else 0
     with start_server(server, scenario.app, options) as process:
         _send_checked(process, scenario, 1)
         time.sleep(SETTLE_SECONDS)
@@ -345,21 +354,25 @@ def _parse_strace_summary(text):
     return counts
 
 
-def extension_sizes(servers, modules):
-    """File size and stripped size of each server's compiled extension (``modules``), in bytes."""
+def extension_sizes(options, modules):
+    """File size and stripped size of each server's compiled extension (``modules``), in bytes,
+    as the servers' Python finds it."""
     sizes = {}
-    for server in servers:
-        try:
-            spec = importlib.util.find_spec(modules[server]) if server in modules else None
-        except ImportError:
-            spec = None
-        if spec is None or not spec.origin or not spec.origin.endswith(".so"):
+    for server in options.servers:
+        if server not in modules:
             continue
-        entry = {"path": spec.origin, "bytes": os.path.getsize(spec.origin)}
+        completed = subprocess.run(
+            [options.python or sys.executable, "-c",
+             "import importlib.util, sys; spec = importlib.util.find_spec(sys.argv[1]); print(spec.origin)",
+             modules[server]], capture_output=True, text=True, timeout=60, env=server_environment())
+        origin = completed.stdout.strip()
+        if completed.returncode != 0 or not origin.endswith(".so"):
+            continue
+        entry = {"path": origin, "bytes": os.path.getsize(origin)}
         if shutil.which("strip"):
             with tempfile.TemporaryDirectory() as scratch:
                 stripped = os.path.join(scratch, "stripped.so")
-                if subprocess.run(["strip", "-o", stripped, spec.origin], capture_output=True).returncode == 0:
+                if subprocess.run(["strip", "-o", stripped, origin], capture_output=True).returncode == 0:
                     entry["stripped_bytes"] = os.path.getsize(stripped)
         sizes[server] = entry
     return sizes
@@ -390,15 +403,14 @@ def rotated(names, round_index):
 
 def run_loads(options, failures):
     """wrk rounds: {scenario: {server: [one figures per round]}}; a failed pair keeps no rounds."""
-    served = {server: options.family.servers[server].serves for server in options.servers}
-    results = {scenario.name: {server: [] for server in options.servers if served[server](scenario.app)}
+    results = {scenario.name: {server: [] for server in scenario_servers(scenario) if server in options.servers}
                for scenario in options.scenarios}
     failed = set()
     for round_index in range(options.rounds):
         for scenario in options.scenarios:
-            for server in rotated(options.servers, round_index):
-                if server not in results[scenario.name] or (server, scenario.name) in failed:
-                    continue  # cannot serve it, or failed once: its figures would be partial
+            for server in rotated(list(results[scenario.name]), round_index):
+                if (server, scenario.name) in failed:
+                    continue  # failed once: its figures would be partial
                 one = failures.attempt("", server, scenario.name, measure_load, server, scenario, options)
                 if one is None:
                     failed.add((server, scenario.name))
@@ -413,7 +425,8 @@ def run_loads(options, failures):
 def _print_round(round_index, rounds, scenario, server, load):
     errors = {kind: count for kind, count in load["errors"].items() if count}
     flag = f"  ERRORS {errors}" if errors else ""
-    print(f"  round {round_index + 1}/{rounds} {scenario.name:<8} {server:<9} {load['req_per_s']:>10,.0f} req/s  "
+    print(f"  round {round_index + 1}/{rounds} {scenario.name:<17} {server:<12} {load['req_per_s']:>10,.0f} req/s  "
+          f"{cpu_per_request(load):7.1f} µs CPU/req  "
           f"p99 {load['p99_us'] / 1000:7.2f} ms{flag}", flush=True)
 
 
@@ -428,7 +441,7 @@ def run_memory(options, failures):
             rounds[server].append(one)
             per_connection = (f"  {one['rss_bytes_per_connection']:,.0f} B RSS per idle connection "
                               f"({one['connections']:,})" if one["connections"] else "")
-            print(f"  memory {round_index + 1}/{options.rounds} {server:<9} RSS at start "
+            print(f"  memory {round_index + 1}/{options.rounds} {server:<12} RSS at start "
                   f"{one['start']['rss_kib'] / 1024:.1f} MiB{per_connection}", flush=True)
     return rounds
 
@@ -437,14 +450,14 @@ def run_syscalls(options, failures):
     syscalls = {}
     for scenario in options.scenarios if options.syscall_requests else []:
         for server in options.detail_servers:
-            if not options.family.servers[server].serves(scenario.app):
-                continue
+            if server not in scenario.family.servers or not SERVERS[server].serves(scenario.app):
+                continue  # a guest (ursa's WSGI hello in the ASGI hello) is counted in its own family
             per_request = failures.attempt("strace", server, scenario.name, measure_syscalls,
                                            server, scenario, options)
             if per_request is None:
                 continue
             syscalls.setdefault(scenario.name, {})[server] = per_request
-            print(f"  strace    {scenario.name:<8} {server:<9} {sum(per_request.values()):>10.2f} "
+            print(f"  strace    {scenario.name:<17} {server:<12} {sum(per_request.values()):>10.2f} "
                   "system calls/request", flush=True)
     return syscalls
 
@@ -453,32 +466,49 @@ def run_instructions(options, failures):
     instructions = {}
     for scenario in options.callgrind_scenarios if options.callgrind_requests else []:
         for server in options.callgrind_servers:
+            if server not in scenario.family.servers or not SERVERS[server].serves(scenario.app):
+                continue
             count = failures.attempt("callgrind", server, scenario.name, measure_instructions,
                                      server, scenario, options)
             if count is None:
                 continue
             instructions.setdefault(scenario.name, {})[server] = count
-            print(f"  callgrind {scenario.name:<8} {server:<9} {count:>10,.0f} instructions/request", flush=True)
+            print(f"  callgrind {scenario.name:<17} {server:<12} {count:>10,.0f} instructions/request", flush=True)
     return instructions
+
+
+def run_idle(options, failures):
+    """{server: figures} of bench/idle.py for the detail servers: CPU and wake-ups while idle."""
+    figures = {}
+    for server in options.detail_servers if options.idle_seconds else []:
+        one = failures.attempt("idle", server, "", idle.measure_idle, server, options.idle_seconds,
+                               options.server_cpu, options.python, bool(options.syscall_requests))
+        if one is not None:
+            figures[server] = one
+            print(f"  idle      {idle.describe(server, one)}", flush=True)
+    return figures
 
 
 # --- driver -------------------------------------------------------------------
 
 
-def _per_family(describe):
-    """Help text naming each family's choice: "wsgi: ...; asgi: ..."."""
-    return "; ".join(f"{name}: {describe(family)}" for name, family in FAMILIES.items())
+def _defaults(attribute, families=FAMILIES):
+    """The families' share of a default, joined: ",".join of each family's ``attribute``, once each."""
+    return ",".join(dict.fromkeys(name for family in families for name in getattr(FAMILIES[family], attribute)))
 
 
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--family", choices=FAMILIES, default="wsgi",
-                        help="the servers, apps and scenarios (bench/families.py; default: %(default)s)")
-    parser.add_argument("--servers", help="comma-separated, from the family's (default: all that are installed; "
-                        + _per_family(lambda family: ",".join(family.servers)) + ")")
-    parser.add_argument("--scenarios", help="comma-separated (default: all; "
-                        + _per_family(lambda family: ",".join(family.scenarios_by_name)) + ")")
+    parser.add_argument("--families", default=",".join(FAMILIES),
+                        help="comma-separated: the families whose servers and scenarios run (bench/families.py; "
+                        "default: %(default)s)")
+    parser.add_argument("--servers", help="comma-separated (default: all of the families that are installed: "
+                        + ",".join(SERVERS) + ")")
+    parser.add_argument("--scenarios", help="comma-separated (default: all of the families: "
+                        + ",".join(SCENARIOS) + ")")
+    parser.add_argument("--python", metavar="PATH",
+                        help="the interpreter the servers run on (default: this one; see scripts/bench-venv.sh)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per scenario; the median is kept")
     parser.add_argument("--duration", type=int, default=2, help="seconds of wrk load per run")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of wrk load before each run (0: none)")
@@ -488,15 +518,14 @@ def parse_arguments(argv):
     parser.add_argument("--client-cpu", type=int, default=1, help="core wrk and the harness are pinned to")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     parser.add_argument("--detail-servers",
-                        help="servers whose instructions (single-process servers only) and system calls per "
-                        "request are counted (default: " + _per_family(lambda family: family.detail_servers) + ")")
+                        help="servers whose instructions (single-process servers only), system calls per "
+                        "request and idle cost are measured (default: " + _defaults("detail_servers") + ")")
     parser.add_argument("--callgrind-requests", type=int, default=2000,
                         help="requests counted per callgrind run (0: skip the instruction count)")
     parser.add_argument("--warmup-requests", type=int, default=100,
                         help="requests sent, uncounted, before those callgrind and strace count")
     parser.add_argument("--callgrind-scenarios",
-                        help="scenarios whose instructions are counted (default: "
-                        + _per_family(lambda family: family.callgrind_scenarios)
+                        help="scenarios whose instructions are counted (default: " + _defaults("callgrind_scenarios")
                         + "; post, headers and close are useful extras; stream is slow under bjoern, ~40 ms per "
                         "response)")
     parser.add_argument("--callgrind-out", metavar="DIR",
@@ -504,9 +533,12 @@ def parse_arguments(argv):
                         "scenario, for callgrind_annotate")
     parser.add_argument("--syscall-requests", type=int, default=200,
                         help="requests counted under strace per scenario (0: skip the system call count)")
+    parser.add_argument("--idle-seconds", type=float, default=5.0,
+                        help="seconds each detail server is left idle, its CPU and wake-ups counted (bench/idle.py; "
+                        "0: skip)")
     parser.add_argument("--memory-servers",
                         help="servers whose RSS at start and per idle connection is measured; 'all' for every "
-                        "server run (default: " + _per_family(lambda family: family.memory_servers) + ")")
+                        "server run (default: " + _defaults("memory_servers") + ")")
     parser.add_argument("--idle-connections", type=int, default=IDLE_CONNECTIONS,
                         help="idle keep-alive connections held open for the memory per connection (0: skip)")
     sections = parser.add_mutually_exclusive_group()
@@ -514,14 +546,19 @@ def parse_arguments(argv):
     sections.add_argument("--no-memory", action="store_true", help="skip the memory section")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 1 round of 1 s without warm-up; 500 requests under callgrind, "
-                        "50 under strace")
+                        "50 under strace, 2 idle seconds")
     parser.add_argument("--output", metavar="PREFIX", help="write PREFIX.md, PREFIX.png and PREFIX.json (default: "
-                        + _per_family(lambda family: os.path.relpath(family.output)) + ")")
+                        f"{os.path.relpath(DEFAULT_OUTPUT)})")
     options = parser.parse_args(argv)
-    family = options.family = FAMILIES[options.family]
-    defaults = {"scenarios": ",".join(family.scenarios_by_name), "detail_servers": family.detail_servers,
-                "callgrind_scenarios": family.callgrind_scenarios, "memory_servers": family.memory_servers,
-                "output": family.output}
+    families = _split_names(options.families, FAMILIES, "family", parser)
+    options.families = families
+    # A guest of a chosen family's scenario (ursa's WSGI hello in the ASGI hello) runs by default too.
+    servers = {name: server for name, server in SERVERS.items()
+               if server.family in families or any(name in s.guests for f in families for s in FAMILIES[f].scenarios)}
+    scenarios = {name: scenario for name, scenario in SCENARIOS.items() if scenario.family.name in families}
+    defaults = {"scenarios": ",".join(scenarios), "detail_servers": _defaults("detail_servers", families),
+                "callgrind_scenarios": _defaults("callgrind_scenarios", families),
+                "memory_servers": _defaults("memory_servers", families), "output": DEFAULT_OUTPUT}
     for name, default in defaults.items():
         if getattr(options, name) is None:
             setattr(options, name, default)
@@ -529,20 +566,24 @@ def parse_arguments(argv):
         options.rounds, options.duration, options.warmup = 1, 1, 0
         options.callgrind_requests = min(options.callgrind_requests, 500)
         options.syscall_requests = min(options.syscall_requests, 50)
-    if options.rounds < 1 or options.duration < 1 or options.warmup < 0 or options.idle_connections < 0:
-        parser.error("--rounds and --duration must be at least 1, --warmup and --idle-connections at least 0")
+        options.idle_seconds = min(options.idle_seconds, 2.0)
+    if options.rounds < 1 or options.duration < 1 or options.warmup < 0 or options.idle_connections < 0 \
+            or options.idle_seconds < 0:
+        parser.error("--rounds and --duration must be at least 1, --warmup, --idle-seconds and --idle-connections "
+                     "at least 0")
+    if options.python and not (os.path.isfile(options.python) and os.access(options.python, os.X_OK)):
+        parser.error(f"--python {options.python}: not an executable file")
     options.chosen_servers = options.servers is not None
-    servers, scenarios = family.servers, family.scenarios_by_name
-    options.servers = _split_names(options.servers or ",".join(servers), servers, "server", parser)
-    options.scenarios = [scenarios[name] for name in _split_names(options.scenarios, scenarios, "scenario", parser)]
+    options.servers = _split_names(options.servers or ",".join(servers), SERVERS, "server", parser)
+    options.scenarios = [SCENARIOS[name] for name in _split_names(options.scenarios, SCENARIOS, "scenario", parser)]
     options.callgrind_scenarios = [
-        scenarios[name] for name in
-        _split_names(options.callgrind_scenarios, scenarios, "callgrind scenario", parser)
-        if scenarios[name] in options.scenarios
+        SCENARIOS[name] for name in
+        _split_names(options.callgrind_scenarios, SCENARIOS, "callgrind scenario", parser)
+        if SCENARIOS[name] in options.scenarios
     ]
-    options.detail_servers = _split_names(options.detail_servers, servers, "detail server", parser)
+    options.detail_servers = _split_names(options.detail_servers, SERVERS, "detail server", parser)
     if options.memory_servers != "all":
-        options.memory_servers = _split_names(options.memory_servers, servers, "memory server", parser)
+        options.memory_servers = _split_names(options.memory_servers, SERVERS, "memory server", parser)
     if options.callgrind_out:
         os.makedirs(options.callgrind_out, exist_ok=True)
     if options.no_pin:
@@ -586,9 +627,9 @@ def _choose_servers(options):
     """Keep the servers that can run; an unavailable one is a note, or an error if required or asked for."""
     notes = []
     available = []
-    servers = options.family.servers
+    servers = SERVERS
     for server in options.servers:
-        reason = servers[server].unavailable_reason(server_environment())
+        reason = servers[server].unavailable_reason(server_environment(), options.python)
         if reason is None:
             available.append(server)
         elif servers[server].required or options.chosen_servers:
@@ -609,8 +650,9 @@ def _choose_servers(options):
     cannot_hold = [server for server in options.memory_servers if not servers[server].holds_idle_connections]
     if cannot_hold and options.idle_connections:
         notes.append(f"no memory per idle connection for {', '.join(cannot_hold)}: as configured it cannot "
-                     f"hold {options.idle_connections:,} connections (see {os.path.basename(options.family.script)})")
-    unserved = {server: [s.name for s in options.scenarios if not servers[server].serves(s.app)]
+                     f"hold {options.idle_connections:,} connections (see bench/servers.py, asgi_servers.py)")
+    unserved = {server: [s.name for s in options.scenarios
+                         if s.family.name == servers[server].family and server not in scenario_servers(s)]
                 for server in ([] if options.memory_only else available)}
     notes += [f"{server} does not run {', '.join(names)}" for server, names in unserved.items() if names]
     return notes
@@ -635,7 +677,17 @@ def _raise_descriptor_limit(options):
     return note
 
 
-def machine_description():
+def servers_python(options):
+    """What the servers run on: "CPython 3.13.0 (PATH)" for --python, "CPython 3.11.7" for this one."""
+    if not options.python:
+        return f"{platform.python_implementation()} {platform.python_version()}"
+    completed = subprocess.run(
+        [options.python, "-c", "import platform; print(platform.python_implementation(), platform.python_version())"],
+        capture_output=True, text=True, timeout=60)
+    return f"{completed.stdout.strip() or 'unknown'} ({options.python})"
+
+
+def machine_description(options):
     cpu_model = "unknown"
     try:
         with open("/proc/cpuinfo") as cpuinfo:
@@ -646,7 +698,7 @@ def machine_description():
     except OSError:
         pass
     return {"cpu": cpu_model, "cores": os.cpu_count(), "kernel": platform.release(),
-            "os": _os_name(), "python": f"{platform.python_implementation()} {platform.python_version()}"}
+            "os": _os_name(), "python": servers_python(options)}
 
 
 def _os_name():
@@ -658,7 +710,7 @@ def _os_name():
 
 def run_all(options, failures):
     """Every section the options ask for; {section: figures}."""
-    figures = {"rounds": {}, "memory": {}, "syscalls": {}, "instructions": {}}
+    figures = {"rounds": {}, "memory": {}, "syscalls": {}, "instructions": {}, "idle": {}}
     if not options.memory_only:
         figures["rounds"] = run_loads(options, failures)
     if not options.no_memory:
@@ -666,37 +718,43 @@ def run_all(options, failures):
     if not options.memory_only:
         figures["syscalls"] = run_syscalls(options, failures)
         figures["instructions"] = run_instructions(options, failures)
+        figures["idle"] = run_idle(options, failures)
     return figures
 
 
 def build_document(options, versions, notes, figures, failures, elapsed):
     """Everything the run found, as the JSON file holds it; the report is made from this."""
-    family = options.family
+    ratios = {}
+    for scenario in options.scenarios:  # each scenario's to its family's reference
+        rounds = {scenario.name: figures["rounds"].get(scenario.name, {})}
+        ratios.update(report.paired_ratios(rounds, scenario.family.reference))
+    modules = {server: module for family in FAMILIES.values() for server, module in family.extension_modules.items()}
     document = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "quick": options.quick,
-        "family": family.name,
-        "machine": machine_description(),
-        "servers": {server: {"version": versions[server], "how": family.servers[server].how}
+        "families": {name: {"reference": FAMILIES[name].reference} for name in options.families},
+        "machine": machine_description(options),
+        "command": options.command,
+        "servers": {server: {"version": versions[server], "how": SERVERS[server].how, "family": SERVERS[server].family}
                     for server in options.servers},
-        "reference": family.reference,
         "scenarios": [scenario.describe() for scenario in options.scenarios],
         "options": {key: getattr(options, key) for key in
                     ("rounds", "duration", "warmup", "connections", "threads", "server_cpu", "client_cpu",
                      "callgrind_requests", "warmup_requests", "syscall_requests", "idle_connections",
-                     "detail_servers", "memory_servers")},
+                     "idle_seconds", "detail_servers", "memory_servers", "python")},
         "notes": notes,
         "summary": report.summarize(figures["rounds"]),
-        "ratios": report.paired_ratios(figures["rounds"], family.reference),
+        "ratios": ratios,
         "rounds": figures["rounds"],
         "memory": {"rounds": figures["memory"], "summary": report.summarize_memory(figures["memory"])},
         "instructions_per_request": figures["instructions"],
         "syscalls_per_request": figures["syscalls"],
-        "extension_sizes": extension_sizes(options.servers, family.extension_modules),
+        "idle": figures["idle"],
+        "extension_sizes": extension_sizes(options, modules),
         "failures": list(failures),
         "elapsed_seconds": elapsed,
     }
-    document["targets"] = family.evaluate_targets(document)
+    document["targets"] = [target for family in FAMILIES.values() for target in family.targets(document)]
     return document
 
 
@@ -716,16 +774,18 @@ def write_outputs(document, prefix):
 
 
 def main(argv=None):
+    command = " ".join(["bench/compare.py", *(sys.argv[1:] if argv is None else argv)])
     try:
         options = parse_arguments(argv)
+        options.command = command
         notes = check_setup(options)
     except HarnessError as error:
         print(f"compare: {error}", file=sys.stderr)
         return 2
     started = time.monotonic()
-    versions = {server: options.family.servers[server].version() for server in options.servers}
-    print(f"ursa benchmark ({options.family.name}): {', '.join(f'{s} {v}' for s, v in versions.items())}; "
-          f"Python {platform.python_version()}; {os.cpu_count()} cores; "
+    versions = {server: SERVERS[server].version(server_environment(), options.python) for server in options.servers}
+    print(f"ursa benchmark ({', '.join(options.families)}): {', '.join(f'{s} {v}' for s, v in versions.items())}; "
+          f"servers on {servers_python(options)}; {os.cpu_count()} cores; "
           f"server on core {options.server_cpu}, wrk on core {options.client_cpu}")
     for note in notes:
         print(f"note: {note}")

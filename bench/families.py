@@ -1,11 +1,17 @@
-"""What bench/compare.py benchmarks: a family of servers, the scenarios their apps answer, and the server
-the ratios are to.
+"""What bench/compare.py benchmarks: two families of servers, the scenarios their apps answer, and the
+server each family's ratios are to.
 
-    .venv/bin/python bench/compare.py                  # the WSGI family (bench/servers.py, apps.py)
-    .venv/bin/python bench/compare.py --family asgi    # the ASGI family (bench/asgi_servers.py, asgi_apps.py)
+    .venv/bin/python bench/compare.py                    # both: WSGI against bjoern, ASGI against uvicorn
+    .venv/bin/python bench/compare.py --families asgi    # the ASGI family alone
 
-The measurements (compare.py) are the same for every family; a family only
-says what to run, what to compare with, and where to write the results.
+WSGI: bench/servers.py serving apps.py; ASGI: bench/asgi_servers.py serving
+asgi_apps.py. One run measures every scenario of the families it is given
+the same way (compare.py) and reports them in one table and one chart, each
+scenario's ratios to its family's reference. A server's name is unique
+across the families (ursa is the WSGI one, ursa-asgi the ASGI one), and a
+scenario may run servers of the other family beside its own: the ASGI hello
+runs ursa's WSGI hello as well, so ASGI's cost is seen against WSGI's in
+the same rounds.
 """
 import os
 
@@ -16,7 +22,6 @@ import servers
 import targets
 from servers import HOST
 
-RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 # What wrk's done() (below) prints its JSON after.
 WRK_RESULT_PREFIX = "WRK_JSON "
 
@@ -24,8 +29,8 @@ WRK_RESULT_PREFIX = "WRK_JSON "
 class Scenario:
     """One kind of request, described once and turned into a wrk script and raw bytes."""
 
-    def __init__(self, name, title, app, method="GET", path="/", headers=None, body=b"",
-                 keep_alive=True, expected_body=None, expect_chunked=False):
+    def __init__(self, name, title, app, method="GET", path="/", headers=None, body=b"", chunks=None,
+                 keep_alive=True, expected_body=None, expect_chunked=False, guests=()):
         self.name = name
         self.title = title
         self.app = app
@@ -33,20 +38,32 @@ class Scenario:
         self.path = path
         self.headers = dict(headers or {})
         self.body = body
+        self.chunks = chunks  # a body sent with Transfer-Encoding: chunked, one chunk each; None: body
         self.keep_alive = keep_alive
         self.expected_body = expected_body
         self.expect_chunked = expect_chunked
+        self.guests = tuple(guests)  # servers of another family run beside this family's (the same app name)
+        self.family = None  # set by the Family the scenario is given to
 
     def request_bytes(self, port):
         lines = [f"{self.method} {self.path} HTTP/1.1", f"Host: {HOST}:{port}"]
         lines += [f"{name}: {value}" for name, value in self.headers.items()]
-        if self.body:
-            lines.append(f"Content-Length: {len(self.body)}")
+        body = self.body
+        if self.chunks is not None:
+            lines.append("Transfer-Encoding: chunked")
+            body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for chunk in self.chunks) + b"0\r\n\r\n"
+        elif body:
+            lines.append(f"Content-Length: {len(body)}")
         if not self.keep_alive:
             lines.append("Connection: close")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
-    def wrk_script(self):
+    def wrk_script(self, port):
+        if self.chunks is not None:
+            # wrk would add a Content-Length to wrk.body; request() hands it the raw request instead.
+            return f"local request_bytes = {_lua_bytes(self.request_bytes(port))}\n" \
+                   f"function request() return request_bytes end\n{WRK_DONE_FUNCTION}"
+
         def lua_string(text):
             # A long bracket needs no escaping as long as its closing mark is absent.
             if "]==]" in text:
@@ -65,7 +82,15 @@ class Scenario:
         return "\n".join(lines) + "\n"
 
     def describe(self):
-        return {"name": self.name, "title": self.title, "app": self.app}
+        return {"name": self.name, "title": self.title, "app": self.app, "family": self.family.name,
+                "reference": self.family.reference}
+
+
+def _lua_bytes(data):
+    """``data`` as a Lua string literal: printable ASCII as it is, every other byte as a decimal escape
+    (a long bracket would turn CR LF into LF)."""
+    return '"' + "".join(chr(byte) if 32 <= byte < 127 and byte not in b'"\\' else f"\\{byte:03d}"
+                         for byte in data) + '"'
 
 
 # wrk calls done() once at the end; printing JSON spares parsing its report.
@@ -97,50 +122,60 @@ WSGI_SCENARIOS = [
 
 
 class Family:
-    """The servers one run compares, the scenarios it loads them with, and its defaults."""
+    """The servers of one interface, the scenarios they are loaded with, and the defaults of a run."""
 
     def __init__(self, name, server_module, scenarios, reference, detail_servers, memory_servers,
-                 callgrind_scenarios, output, extension_modules, targets=None):
+                 callgrind_scenarios, extension_modules, targets):
         self.name = name
         self.servers = server_module.SERVERS
         self.script = os.path.abspath(server_module.__file__)  # the child that starts a server
+        for server in self.servers.values():
+            server.script = self.script
+            server.family = name
         self.scenarios = scenarios
-        self.scenarios_by_name = {scenario.name: scenario for scenario in scenarios}
-        self.memory_scenario = self.scenarios_by_name["hello"]  # the app idle memory is measured with
-        self.reference = reference  # the server every ratio is to
-        # Defaults of --detail-servers, --memory-servers and --callgrind-scenarios (comma-separated).
+        for scenario in scenarios:
+            scenario.family = self
+        self.memory_scenario = scenarios[0]  # hello: the app idle memory is measured with
+        self.reference = reference  # the server this family's ratios are to
+        # This family's share of the defaults of --detail-servers, --memory-servers, --callgrind-scenarios.
         self.detail_servers = detail_servers
         self.memory_servers = memory_servers
         self.callgrind_scenarios = callgrind_scenarios
-        self.output = output  # default --output prefix
         self.extension_modules = extension_modules  # {server: its compiled module}, for the size table
-        self._targets = targets  # document -> checked targets, or None: this family has none
-
-    def evaluate_targets(self, document):
-        return self._targets(document) if self._targets else []
+        self.targets = targets  # document -> this family's checked targets
 
 
-WSGI_SCENARIOS_BY_NAME = {scenario.name: scenario for scenario in WSGI_SCENARIOS}
-# The WSGI scenarios that apply as they are (the ASGI apps of the same names
-# answer the same bodies), the ASGI stream, and two frameworks for Flask's one.
 ASGI_SCENARIOS = [
-    WSGI_SCENARIOS_BY_NAME["hello"],
-    WSGI_SCENARIOS_BY_NAME["json"],
-    Scenario("starlette", "Starlette hello, PlainTextResponse", "starlette", expected_body=apps.HELLO_BODY),
-    Scenario("fastapi", "FastAPI JSON, returns a dict", "fastapi", expected_body=asgi_apps.COMPACT_JSON_BODY),
-    WSGI_SCENARIOS_BY_NAME["post"],
-    Scenario("stream", f"more_body, {asgi_apps.STREAM_CHUNK_COUNT} x 1 KiB", "stream",
-             expected_body=apps.STREAM_CHUNK * asgi_apps.STREAM_CHUNK_COUNT, expect_chunked=True),
-    WSGI_SCENARIOS_BY_NAME["large"],
-    WSGI_SCENARIOS_BY_NAME["close"],
+    Scenario("asgi-hello", "ASGI hello, raw app", "hello", expected_body=apps.HELLO_BODY, guests=("ursa",)),
+    Scenario("asgi-starlette", "ASGI Starlette JSON", "starlette", expected_body=asgi_apps.COMPACT_JSON_BODY),
+    Scenario("asgi-fastapi", "ASGI FastAPI JSON GET", "fastapi", expected_body=asgi_apps.COMPACT_JSON_BODY),
+    Scenario("asgi-fastapi-post", "ASGI FastAPI POST, pydantic model", "fastapi", method="POST",
+             path="/items", headers={"Content-Type": "application/json"}, body=asgi_apps.ITEM_BODY,
+             expected_body=asgi_apps.ITEM_BODY),
+    Scenario("asgi-post", "ASGI POST 4 KiB echo", "echo", method="POST", body=b"p" * apps.POST_BODY_SIZE,
+             headers={"Content-Type": "application/octet-stream"}, expected_body=b"p" * apps.POST_BODY_SIZE),
+    Scenario("asgi-upload", f"ASGI chunked upload, {asgi_apps.UPLOAD_CHUNK_COUNT} x 1 KiB, receive()", "length",
+             method="POST", headers={"Content-Type": "application/octet-stream"},
+             chunks=[asgi_apps.UPLOAD_CHUNK] * asgi_apps.UPLOAD_CHUNK_COUNT,
+             expected_body=b"%d" % (len(asgi_apps.UPLOAD_CHUNK) * asgi_apps.UPLOAD_CHUNK_COUNT)),
 ]
 
 FAMILIES = {family.name: family for family in (
-    Family("wsgi", servers, WSGI_SCENARIOS, reference="bjoern", detail_servers="ursa,bjoern",
-           memory_servers="ursa,bjoern", callgrind_scenarios="hello,flask",
-           output=os.path.join(RESULTS_DIR, "latest"),
+    Family("wsgi", servers, WSGI_SCENARIOS, reference="bjoern", detail_servers=("ursa", "bjoern"),
+           memory_servers=("ursa", "bjoern"), callgrind_scenarios=("hello", "flask"),
            extension_modules={"ursa": "ursa._core", "bjoern": "_bjoern"}, targets=targets.evaluate),
-    Family("asgi", asgi_servers, ASGI_SCENARIOS, reference="uvicorn", detail_servers="ursa,uvicorn",
-           memory_servers="ursa,uvicorn", callgrind_scenarios="hello,fastapi",
-           output=os.path.join(RESULTS_DIR, "asgi-latest"), extension_modules={"ursa": "ursa._core"}),
+    Family("asgi", asgi_servers, ASGI_SCENARIOS, reference="uvicorn", detail_servers=("ursa-asgi", "uvicorn"),
+           memory_servers=("ursa-asgi", "uvicorn", "ursa"), callgrind_scenarios=("asgi-hello", "asgi-fastapi", "asgi-fastapi-post"),
+           extension_modules={}, targets=targets.evaluate_asgi),
 )}
+# Every server and scenario of every family, by its name (unique across the families).
+SERVERS = {name: server for family in FAMILIES.values() for name, server in family.servers.items()}
+SCENARIOS = {scenario.name: scenario for family in FAMILIES.values() for scenario in family.scenarios}
+assert len(SERVERS) == sum(len(family.servers) for family in FAMILIES.values()), "a server name is in two families"
+assert len(SCENARIOS) == sum(len(family.scenarios) for family in FAMILIES.values())
+
+
+def scenario_servers(scenario):
+    """The servers that run ``scenario``: its family's that serve its app, and its guests."""
+    own = [name for name, server in scenario.family.servers.items() if server.serves(scenario.app)]
+    return own + [name for name in scenario.guests if SERVERS[name].serves(scenario.app)]
