@@ -547,6 +547,9 @@ def parse_arguments(argv):
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 1 round of 1 s without warm-up; 500 requests under callgrind, "
                         "50 under strace, 2 idle seconds")
+    parser.add_argument("--from-json", metavar="FILE",
+                        help="measure nothing: make the report, targets and chart again from a run's JSON file "
+                        "(into --output, default: beside FILE)")
     parser.add_argument("--output", metavar="PREFIX", help="write PREFIX.md, PREFIX.png and PREFIX.json (default: "
                         f"{os.path.relpath(DEFAULT_OUTPUT)})")
     options = parser.parse_args(argv)
@@ -773,10 +776,22 @@ def write_outputs(document, prefix):
     print(f"wrote {', '.join(written)}")
 
 
+def report_again(path, prefix):
+    """The report of an earlier run from its JSON file, targets evaluated anew; written to ``prefix``."""
+    with open(path) as source:
+        document = json.load(source)
+    document["targets"] = [target for family in FAMILIES.values() for target in family.targets(document)]
+    report.print_report(document)
+    write_outputs(document, prefix or os.path.splitext(path)[0])
+    return 0
+
+
 def main(argv=None):
     command = " ".join(["bench/compare.py", *(sys.argv[1:] if argv is None else argv)])
     try:
         options = parse_arguments(argv)
+        if options.from_json:
+            return report_again(options.from_json, options.output if options.output != DEFAULT_OUTPUT else None)
         options.command = command
         notes = check_setup(options)
     except HarnessError as error:

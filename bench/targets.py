@@ -58,10 +58,12 @@ def _paired(key, scenario_name, unit, digits=0):
     return figure
 
 
-def _instructions(scenario_name):
+def _instructions(scenario_name, reference_scenario=None):
+    """Instructions per request of two servers in one scenario, or the reference's in another."""
     def figure(document, subject, reference):
-        counts = document["instructions_per_request"].get(scenario_name, {})
-        return _quotient(counts.get(subject), counts.get(reference), "instructions", 0)
+        counts = document["instructions_per_request"]
+        return _quotient(counts.get(scenario_name, {}).get(subject),
+                         counts.get(reference_scenario or scenario_name, {}).get(reference), "instructions", 0)
     return figure
 
 
@@ -130,11 +132,30 @@ def asgi_target_list():
     ]
 
 
+def asgi_instruction_checks():
+    """The CPU targets again with callgrind's instructions per request, which the machine's noise does not
+    move (granian forks its worker, out of callgrind_control's reach: none for it): informational."""
+    def instructions(scenario_name, limit, reference, reference_scenario=None):
+        return Target(f"{scenario_name}: instructions per request", _instructions(scenario_name, reference_scenario),
+                      limit, at_most=True, subject=ASGI_SUBJECT, reference=reference, issue=10)
+
+    return [
+        instructions("asgi-hello", 0.35, "uvicorn"),
+        instructions("asgi-hello", 1.6, SUBJECT, reference_scenario="hello"),
+        instructions("asgi-fastapi", 0.85, "uvicorn"),
+        instructions("asgi-fastapi-post", 0.85, "uvicorn"),
+    ]
+
+
 def evaluate_asgi(document):
     if not any(s["family"] == "asgi" for s in document["scenarios"]) and not document.get("idle"):
         return []
     checked = [target.check(document) for target in asgi_target_list()]
     checked.append(_idle(document))
+    for check in (target.check(document) for target in asgi_instruction_checks()):
+        if check["result"] != "n/a":
+            check["result"] = f"info: {check['result'].lower()}"
+            checked.append(check)
     return checked
 
 
