@@ -466,8 +466,8 @@ def run_instructions(options, failures):
     instructions = {}
     for scenario in options.callgrind_scenarios if options.callgrind_requests else []:
         for server in options.callgrind_servers:
-            if server not in scenario.family.servers or not SERVERS[server].serves(scenario.app):
-                continue
+            if server not in scenario_servers(scenario):
+                continue  # a guest is counted too: ursa's WSGI hello on the ASGI run's interpreter
             count = failures.attempt("callgrind", server, scenario.name, measure_instructions,
                                      server, scenario, options)
             if count is None:

@@ -164,8 +164,10 @@ FAMILIES = {family.name: family for family in (
     Family("wsgi", servers, WSGI_SCENARIOS, reference="bjoern", detail_servers=("ursa", "bjoern"),
            memory_servers=("ursa", "bjoern"), callgrind_scenarios=("hello", "flask"),
            extension_modules={"ursa": "ursa._core", "bjoern": "_bjoern"}, targets=targets.evaluate),
-    Family("asgi", asgi_servers, ASGI_SCENARIOS, reference="uvicorn", detail_servers=("ursa-asgi", "uvicorn"),
-           memory_servers=("ursa-asgi", "uvicorn", "ursa"), callgrind_scenarios=("asgi-hello", "asgi-fastapi", "asgi-fastapi-post"),
+    # ursa (WSGI) among the ASGI details too: its hello's instructions, idle and memory on the ASGI run's Python.
+    Family("asgi", asgi_servers, ASGI_SCENARIOS, reference="uvicorn", detail_servers=("ursa-asgi", "uvicorn", "ursa"),
+           memory_servers=("ursa-asgi", "uvicorn", "ursa"),
+           callgrind_scenarios=("asgi-hello", "asgi-fastapi", "asgi-fastapi-post"),
            extension_modules={}, targets=targets.evaluate_asgi),
 )}
 # Every server and scenario of every family, by its name (unique across the families).
