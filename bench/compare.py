@@ -541,6 +541,9 @@ def parse_arguments(argv):
                         "server run (default: " + _defaults("memory_servers") + ")")
     parser.add_argument("--idle-connections", type=int, default=IDLE_CONNECTIONS,
                         help="idle keep-alive connections held open for the memory per connection (0: skip)")
+    parser.add_argument("--idle-batch", type=int, default=httpclient.IDLE_CONNECTION_BATCH,
+                        help="idle connections opened, then sent their request, at a time (default: %(default)s); "
+                        "1 keeps the server from ever holding more than one request's temporaries")
     sections = parser.add_mutually_exclusive_group()
     sections.add_argument("--memory-only", action="store_true", help="only the memory section")
     sections.add_argument("--no-memory", action="store_true", help="skip the memory section")
@@ -591,6 +594,9 @@ def parse_arguments(argv):
         os.makedirs(options.callgrind_out, exist_ok=True)
     if options.no_pin:
         options.server_cpu = options.client_cpu = None
+    if options.idle_batch < 1:
+        parser.error("--idle-batch must be at least 1")
+    httpclient.IDLE_CONNECTION_BATCH = options.idle_batch
     return options
 
 
@@ -744,7 +750,7 @@ def build_document(options, versions, notes, figures, failures, elapsed):
         "options": {key: getattr(options, key) for key in
                     ("rounds", "duration", "warmup", "connections", "threads", "server_cpu", "client_cpu",
                      "callgrind_requests", "warmup_requests", "syscall_requests", "idle_connections",
-                     "idle_seconds", "detail_servers", "memory_servers", "python")},
+                     "idle_batch", "idle_seconds", "detail_servers", "memory_servers", "python")},
         "notes": notes,
         "summary": report.summarize(figures["rounds"]),
         "ratios": ratios,

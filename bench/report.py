@@ -226,8 +226,9 @@ def memory_table(document):
         "Memory: at start and per idle keep-alive connection (the family's hello app; median over rounds)",
         header, rows,
         "at start = after one request. Per connection = (memory with the connections open - at start) / "
-        "connections; each connection\n  sent one keep-alive request, got its answer and stays idle; the "
-        "server's open descriptors are counted to make sure it still holds them all.",
+        f"connections; each connection\n  sent one keep-alive request ({document['options'].get('idle_batch', 256)} "
+        "connections at a time, --idle-batch), got its answer and stays idle; the "
+        "server's open descriptors are counted\n  to make sure it still holds them all.",
         text_columns=(0, 6),
     )
 
