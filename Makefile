@@ -58,7 +58,8 @@ bench-asgi: build
 # The ASGI family with the servers on CPython 3.13 (BENCH_PYTHON313), where ursa
 # starts each request's task eagerly: a venv in build/bench313 with the same
 # peers and ursa built for it (scripts/bench-venv.sh); bench/results/asgi-py313.*.
-BENCH_PYTHON313 ?= $(shell command -v python3.13 || echo $(HOME)/.pyenv/versions/3.13.0/bin/python3.13)
+# pyenv's interpreter itself where there is one (its shim runs only when 3.13 is selected).
+BENCH_PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13))
 bench-py313: build
 	bash scripts/bench-setup.sh
 	bash scripts/bench-venv.sh $(BENCH_PYTHON313) build/bench313

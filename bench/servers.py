@@ -286,6 +286,11 @@ def child_main(servers, app_module, argv):
         sys.exit(f"usage: {os.path.basename(sys.argv[0])} {{{','.join(servers)}}} "
                  f"{{{','.join(app_module.APP_NAMES)}}}")
     server, app_name = argv
+    # The harness stops a server with SIGINT; a harness started in the background by a shell
+    # without job control hands its children SIGINT ignored, which Python would keep.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if not servers[server].serves(app_name):
         sys.exit(f"{server} cannot serve the {app_name} app")
     try:

@@ -15,6 +15,10 @@ set -euo pipefail
 python=$1
 dir=$2
 cd "$(dirname "$0")/.."
+if ! "$python" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+    echo "bench-venv: '$python' is not a CPython 3.11 or newer that runs (make bench-py313: set BENCH_PYTHON313)" >&2
+    exit 2
+fi
 [ -x "$dir/bin/python" ] || "$python" -m venv "$dir"
 mapfile -t frameworks < <(grep -E '^(setuptools|wheel|starlette|fastapi)\b' requirements-dev.txt)
 "$dir/bin/pip" install -q --disable-pip-version-check -r bench/requirements-asgi.txt "${frameworks[@]}"
