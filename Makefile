@@ -5,7 +5,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: setup build serve test test-asan test-pythons wheel fuzz soak bench clean
+.PHONY: setup build serve test test-asan test-pythons wheel fuzz soak bench bench-asgi bench-py313 clean
 
 setup:
 	bash scripts/setup.sh
@@ -42,11 +42,29 @@ fuzz: build
 soak: build
 	$(PYTHON) scripts/soak.py
 
-# Every installed server against bjoern, nginx as the ceiling (~15 minutes);
-# writes bench/results/latest.{md,png,json}. BENCH_ARGS=--quick: a smoke run.
+# Every installed WSGI server against bjoern, nginx as the ceiling, and the ASGI
+# servers (ursa, uvicorn, granian, hypercorn) against uvicorn, in one table and
+# chart (~30 minutes); writes bench/results/latest.{md,png,json}. BENCH_ARGS=--quick:
+# a smoke run.
 bench: build
 	bash scripts/bench-setup.sh
 	$(PYTHON) bench/compare.py $(BENCH_ARGS)
+
+# The ASGI family alone (~12 minutes), into bench/results/asgi-latest.*.
+bench-asgi: build
+	bash scripts/bench-setup.sh
+	$(PYTHON) bench/compare.py --families asgi --output bench/results/asgi-latest $(BENCH_ARGS)
+
+# The ASGI family with the servers on CPython 3.13 (BENCH_PYTHON313), where ursa
+# starts each request's task eagerly: a venv in build/bench313 with the same
+# peers and ursa built for it (scripts/bench-venv.sh); bench/results/asgi-py313.*.
+# pyenv's interpreter itself where there is one (its shim runs only when 3.13 is selected).
+BENCH_PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13))
+bench-py313: build
+	bash scripts/bench-setup.sh
+	bash scripts/bench-venv.sh $(BENCH_PYTHON313) build/bench313
+	$(PYTHON) bench/compare.py --families asgi --python build/bench313/bin/python \
+		--output bench/results/asgi-py313 $(BENCH_ARGS)
 
 clean:
 	rm -rf build dist src/ursa/*.so src/*.egg-info

@@ -1,14 +1,21 @@
-"""Benchmark of ursa against bjoern, the other WSGI servers, and nginx as the ceiling.
+"""Benchmark of ursa against bjoern, the other WSGI servers and nginx as the ceiling, and of ursa's
+ASGI against uvicorn, granian and hypercorn.
 
-    .venv/bin/python bench/compare.py                 # every server and scenario, about 15 minutes
+    .venv/bin/python bench/compare.py                 # every server and scenario, about 30 minutes
     .venv/bin/python bench/compare.py --quick         # smoke run, a few minutes
     .venv/bin/python bench/compare.py --servers ursa,bjoern --scenarios hello,flask
     .venv/bin/python bench/compare.py --memory-only   # RSS at start and per idle connection
+    .venv/bin/python bench/compare.py --families asgi --python build/bench313/bin/python
+                                                      # the ASGI family on another CPython
 
-Every server (bench/servers.py: ursa, bjoern, meinheld, granian, gunicorn,
-waitress, nginx; those not installed are left out with a note) runs the same
-app (bench/apps.py) in one process pinned to one core; wrk loads it from
-another core. Servers take turns inside each round and the order rotates from
+Two families (bench/families.py). WSGI: ursa, bjoern, meinheld, granian,
+gunicorn, waitress, nginx (bench/servers.py) on the apps of bench/apps.py,
+ratios to bjoern. ASGI: ursa-asgi, uvicorn (uvloop, httptools),
+granian-asgi, hypercorn (bench/asgi_servers.py) on bench/asgi_apps.py,
+ratios to uvicorn, with ursa's WSGI hello run beside the ASGI hello. Servers
+not installed are left out with a note. Every server runs its app in one
+process pinned to one core (granian: its main process and one worker with
+one runtime thread); wrk loads it from another core. Servers take turns inside each round and the order rotates from
 round to round, so a burst of noise from the rest of the machine hits them
 all alike; the median over rounds is reported. On a shared machine the
 absolute numbers drift; the ratios to bjoern, paired within each round, are
@@ -18,12 +25,19 @@ Reported per scenario and server: requests/s, p50 and p99 latency (wrk), the
 server's CPU time per request (/proc/PID/stat), peak RSS, and wrk's errors
 (socket errors and non-2xx answers flag the row). Memory: RSS at start (after
 one request) and per idle keep-alive connection, with 10,000 of them open.
-For ursa and bjoern also: instructions per request (callgrind: user space,
-whole process, the same whatever else the machine is doing) and system calls
-per request (strace). Then the issue's targets, PASS or MISS each.
+For ursa, bjoern, ursa-asgi and uvicorn also: instructions per request
+(callgrind: user space, whole process, the same whatever else the machine is
+doing), system calls per request (strace), and what each costs idle
+(bench/idle.py: CPU time and wake-ups over --idle-seconds). Then the issues'
+targets (5 for WSGI, 10 for ASGI), PASS or MISS each.
+
+--python runs the servers on another interpreter (scripts/bench-venv.sh
+makes one a venv with the ASGI peers and ursa built for it); the harness and
+wrk stay as they are, and the report names the servers' Python.
 
 Writes bench/results/latest.md (tables and the machine), latest.png (req/s
-relative to bjoern) and latest.json (every figure); --output changes the prefix.
+relative to each family's reference) and latest.json (every figure);
+--output changes the prefix.
 
 Exit status: 0 when every run completed, whatever the ratios and targets; 1
 when a server failed (did not start, answered wrongly, died); 2 on a usage or
@@ -31,7 +45,6 @@ setup error.
 """
 import argparse
 import datetime
-import importlib.util
 import json
 import os
 import platform
@@ -49,17 +62,13 @@ sys.path.insert(0, BENCH_DIR)
 
 import apps  # noqa: E402
 import httpclient  # noqa: E402
+import idle  # noqa: E402
 import report  # noqa: E402
-import targets  # noqa: E402
-from servers import HOST, SERVERS  # noqa: E402
+from report import cpu_per_request  # noqa: E402
+from families import FAMILIES, SCENARIOS, SERVERS, WRK_RESULT_PREFIX, scenario_servers  # noqa: E402
+from servers import HOST  # noqa: E402
 from serverprocess import ServerError, ServerProcess, pinned_command, server_environment  # noqa: E402
 
-REFERENCE_SERVER = "bjoern"
-# Servers whose instructions (callgrind) and system calls (strace) are counted,
-# and whose memory per idle connection is measured, unless told otherwise.
-DEFAULT_DETAIL_SERVERS = "ursa,bjoern"
-DEFAULT_MEMORY_SERVERS = "ursa,bjoern"
-DEFAULT_CALLGRIND_SCENARIOS = "hello,flask"
 DEFAULT_OUTPUT = os.path.join(BENCH_DIR, "results", "latest")
 IDLE_CONNECTIONS = 10_000
 # Descriptors the harness keeps free beside its idle connections (wrk, files).
@@ -68,90 +77,10 @@ DESCRIPTOR_HEADROOM = 1024
 # Seconds to let a fresh server settle before its idle memory is read, and a
 # loaded one before its after-load memory is (connections closing, frees).
 SETTLE_SECONDS = 0.2
-WRK_RESULT_PREFIX = "WRK_JSON "
-# The compiled extension of each server that has one, for the size table.
-EXTENSION_MODULES = {"ursa": "ursa._core", "bjoern": "_bjoern"}
 
 
 class HarnessError(Exception):
     """Something the benchmark itself needs is missing or wrong (exit 2)."""
-
-
-class Scenario:
-    """One kind of request, described once and turned into a wrk script and raw bytes."""
-
-    def __init__(self, name, title, app, method="GET", path="/", headers=None, body=b"",
-                 keep_alive=True, expected_body=None, expect_chunked=False):
-        self.name = name
-        self.title = title
-        self.app = app
-        self.method = method
-        self.path = path
-        self.headers = dict(headers or {})
-        self.body = body
-        self.keep_alive = keep_alive
-        self.expected_body = expected_body
-        self.expect_chunked = expect_chunked
-
-    def request_bytes(self, port):
-        lines = [f"{self.method} {self.path} HTTP/1.1", f"Host: {HOST}:{port}"]
-        lines += [f"{name}: {value}" for name, value in self.headers.items()]
-        if self.body:
-            lines.append(f"Content-Length: {len(self.body)}")
-        if not self.keep_alive:
-            lines.append("Connection: close")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
-
-    def wrk_script(self):
-        def lua_string(text):
-            # A long bracket needs no escaping as long as its closing mark is absent.
-            if "]==]" in text:
-                raise HarnessError(f"scenario {self.name}: cannot quote {text!r} for wrk's Lua")
-            return f"[==[{text}]==]"
-
-        lines = [f"wrk.method = {lua_string(self.method)}"]
-        for name, value in self.headers.items():
-            # The spaces keep "[[==[" from reading as the start of a long bracket.
-            lines.append(f"wrk.headers[ {lua_string(name)} ] = {lua_string(value)}")
-        if self.body:
-            lines.append(f"wrk.body = {lua_string(self.body.decode('latin-1'))}")
-        if not self.keep_alive:
-            lines.append('wrk.headers["Connection"] = "close"')
-        lines.append(WRK_DONE_FUNCTION)
-        return "\n".join(lines) + "\n"
-
-    def describe(self):
-        return {"name": self.name, "title": self.title, "app": self.app}
-
-
-# wrk calls done() once at the end; printing JSON spares parsing its report.
-WRK_DONE_FUNCTION = """
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    '%s{"requests": %%d, "duration_us": %%d, "p50_us": %%.1f, "p99_us": %%.1f, '
-    .. '"errors": {"connect": %%d, "read": %%d, "write": %%d, "status": %%d, "timeout": %%d}}\\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    e.connect, e.read, e.write, e.status, e.timeout))
-end
-""" % WRK_RESULT_PREFIX
-
-SCENARIOS = [
-    Scenario("hello", "hello, keep-alive", "hello", expected_body=apps.HELLO_BODY),
-    Scenario("flask", "Flask hello", "flask", expected_body=apps.HELLO_BODY),
-    Scenario("json", "JSON, json.dumps", "json", expected_body=apps.JSON_BODY),
-    Scenario("large", "256 KiB body", "large", expected_body=apps.LARGE_BODY),
-    Scenario("stream", f"generator, {apps.STREAM_CHUNK_COUNT} x 1 KiB", "stream",
-             expected_body=apps.STREAM_CHUNK * apps.STREAM_CHUNK_COUNT, expect_chunked=True),
-    Scenario("file", "1 MiB file, file_wrapper", "file", expected_body=apps.file_contents()),
-    Scenario("post", "POST 4 KiB echo", "echo", method="POST", body=b"p" * apps.POST_BODY_SIZE,
-             headers={"Content-Type": "application/octet-stream"}, expected_body=b"p" * apps.POST_BODY_SIZE),
-    Scenario("close", "hello, Connection: close", "hello", keep_alive=False, expected_body=apps.HELLO_BODY),
-    Scenario("headers", "20 headers, environ app", "environ", path="/search/results?q=wsgi&page=2",
-             headers=apps.MANY_HEADERS, expected_body=apps.EXPECTED_ENVIRON_BODY),
-]
-SCENARIOS_BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
-MEMORY_SCENARIO = SCENARIOS_BY_NAME["hello"]
 
 
 # --- measurements ---------------------------------------------------------
@@ -214,7 +143,7 @@ def _kib_fields(lines):
 def run_wrk(port, scenario, duration, options):
     """Run wrk once against ``port``; returns its done() figures plus req_per_s."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix=f"bench-{scenario.name}-") as script:
-        script.write(scenario.wrk_script())
+        script.write(scenario.wrk_script(port))
         script.flush()
         command = pinned_command(
             ["wrk", f"-t{options.threads}", f"-c{options.connections}", f"-d{duration}s", "--timeout", "5s",
@@ -241,9 +170,15 @@ def _check(process, scenario, when):
                           f"{process.stderr_text()}")
 
 
+def start_server(server, app_name, options, wrapper=()):
+    """``server`` serving ``app_name`` of its family, on the server core and Python (a ServerProcess)."""
+    return ServerProcess(server, app_name, cpu=options.server_cpu, wrapper=wrapper, script=SERVERS[server].script,
+                         python=options.python)
+
+
 def measure_load(server, scenario, options):
     """Start ``server`` with the scenario's app, check it, load it; one round's figures."""
-    with ServerProcess(server, scenario.app, cpu=options.server_cpu) as process:
+    with start_server(server, scenario.app, options) as process:
         time.sleep(SETTLE_SECONDS)
         idle = memory_of(process.descendants())
         _check(process, scenario, "before the load")
@@ -273,9 +208,9 @@ def measure_memory(server, options):
     The harness itself holds the connections, each after one answered
     request; the server's descriptors are counted when its memory is read,
     so connections it closed meanwhile (an idle timeout) do not go unseen."""
-    scenario = MEMORY_SCENARIO
+    scenario = FAMILIES[SERVERS[server].family].memory_scenario
     count = options.idle_connections if SERVERS[server].holds_idle_connections else 0
-    with ServerProcess(server, scenario.app, cpu=options.server_cpu) as process:
+    with start_server(server, scenario.app, options) as process:
         _send_checked(process, scenario, 1)
         time.sleep(SETTLE_SECONDS)
         figures = {"start": memory_of(process.descendants()), "connections": count}
@@ -338,7 +273,7 @@ def measure_instructions(server, scenario, options):
     with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as out_dir:
         wrapper = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-line=no", "--dump-instr=no",
                    f"--callgrind-out-file={out_dir}/callgrind.%p"]
-        with ServerProcess(server, scenario.app, cpu=options.server_cpu, wrapper=wrapper) as process:
+        with start_server(server, scenario.app, options, wrapper=wrapper) as process:
             pids = process.descendants()
             callgrind_control(["-i", "on"], pids)
             _send_checked(process, scenario, options.warmup_requests)
@@ -371,7 +306,7 @@ def measure_syscalls(server, scenario, options):
     callgrind counts only user-space instructions; the kernel work a server
     asks for shows up here instead."""
     with tempfile.TemporaryDirectory(prefix="bench-strace-") as out_dir, \
-            ServerProcess(server, scenario.app, cpu=options.server_cpu) as process:
+            start_server(server, scenario.app, options) as process:
         _send_checked(process, scenario, options.warmup_requests)
         summary_path = os.path.join(out_dir, "summary")
         pids = process.descendants()
@@ -419,21 +354,25 @@ def _parse_strace_summary(text):
     return counts
 
 
-def extension_sizes(servers):
-    """File size and stripped size of each server's compiled extension, in bytes."""
+def extension_sizes(options, modules):
+    """File size and stripped size of each server's compiled extension (``modules``), in bytes,
+    as the servers' Python finds it."""
     sizes = {}
-    for server in servers:
-        try:
-            spec = importlib.util.find_spec(EXTENSION_MODULES[server]) if server in EXTENSION_MODULES else None
-        except ImportError:
-            spec = None
-        if spec is None or not spec.origin or not spec.origin.endswith(".so"):
+    for server in options.servers:
+        if server not in modules:
             continue
-        entry = {"path": spec.origin, "bytes": os.path.getsize(spec.origin)}
+        completed = subprocess.run(
+            [options.python or sys.executable, "-c",
+             "import importlib.util, sys; spec = importlib.util.find_spec(sys.argv[1]); print(spec.origin)",
+             modules[server]], capture_output=True, text=True, timeout=60, env=server_environment())
+        origin = completed.stdout.strip()
+        if completed.returncode != 0 or not origin.endswith(".so"):
+            continue
+        entry = {"path": origin, "bytes": os.path.getsize(origin)}
         if shutil.which("strip"):
             with tempfile.TemporaryDirectory() as scratch:
                 stripped = os.path.join(scratch, "stripped.so")
-                if subprocess.run(["strip", "-o", stripped, spec.origin], capture_output=True).returncode == 0:
+                if subprocess.run(["strip", "-o", stripped, origin], capture_output=True).returncode == 0:
                     entry["stripped_bytes"] = os.path.getsize(stripped)
         sizes[server] = entry
     return sizes
@@ -464,14 +403,14 @@ def rotated(names, round_index):
 
 def run_loads(options, failures):
     """wrk rounds: {scenario: {server: [one figures per round]}}; a failed pair keeps no rounds."""
-    results = {scenario.name: {server: [] for server in options.servers if SERVERS[server].serves(scenario.app)}
+    results = {scenario.name: {server: [] for server in scenario_servers(scenario) if server in options.servers}
                for scenario in options.scenarios}
     failed = set()
     for round_index in range(options.rounds):
         for scenario in options.scenarios:
-            for server in rotated(options.servers, round_index):
-                if server not in results[scenario.name] or (server, scenario.name) in failed:
-                    continue  # cannot serve it, or failed once: its figures would be partial
+            for server in rotated(list(results[scenario.name]), round_index):
+                if (server, scenario.name) in failed:
+                    continue  # failed once: its figures would be partial
                 one = failures.attempt("", server, scenario.name, measure_load, server, scenario, options)
                 if one is None:
                     failed.add((server, scenario.name))
@@ -486,7 +425,8 @@ def run_loads(options, failures):
 def _print_round(round_index, rounds, scenario, server, load):
     errors = {kind: count for kind, count in load["errors"].items() if count}
     flag = f"  ERRORS {errors}" if errors else ""
-    print(f"  round {round_index + 1}/{rounds} {scenario.name:<8} {server:<9} {load['req_per_s']:>10,.0f} req/s  "
+    print(f"  round {round_index + 1}/{rounds} {scenario.name:<17} {server:<12} {load['req_per_s']:>10,.0f} req/s  "
+          f"{cpu_per_request(load):7.1f} µs CPU/req  "
           f"p99 {load['p99_us'] / 1000:7.2f} ms{flag}", flush=True)
 
 
@@ -501,7 +441,7 @@ def run_memory(options, failures):
             rounds[server].append(one)
             per_connection = (f"  {one['rss_bytes_per_connection']:,.0f} B RSS per idle connection "
                               f"({one['connections']:,})" if one["connections"] else "")
-            print(f"  memory {round_index + 1}/{options.rounds} {server:<9} RSS at start "
+            print(f"  memory {round_index + 1}/{options.rounds} {server:<12} RSS at start "
                   f"{one['start']['rss_kib'] / 1024:.1f} MiB{per_connection}", flush=True)
     return rounds
 
@@ -510,14 +450,14 @@ def run_syscalls(options, failures):
     syscalls = {}
     for scenario in options.scenarios if options.syscall_requests else []:
         for server in options.detail_servers:
-            if not SERVERS[server].serves(scenario.app):
-                continue
+            if server not in scenario.family.servers or not SERVERS[server].serves(scenario.app):
+                continue  # a guest (ursa's WSGI hello in the ASGI hello) is counted in its own family
             per_request = failures.attempt("strace", server, scenario.name, measure_syscalls,
                                            server, scenario, options)
             if per_request is None:
                 continue
             syscalls.setdefault(scenario.name, {})[server] = per_request
-            print(f"  strace    {scenario.name:<8} {server:<9} {sum(per_request.values()):>10.2f} "
+            print(f"  strace    {scenario.name:<17} {server:<12} {sum(per_request.values()):>10.2f} "
                   "system calls/request", flush=True)
     return syscalls
 
@@ -526,25 +466,49 @@ def run_instructions(options, failures):
     instructions = {}
     for scenario in options.callgrind_scenarios if options.callgrind_requests else []:
         for server in options.callgrind_servers:
+            if server not in scenario_servers(scenario):
+                continue  # a guest is counted too: ursa's WSGI hello on the ASGI run's interpreter
             count = failures.attempt("callgrind", server, scenario.name, measure_instructions,
                                      server, scenario, options)
             if count is None:
                 continue
             instructions.setdefault(scenario.name, {})[server] = count
-            print(f"  callgrind {scenario.name:<8} {server:<9} {count:>10,.0f} instructions/request", flush=True)
+            print(f"  callgrind {scenario.name:<17} {server:<12} {count:>10,.0f} instructions/request", flush=True)
     return instructions
+
+
+def run_idle(options, failures):
+    """{server: figures} of bench/idle.py for the detail servers: CPU and wake-ups while idle."""
+    figures = {}
+    for server in options.detail_servers if options.idle_seconds else []:
+        one = failures.attempt("idle", server, "", idle.measure_idle, server, options.idle_seconds,
+                               options.server_cpu, options.python, bool(options.syscall_requests))
+        if one is not None:
+            figures[server] = one
+            print(f"  idle      {idle.describe(server, one)}", flush=True)
+    return figures
 
 
 # --- driver -------------------------------------------------------------------
 
 
+def _defaults(attribute, families=FAMILIES):
+    """The families' share of a default, joined: ",".join of each family's ``attribute``, once each."""
+    return ",".join(dict.fromkeys(name for family in families for name in getattr(FAMILIES[family], attribute)))
+
+
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--servers",
-                        help=f"comma-separated, from {', '.join(SERVERS)} (default: all that are installed)")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS_BY_NAME),
-                        help="comma-separated (default: all: %(default)s)")
+    parser.add_argument("--families", default=",".join(FAMILIES),
+                        help="comma-separated: the families whose servers and scenarios run (bench/families.py; "
+                        "default: %(default)s)")
+    parser.add_argument("--servers", help="comma-separated (default: all of the families that are installed: "
+                        + ",".join(SERVERS) + ")")
+    parser.add_argument("--scenarios", help="comma-separated (default: all of the families: "
+                        + ",".join(SCENARIOS) + ")")
+    parser.add_argument("--python", metavar="PATH",
+                        help="the interpreter the servers run on (default: this one; see scripts/bench-venv.sh)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per scenario; the median is kept")
     parser.add_argument("--duration", type=int, default=2, help="seconds of wrk load per run")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of wrk load before each run (0: none)")
@@ -553,49 +517,75 @@ def parse_arguments(argv):
     parser.add_argument("--server-cpu", type=int, default=0, help="core the server is pinned to")
     parser.add_argument("--client-cpu", type=int, default=1, help="core wrk and the harness are pinned to")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
-    parser.add_argument("--detail-servers", default=DEFAULT_DETAIL_SERVERS,
-                        help="servers whose instructions (single-process servers only) and system calls per "
-                        "request are counted (default: %(default)s)")
+    parser.add_argument("--detail-servers",
+                        help="servers whose instructions (single-process servers only), system calls per "
+                        "request and idle cost are measured (default: " + _defaults("detail_servers") + ")")
     parser.add_argument("--callgrind-requests", type=int, default=2000,
                         help="requests counted per callgrind run (0: skip the instruction count)")
     parser.add_argument("--warmup-requests", type=int, default=100,
                         help="requests sent, uncounted, before those callgrind and strace count")
-    parser.add_argument("--callgrind-scenarios", default=DEFAULT_CALLGRIND_SCENARIOS,
-                        help="scenarios whose instructions are counted (default: %(default)s; post, headers and "
-                        "close are useful extras; stream is slow under bjoern, ~40 ms per response)")
+    parser.add_argument("--callgrind-scenarios",
+                        help="scenarios whose instructions are counted (default: " + _defaults("callgrind_scenarios")
+                        + "; post, headers and close are useful extras; stream is slow under bjoern, ~40 ms per "
+                        "response)")
     parser.add_argument("--callgrind-out", metavar="DIR",
                         help="keep callgrind's counts of the counted requests in DIR, one file per server and "
                         "scenario, for callgrind_annotate")
     parser.add_argument("--syscall-requests", type=int, default=200,
                         help="requests counted under strace per scenario (0: skip the system call count)")
-    parser.add_argument("--memory-servers", default=DEFAULT_MEMORY_SERVERS,
+    parser.add_argument("--idle-seconds", type=float, default=5.0,
+                        help="seconds each detail server is left idle, its CPU and wake-ups counted (bench/idle.py; "
+                        "0: skip)")
+    parser.add_argument("--memory-servers",
                         help="servers whose RSS at start and per idle connection is measured; 'all' for every "
-                        "server run (default: %(default)s)")
+                        "server run (default: " + _defaults("memory_servers") + ")")
     parser.add_argument("--idle-connections", type=int, default=IDLE_CONNECTIONS,
                         help="idle keep-alive connections held open for the memory per connection (0: skip)")
+    parser.add_argument("--idle-batch", type=int, default=httpclient.IDLE_CONNECTION_BATCH,
+                        help="idle connections opened, then sent their request, at a time (default: %(default)s); "
+                        "1 keeps the server from ever holding more than one request's temporaries")
     sections = parser.add_mutually_exclusive_group()
     sections.add_argument("--memory-only", action="store_true", help="only the memory section")
     sections.add_argument("--no-memory", action="store_true", help="skip the memory section")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 1 round of 1 s without warm-up; 500 requests under callgrind, "
-                        "50 under strace")
-    parser.add_argument("--output", default=DEFAULT_OUTPUT, metavar="PREFIX",
-                        help="write PREFIX.md, PREFIX.png and PREFIX.json (default: %(default)s)")
+                        "50 under strace, 2 idle seconds")
+    parser.add_argument("--from-json", metavar="FILE",
+                        help="measure nothing: make the report, targets and chart again from a run's JSON file "
+                        "(into --output, default: beside FILE)")
+    parser.add_argument("--output", metavar="PREFIX", help="write PREFIX.md, PREFIX.png and PREFIX.json (default: "
+                        f"{os.path.relpath(DEFAULT_OUTPUT)})")
     options = parser.parse_args(argv)
+    families = _split_names(options.families, FAMILIES, "family", parser)
+    options.families = families
+    # A guest of a chosen family's scenario (ursa's WSGI hello in the ASGI hello) runs by default too.
+    servers = {name: server for name, server in SERVERS.items()
+               if server.family in families or any(name in s.guests for f in families for s in FAMILIES[f].scenarios)}
+    scenarios = {name: scenario for name, scenario in SCENARIOS.items() if scenario.family.name in families}
+    defaults = {"scenarios": ",".join(scenarios), "detail_servers": _defaults("detail_servers", families),
+                "callgrind_scenarios": _defaults("callgrind_scenarios", families),
+                "memory_servers": _defaults("memory_servers", families), "output": DEFAULT_OUTPUT}
+    for name, default in defaults.items():
+        if getattr(options, name) is None:
+            setattr(options, name, default)
     if options.quick:
         options.rounds, options.duration, options.warmup = 1, 1, 0
         options.callgrind_requests = min(options.callgrind_requests, 500)
         options.syscall_requests = min(options.syscall_requests, 50)
-    if options.rounds < 1 or options.duration < 1 or options.warmup < 0 or options.idle_connections < 0:
-        parser.error("--rounds and --duration must be at least 1, --warmup and --idle-connections at least 0")
+        options.idle_seconds = min(options.idle_seconds, 2.0)
+    if options.rounds < 1 or options.duration < 1 or options.warmup < 0 or options.idle_connections < 0 \
+            or options.idle_seconds < 0:
+        parser.error("--rounds and --duration must be at least 1, --warmup, --idle-seconds and --idle-connections "
+                     "at least 0")
+    if options.python and not (os.path.isfile(options.python) and os.access(options.python, os.X_OK)):
+        parser.error(f"--python {options.python}: not an executable file")
     options.chosen_servers = options.servers is not None
-    options.servers = _split_names(options.servers or ",".join(SERVERS), SERVERS, "server", parser)
-    options.scenarios = [SCENARIOS_BY_NAME[name]
-                         for name in _split_names(options.scenarios, SCENARIOS_BY_NAME, "scenario", parser)]
+    options.servers = _split_names(options.servers or ",".join(servers), SERVERS, "server", parser)
+    options.scenarios = [SCENARIOS[name] for name in _split_names(options.scenarios, SCENARIOS, "scenario", parser)]
     options.callgrind_scenarios = [
-        SCENARIOS_BY_NAME[name] for name in
-        _split_names(options.callgrind_scenarios, SCENARIOS_BY_NAME, "callgrind scenario", parser)
-        if SCENARIOS_BY_NAME[name] in options.scenarios
+        SCENARIOS[name] for name in
+        _split_names(options.callgrind_scenarios, SCENARIOS, "callgrind scenario", parser)
+        if SCENARIOS[name] in options.scenarios
     ]
     options.detail_servers = _split_names(options.detail_servers, SERVERS, "detail server", parser)
     if options.memory_servers != "all":
@@ -604,6 +594,9 @@ def parse_arguments(argv):
         os.makedirs(options.callgrind_out, exist_ok=True)
     if options.no_pin:
         options.server_cpu = options.client_cpu = None
+    if options.idle_batch < 1:
+        parser.error("--idle-batch must be at least 1")
+    httpclient.IDLE_CONNECTION_BATCH = options.idle_batch
     return options
 
 
@@ -643,11 +636,12 @@ def _choose_servers(options):
     """Keep the servers that can run; an unavailable one is a note, or an error if required or asked for."""
     notes = []
     available = []
+    servers = SERVERS
     for server in options.servers:
-        reason = SERVERS[server].unavailable_reason(server_environment())
+        reason = servers[server].unavailable_reason(server_environment(), options.python)
         if reason is None:
             available.append(server)
-        elif SERVERS[server].required or options.chosen_servers:
+        elif servers[server].required or options.chosen_servers:
             raise HarnessError(f"server {server!r} is not usable: {reason}\n(build ursa: make build; the others: "
                                "make bench, or pip install -r requirements-bench.txt; or choose --servers)")
         else:
@@ -657,16 +651,17 @@ def _choose_servers(options):
         options.memory_servers = list(available)
     options.memory_servers = [server for server in options.memory_servers if server in available]
     options.detail_servers = [server for server in options.detail_servers if server in available]
-    options.callgrind_servers = [server for server in options.detail_servers if SERVERS[server].single_process]
+    options.callgrind_servers = [server for server in options.detail_servers if servers[server].single_process]
     if options.callgrind_requests and options.callgrind_servers != options.detail_servers:
         left_out = sorted(set(options.detail_servers) - set(options.callgrind_servers))
         notes.append(f"no instruction count for {', '.join(left_out)}: callgrind_control cannot reach "
                      "a worker process forked under valgrind")
-    cannot_hold = [server for server in options.memory_servers if not SERVERS[server].holds_idle_connections]
+    cannot_hold = [server for server in options.memory_servers if not servers[server].holds_idle_connections]
     if cannot_hold and options.idle_connections:
         notes.append(f"no memory per idle connection for {', '.join(cannot_hold)}: as configured it cannot "
-                     f"hold {options.idle_connections:,} connections (see servers.py)")
-    unserved = {server: [s.name for s in options.scenarios if not SERVERS[server].serves(s.app)]
+                     f"hold {options.idle_connections:,} connections (see bench/servers.py, asgi_servers.py)")
+    unserved = {server: [s.name for s in options.scenarios
+                         if s.family.name == servers[server].family and server not in scenario_servers(s)]
                 for server in ([] if options.memory_only else available)}
     notes += [f"{server} does not run {', '.join(names)}" for server, names in unserved.items() if names]
     return notes
@@ -691,7 +686,17 @@ def _raise_descriptor_limit(options):
     return note
 
 
-def machine_description():
+def servers_python(options):
+    """What the servers run on: "CPython 3.13.0 (PATH)" for --python, "CPython 3.11.7" for this one."""
+    if not options.python:
+        return f"{platform.python_implementation()} {platform.python_version()}"
+    completed = subprocess.run(
+        [options.python, "-c", "import platform; print(platform.python_implementation(), platform.python_version())"],
+        capture_output=True, text=True, timeout=60)
+    return f"{completed.stdout.strip() or 'unknown'} ({options.python})"
+
+
+def machine_description(options):
     cpu_model = "unknown"
     try:
         with open("/proc/cpuinfo") as cpuinfo:
@@ -702,7 +707,7 @@ def machine_description():
     except OSError:
         pass
     return {"cpu": cpu_model, "cores": os.cpu_count(), "kernel": platform.release(),
-            "os": _os_name(), "python": f"{platform.python_implementation()} {platform.python_version()}"}
+            "os": _os_name(), "python": servers_python(options)}
 
 
 def _os_name():
@@ -714,7 +719,7 @@ def _os_name():
 
 def run_all(options, failures):
     """Every section the options ask for; {section: figures}."""
-    figures = {"rounds": {}, "memory": {}, "syscalls": {}, "instructions": {}}
+    figures = {"rounds": {}, "memory": {}, "syscalls": {}, "instructions": {}, "idle": {}}
     if not options.memory_only:
         figures["rounds"] = run_loads(options, failures)
     if not options.no_memory:
@@ -722,35 +727,43 @@ def run_all(options, failures):
     if not options.memory_only:
         figures["syscalls"] = run_syscalls(options, failures)
         figures["instructions"] = run_instructions(options, failures)
+        figures["idle"] = run_idle(options, failures)
     return figures
 
 
 def build_document(options, versions, notes, figures, failures, elapsed):
     """Everything the run found, as the JSON file holds it; the report is made from this."""
+    ratios = {}
+    for scenario in options.scenarios:  # each scenario's to its family's reference
+        rounds = {scenario.name: figures["rounds"].get(scenario.name, {})}
+        ratios.update(report.paired_ratios(rounds, scenario.family.reference))
+    modules = {server: module for family in FAMILIES.values() for server, module in family.extension_modules.items()}
     document = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "quick": options.quick,
-        "machine": machine_description(),
-        "servers": {server: {"version": versions[server], "how": SERVERS[server].how}
+        "families": {name: {"reference": FAMILIES[name].reference} for name in options.families},
+        "machine": machine_description(options),
+        "command": options.command,
+        "servers": {server: {"version": versions[server], "how": SERVERS[server].how, "family": SERVERS[server].family}
                     for server in options.servers},
-        "reference": REFERENCE_SERVER,
         "scenarios": [scenario.describe() for scenario in options.scenarios],
         "options": {key: getattr(options, key) for key in
                     ("rounds", "duration", "warmup", "connections", "threads", "server_cpu", "client_cpu",
                      "callgrind_requests", "warmup_requests", "syscall_requests", "idle_connections",
-                     "detail_servers", "memory_servers")},
+                     "idle_batch", "idle_seconds", "detail_servers", "memory_servers", "python")},
         "notes": notes,
         "summary": report.summarize(figures["rounds"]),
-        "ratios": report.paired_ratios(figures["rounds"], REFERENCE_SERVER),
+        "ratios": ratios,
         "rounds": figures["rounds"],
         "memory": {"rounds": figures["memory"], "summary": report.summarize_memory(figures["memory"])},
         "instructions_per_request": figures["instructions"],
         "syscalls_per_request": figures["syscalls"],
-        "extension_sizes": extension_sizes(options.servers),
+        "idle": figures["idle"],
+        "extension_sizes": extension_sizes(options, modules),
         "failures": list(failures),
         "elapsed_seconds": elapsed,
     }
-    document["targets"] = targets.evaluate(document)
+    document["targets"] = [target for family in FAMILIES.values() for target in family.targets(document)]
     return document
 
 
@@ -769,17 +782,31 @@ def write_outputs(document, prefix):
     print(f"wrote {', '.join(written)}")
 
 
+def report_again(path, prefix):
+    """The report of an earlier run from its JSON file, targets evaluated anew; written to ``prefix``."""
+    with open(path) as source:
+        document = json.load(source)
+    document["targets"] = [target for family in FAMILIES.values() for target in family.targets(document)]
+    report.print_report(document)
+    write_outputs(document, prefix or os.path.splitext(path)[0])
+    return 0
+
+
 def main(argv=None):
+    command = " ".join(["bench/compare.py", *(sys.argv[1:] if argv is None else argv)])
     try:
         options = parse_arguments(argv)
+        if options.from_json:
+            return report_again(options.from_json, options.output if options.output != DEFAULT_OUTPUT else None)
+        options.command = command
         notes = check_setup(options)
     except HarnessError as error:
         print(f"compare: {error}", file=sys.stderr)
         return 2
     started = time.monotonic()
-    versions = {server: SERVERS[server].version() for server in options.servers}
-    print(f"ursa benchmark: {', '.join(f'{s} {v}' for s, v in versions.items())}; "
-          f"Python {platform.python_version()}; {os.cpu_count()} cores; "
+    versions = {server: SERVERS[server].version(server_environment(), options.python) for server in options.servers}
+    print(f"ursa benchmark ({', '.join(options.families)}): {', '.join(f'{s} {v}' for s, v in versions.items())}; "
+          f"servers on {servers_python(options)}; {os.cpu_count()} cores; "
           f"server on core {options.server_cpu}, wrk on core {options.client_cpu}")
     for note in notes:
         print(f"note: {note}")

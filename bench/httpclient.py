@@ -4,7 +4,7 @@ Connections and response parsing are tests/support's raw client
 (support.rawhttp); what is here is what a scenario expects.
 
 A scenario here is anything with request_bytes(port), keep_alive,
-expected_body and expect_chunked (compare.Scenario).
+expected_body and expect_chunked (families.Scenario).
 """
 import contextlib
 import os

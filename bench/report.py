@@ -116,7 +116,34 @@ def summarize_memory(memory_rounds):
 
 
 def _reference(document):
+    """The reference of a one-family view (_family_view) if it ran."""
     return document["reference"] if document["reference"] in document["servers"] else None
+
+
+def _family_view(document, family):
+    """The document as one family sees it: its scenarios and servers, and its reference as "reference"."""
+    view = dict(document)
+    view["scenarios"] = [scenario for scenario in document["scenarios"] if scenario["family"] == family]
+    view["servers"] = {server: entry for server, entry in document["servers"].items() if entry["family"] == family}
+    view["reference"] = document["families"][family]["reference"]
+    view["family"] = family
+    return view
+
+
+def _views(document):
+    return [_family_view(document, family) for family in document["families"]]
+
+
+def _references_text(document):
+    """ "bjoern for WSGI, uvicorn for ASGI" """
+    return ", ".join(f"{entry['reference']} for {family.upper()}" for family, entry in document["families"].items())
+
+
+def _scenario_servers(document, scenario):
+    """The servers that ran ``scenario``: its family's first, then guests (ursa's WSGI hello in the ASGI hello)."""
+    ran = document["rounds"].get(scenario["name"], {})
+    servers = [server for server in document["servers"] if server in ran]
+    return sorted(servers, key=lambda server: document["servers"][server]["family"] != scenario["family"])
 
 
 def _ratio_text(ratio):
@@ -134,18 +161,14 @@ def _mib(kib):
 
 
 def throughput_table(document):
-    reference = _reference(document)
-    vs = f"÷{reference}"
+    vs = "÷ref"
     options = document["options"]
     header = ["scenario", "server", "req/s", "spread", "p50 ms", "p99 ms", "CPU µs/req", "sys", "busy",
-              "peak RSS MiB", "errors"]
-    if reference:
-        header += [f"req/s {vs}", f"p50 {vs}", f"p99 {vs}", f"CPU/req {vs}"]
+              "peak RSS MiB", "errors", f"req/s {vs}", f"p50 {vs}", f"p99 {vs}", f"CPU/req {vs}"]
     rows = []
     for scenario in document["scenarios"]:
-        ran = document["rounds"].get(scenario["name"], {})
         label = scenario["title"]
-        for server in [server for server in document["servers"] if server in ran]:
+        for server in _scenario_servers(document, scenario):
             rows.append(_throughput_row(document, scenario["name"], server, label, len(header)))
             label = ""
     if not rows:
@@ -158,9 +181,11 @@ def throughput_table(document):
         "time per request (sys = system share),\n  steadier than req/s when other processes take a core. "
         "busy = the server's CPU use during the load: well under 100% means\n  req/s measured the client "
         "or the machine, not the server. peak RSS = VmHWM, all processes of the server.\n  errors = wrk socket "
-        "errors + non-2xx answers, all rounds; a row with errors is marked \"!\".\n  Ratios: median over rounds "
-        "of the ratio within each round; req/s above 1, latency and CPU/req below 1 favour the server "
-        "over bjoern.\n  p99 on a shared machine mostly shows when the scheduler ran someone else; p50 is steadier.",
+        "errors + non-2xx answers, all rounds; a row with errors is marked \"!\".\n  Ratios to ref, the "
+        f"scenario's family's reference ({_references_text(document)}): median over rounds of the ratio within "
+        "each round;\n  req/s above 1, latency and CPU/req below 1 favour the server over ref. The ASGI hello "
+        "also runs ursa's WSGI hello (server ursa).\n  p99 on a shared machine mostly shows when the scheduler "
+        "ran someone else; p50 is steadier.",
     )
 
 
@@ -184,30 +209,32 @@ def memory_table(document):
     memory = document["memory"]["summary"]
     if not memory:
         return None
-    reference = _reference(document)
-    base = memory.get(reference, {})
     header = ["server", "RSS at start MiB", "USS at start MiB", "idle connections", "RSS B/connection",
-              "USS B/connection"]
-    if reference:
-        header += [f"RSS at start ÷{reference}", f"RSS/connection ÷{reference}"]
+              "USS B/connection", "ref", "RSS at start ÷ref", "RSS/connection ÷ref"]
     rows = []
     for server, figures in memory.items():
+        reference = document["families"].get(document["servers"][server]["family"], {}).get("reference")
+        base = memory.get(reference, {})
         per_connection = [figures.get(key) for key in ("rss_bytes_per_connection", "uss_bytes_per_connection")]
         row = [server, _mib(figures["start_rss_kib"]), _mib(figures["start_uss_kib"]),
                f"{figures['connections']:,}" if figures["connections"] else "-"]
         row += ["-" if value is None else f"{value:,.0f}" for value in per_connection]
-        if reference:
-            row += [_quotient_text(figures["start_rss_kib"], base.get("start_rss_kib")),
-                    _quotient_text(per_connection[0], base.get("rss_bytes_per_connection"))]
+        row += [reference or "-", _quotient_text(figures["start_rss_kib"], base.get("start_rss_kib")),
+                _quotient_text(per_connection[0], base.get("rss_bytes_per_connection"))]
         rows.append(row)
     return Table(
-        "Memory: at start and per idle keep-alive connection (hello app; median over rounds)",
+        "Memory: at start and per idle keep-alive connection (the family's hello app; median over rounds)",
         header, rows,
         "at start = after one request. Per connection = (memory with the connections open - at start) / "
-        "connections; each connection\n  sent one keep-alive request, got its answer and stays idle; the "
-        "server's open descriptors are counted to make sure it still holds them all.",
-        text_columns=(0,),
+        f"connections; each connection\n  sent one keep-alive request ({document['options'].get('idle_batch', 256)} "
+        "connections at a time, --idle-batch), got its answer and stays idle; the "
+        "server's open descriptors are counted\n  to make sure it still holds them all.",
+        text_columns=(0, 6),
     )
+
+
+def after_load_tables(document):
+    return [after_load_table(view) for view in _views(document)]
 
 
 def after_load_table(document):
@@ -224,11 +251,15 @@ def after_load_table(document):
     if not rows:
         return None
     return Table(
-        "USS before → after each load, MiB (median over rounds)",
+        f"USS before → after each load, {document['family'].upper()}, MiB (median over rounds)",
         ["scenario"] + servers, rows,
         "growth that stays after the load is memory kept or leaked per connection or request.",
         text_columns=(0,),
     )
+
+
+def instructions_tables(document):
+    return [instructions_table(view) for view in _views(document)]
 
 
 def instructions_table(document):
@@ -252,9 +283,9 @@ def instructions_table(document):
         rows.append(row)
     options = document["options"]
     return Table(
-        f"CPU: instructions per request, whole server process incl. the Python app "
+        f"CPU: instructions per request, {document['family'].upper()}, whole server process incl. the Python app "
         f"(callgrind, {options['callgrind_requests']} sequential requests after {options['warmup_requests']})",
-        header, rows, "deterministic, unlike req/s: below 1 means fewer instructions than bjoern.",
+        header, rows, f"deterministic, unlike req/s: below 1 means fewer instructions than {document['reference']}.",
         text_columns=(0,),
     )
 
@@ -263,18 +294,16 @@ def syscalls_table(document):
     syscalls = document["syscalls_per_request"]
     if not syscalls:
         return None
-    reference = _reference(document)
-    header = ["scenario", "server", "calls/req"] + ([f"calls ÷{reference}"] if reference else []) + ["made per request"]
+    header = ["scenario", "server", "calls/req", "calls ÷ref", "made per request"]
     rows = []
     for scenario in document["scenarios"]:
         counts = syscalls.get(scenario["name"], {})
-        base = counts.get(reference)
+        base = counts.get(scenario["reference"])
         label = scenario["title"]
         for server, per_request in counts.items():
             total = sum(per_request.values())
             row = [label, server, f"{total:.1f}"]
-            if reference:
-                row.append(_quotient_text(total, base and sum(base.values())))
+            row.append(_quotient_text(total, base and sum(base.values())))
             common = sorted(((calls, name) for name, calls in per_request.items() if calls >= 0.1), reverse=True)
             row.append(", ".join(f"{name} {calls:.3g}" for calls, name in common))
             rows.append(row)
@@ -297,19 +326,48 @@ def sizes_table(document):
     return Table("Extension module size, KiB", ["server", "file", "size", "stripped"], rows)
 
 
+def idle_table(document):
+    figures = document.get("idle")
+    if not figures:
+        return None
+    rows = []
+    for server, one in figures.items():
+        calls = ", ".join(f"{name} {count}" for name, count in
+                          sorted(one["syscall_names"].items(), key=lambda item: -item[1])) or "-"
+        rows.append([server, f"{one['cpu_seconds'] * 1000:.0f}", f"{one['wakeups']:,}", f"{one['syscalls']:,}", calls,
+                     f"{one['processes']} / {one['threads']}"])
+    seconds = document["options"]["idle_seconds"]
+    return Table(
+        f"Idle: what a server does with nothing to do ({seconds:g} s after one request; bench/idle.py)",
+        ["server", "CPU ms", "wake-ups", "system calls", "which", "processes / threads"], rows,
+        "CPU = user + system time of every thread (/proc/PID/stat, 10 ms ticks); wake-ups = voluntary context "
+        "switches of every thread;\n  system calls: strace -c -f over the next as many seconds.",
+        text_columns=(0, 4),
+    )
+
+
 def targets_table(document):
-    rows = [[target["result"], target["target"], target["figure"]] for target in document["targets"]]
-    return Table("Targets (issue 5): ursa against bjoern", ["result", "target", "figure"], rows,
-                 "PASS/MISS do not change the exit status; n/a: not measured in this run.",
-                 text_columns=(0, 1, 2))
+    rows = [[str(target.get("issue", 5)), target["result"], target["target"], target["figure"]]
+            for target in document["targets"]]
+    if not rows:
+        return None
+    return Table("Targets: issue 5 (ursa's WSGI against bjoern), issue 10 (ursa's ASGI)",
+                 ["issue", "result", "target", "figure"], rows,
+                 "PASS/MISS do not change the exit status; n/a: not measured in this run. CPU per request is paired "
+                 "within rounds (the scenario's rounds), as in the ratio columns above.",
+                 text_columns=(0, 1, 2, 3))
 
 
-TABLE_BUILDERS = (throughput_table, memory_table, after_load_table, instructions_table, syscalls_table,
-                  sizes_table, targets_table)
+TABLE_BUILDERS = (throughput_table, memory_table, after_load_tables, instructions_tables, syscalls_table,
+                  idle_table, sizes_table, targets_table)
 
 
 def tables(document):
-    return [table for table in (build(document) for build in TABLE_BUILDERS) if table is not None]
+    built = []
+    for build in TABLE_BUILDERS:
+        result = build(document)
+        built += [table for table in (result if isinstance(result, list) else [result]) if table is not None]
+    return built
 
 
 # --- rendering ------------------------------------------------------------
@@ -349,20 +407,23 @@ def markdown_table(table):
 def write_markdown(document, path, chart_name):
     machine = document["machine"]
     options = document["options"]
-    lines = [f"# ursa benchmark, {document['date']}", ""]
+    families = " and ".join(family.upper() for family in document["families"])
+    lines = [f"# ursa benchmark, {families} servers, {document['date']}", ""]
     if document["quick"]:
         lines += [f"**`--quick` smoke run** ({options['rounds']} round of {options['duration']} s per server and "
-                  "scenario): the figures only show that everything runs; compare with a full `make bench`.", ""]
+                  "scenario): the figures only show that everything runs; compare with a full run.", ""]
     lines += [
         f"Machine: {machine['cpu']}, {machine['cores']} cores; Linux {machine['kernel']} ({machine['os']}); "
-        f"{machine['python']}. Server pinned to core {options['server_cpu']}, wrk and the harness to core "
-        f"{options['client_cpu']}; `bench/compare.py` took {document['elapsed_seconds'] / 60:.1f} minutes.",
+        f"servers on {machine['python']}. Server pinned to core {options['server_cpu']}, wrk and the harness to core "
+        f"{options['client_cpu']}; `{document['command']}` took {document['elapsed_seconds'] / 60:.1f} minutes.",
+        f"Ratios are to each scenario's family's reference: {_references_text(document)}.",
         "",
-        "| server | version | how it runs |",
-        "| --- | --- | --- |",
+        "| server | family | version | how it runs |",
+        "| --- | --- | --- | --- |",
     ]
-    lines += [f"| {server} | {entry['version']} | {entry['how']} |" for server, entry in document["servers"].items()]
-    lines += ["", f"![requests/s relative to bjoern, per scenario]({chart_name})", ""]
+    lines += [f"| {server} | {entry['family'].upper()} | {entry['version']} | {entry['how']} |"
+              for server, entry in document["servers"].items()]
+    lines += ["", f"![requests/s relative to {_references_text(document)}, per scenario]({chart_name})", ""]
     lines += [markdown_table(table) + "\n" for table in tables(document)]
     for heading, items in (("Notes", document["notes"]),
                            ("Failures", [f"{f['server']} {f['scenario']}: {f['error'].splitlines()[0]}"
@@ -374,7 +435,8 @@ def write_markdown(document, path, chart_name):
 
 
 def write_chart(document, path):
-    """Bar chart of req/s ÷ bjoern per scenario, one bar per server; returns None or why there is none."""
+    """Bar chart of req/s ÷ the reference per scenario, one bar per server that ran it (each server one
+    colour throughout), the families side by side; returns None or why there is none."""
     try:
         import matplotlib
 
@@ -384,33 +446,43 @@ def write_chart(document, path):
     except ImportError as error:
         return f"matplotlib cannot be imported ({error}); pip install -r requirements-bench.txt"
     ratios = document["ratios"]
-    scenarios = [scenario for scenario in document["scenarios"] if scenario["name"] in ratios]
-    servers = [server for server in document["servers"] if any(server in ratios[s["name"]] for s in scenarios)]
-    if not scenarios or not servers:
-        return f"no requests/s relative to {document['reference']} were measured"
-    width = 0.85 / len(servers)
-    figure, axes = pyplot.subplots(figsize=(max(8.0, 1.4 * len(scenarios) + 2), 5.5))
-    for index, server in enumerate(servers):
-        offset = (index - (len(servers) - 1) / 2) * width
-        placed = [(position + offset, ratios[scenario["name"]][server]["req_per_s"])
-                  for position, scenario in enumerate(scenarios)
-                  if ratios[scenario["name"]].get(server, {}).get("req_per_s")]
-        axes.bar([x for x, _ in placed], [y for _, y in placed], width, label=server)
+    scenarios = [scenario for scenario in document["scenarios"] if ratios.get(scenario["name"])]
+    if not scenarios:
+        return f"no requests/s relative to {_references_text(document)} were measured"
+    bars = {scenario["name"]: [server for server in _scenario_servers(document, scenario)
+                               if ratios[scenario["name"]].get(server, {}).get("req_per_s")]
+            for scenario in scenarios}
+    servers = list(dict.fromkeys(server for names in bars.values() for server in names))
+    palette = pyplot.get_cmap("tab20" if len(servers) > 10 else "tab10")
+    colours = {server: palette(index % palette.N) for index, server in enumerate(servers)}
+    width = 0.85 / max(len(names) for names in bars.values())
+    figure, axes = pyplot.subplots(figsize=(max(8.0, 1.1 * len(scenarios) + 2), 6.0))
+    labelled = set()
+    for position, scenario in enumerate(scenarios):
+        names = bars[scenario["name"]]
+        for index, server in enumerate(names):
+            offset = (index - (len(names) - 1) / 2) * width
+            axes.bar(position + offset, ratios[scenario["name"]][server]["req_per_s"], width, color=colours[server],
+                     label=None if server in labelled else server)
+            labelled.add(server)
+        if position and scenario["family"] != scenarios[position - 1]["family"]:
+            axes.axvline(position - 0.5, color="grey", linewidth=0.8, linestyle="--")
     axes.set_yscale("log")
     # Ticks at 1, 2 and 5 times the powers of ten, written as plain numbers.
     axes.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axes.yaxis.set_minor_formatter(NullFormatter())
     axes.axhline(1.0, color="black", linewidth=0.8)
-    axes.set_xticks(range(len(scenarios)), [scenario["name"] for scenario in scenarios])
-    axes.set_ylabel(f"requests/s ÷ {document['reference']} (log scale)")
+    axes.set_xticks(range(len(scenarios)), [scenario["name"] for scenario in scenarios], rotation=30, ha="right",
+                    fontsize=8)
+    axes.set_ylabel(f"requests/s ÷ reference: {_references_text(document)} (log scale)", fontsize=9)
     quick = ", --quick" if document["quick"] else ""
-    axes.set_title(f"WSGI servers, one process on one core: {document['machine']['cpu']}, "
-                   f"{document['date']}{quick}", fontsize=10)
+    axes.set_title(f"One process on one core: {document['machine']['cpu']}, {document['machine']['python']}, "
+                   f"{document['date']}{quick}", fontsize=9)
     axes.grid(axis="y", which="both", alpha=0.3)
     # Below the axes, where it hides no bar.
-    figure.legend(loc="lower center", ncol=len(servers), fontsize=9, frameon=False)
-    figure.tight_layout(rect=(0, 0.06, 1, 1))
+    figure.legend(loc="lower center", ncol=min(len(servers), 6), fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0.09, 1, 1))
     figure.savefig(path, dpi=110)
     pyplot.close(figure)
     return None

@@ -1,4 +1,4 @@
-"""Runs one benchmarked server (bench/servers.py) as a child process, for the harness.
+"""Runs one benchmarked server (bench/servers.py, or asgi_servers.py) as a child process, for the harness.
 
     with ServerProcess("ursa", "hello", cpu=0) as server:
         ... load 127.0.0.1:server.port, read /proc/PID for PID in server.descendants() ...
@@ -20,6 +20,7 @@ from servers import HOST, PORT_LINE_PREFIX, SERVER_DIR_ENV
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 TESTS_DIR = os.path.join(os.path.dirname(BENCH_DIR), "tests")
+SRC_DIR = os.path.join(os.path.dirname(BENCH_DIR), "src")
 if TESTS_DIR not in sys.path:
     sys.path.append(TESTS_DIR)  # after bench/: its apps.py is not tests/apps.py
 
@@ -47,11 +48,16 @@ def server_environment(base=None):
     package (bjoern) has its .pyc from pip, while a package run from the
     source tree (ursa) would otherwise recompile at every start, which costs
     time and leaves the compiler's memory in the server's heap.
-    PYTHONHASHSEED is fixed so that instruction counts repeat.
+    PYTHONHASHSEED is fixed so that instruction counts repeat. This tree's
+    src/ comes first on PYTHONPATH: the ursa measured is the one beside the
+    harness (its extension built in place for each interpreter: make build,
+    scripts/bench-venv.sh), whatever else an interpreter has installed.
     """
     environment = dict(os.environ if base is None else base)
     environment.pop("PYTHONDONTWRITEBYTECODE", None)
     environment["PYTHONHASHSEED"] = "0"
+    environment["PYTHONPATH"] = os.pathsep.join(
+        [SRC_DIR] + [path for path in environment.get("PYTHONPATH", "").split(os.pathsep) if path and path != SRC_DIR])
     return environment
 
 
@@ -83,8 +89,8 @@ class ServerProcess(ChildProcess):
 
     Failure = ServerError
 
-    def __init__(self, server, app_name, cpu=0, wrapper=(), env=None):
-        command = pinned_command([*wrapper, sys.executable, SERVERS_SCRIPT, server, app_name], cpu)
+    def __init__(self, server, app_name, cpu=0, wrapper=(), env=None, script=SERVERS_SCRIPT, python=None):
+        command = pinned_command([*wrapper, python or sys.executable, script, server, app_name], cpu)
         self.server = server
         self.app_name = app_name
         self.under_valgrind = bool(wrapper)

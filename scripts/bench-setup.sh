@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# What `make bench` needs beyond `make build`: wrk, valgrind and nginx (and
-# strace, taskset) from Debian, and the peer servers of requirements-bench.txt
-# in .venv. Idempotent: apt-get runs only when a tool is missing, pip only
-# when a requirements file is newer than its last install.
+# What `make bench`, `make bench-asgi` and `make bench-py313` need beyond `make build`: wrk,
+# valgrind and nginx (and strace, taskset) from Debian, and the peer servers
+# of requirements-bench.txt (WSGI and ASGI) in .venv. Idempotent: apt-get
+# runs only when a tool is missing, pip only when a requirements file is newer
+# than its last install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/apt-install.sh
@@ -27,7 +28,8 @@ fi
 apt_install bench-setup "${missing[@]}"
 
 stamp=.venv/.requirements-bench.stamp
-if [ ! -f "$stamp" ] || [ requirements-bench.txt -nt "$stamp" ] || [ bench/requirements-nodeps.txt -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ requirements-bench.txt -nt "$stamp" ] || [ bench/requirements-asgi.txt -nt "$stamp" ] \
+        || [ bench/requirements-nodeps.txt -nt "$stamp" ]; then
     echo "bench-setup: installing Python packages from requirements-bench.txt"
     .venv/bin/pip install -q --disable-pip-version-check -r requirements-bench.txt
     # An optional peer: if it does not build, the benchmark leaves it out with a note.
