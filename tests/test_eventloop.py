@@ -59,6 +59,20 @@ def test_the_running_loop_is_ursas():
     assert run(main) is ursa.eventloop.EventLoop
 
 
+def test_debug_mode_is_what_set_debug_and_the_environment_say(loop, monkeypatch):
+    # get_debug() is the C core's (every Future asks it): it must follow
+    # set_debug() and asyncio's own switches as asyncio's does.
+    assert loop.get_debug() is False
+    loop.set_debug(True)
+    assert loop.get_debug() is True
+    assert loop.run_until_complete(asyncio.sleep(0, result="ran")) == "ran"
+    monkeypatch.setenv("PYTHONASYNCIODEBUG", "1")
+    with asyncio.Runner(loop_factory=ursa.eventloop.new_event_loop) as runner:
+        assert runner.get_loop().get_debug() is True
+    with asyncio.Runner(loop_factory=ursa.eventloop.new_event_loop, debug=False) as runner:
+        assert runner.get_loop().get_debug() is False
+
+
 # ---- callbacks and timers ----
 
 def test_call_soon_fifo_timers_in_order_and_cancellations():

@@ -135,7 +135,7 @@ static void task_finished(asgi_call *call, PyObject *task)
 
 static PyObject *start_task(asgi_server *a, PyObject *coroutine)
 {
-    PyObject *args[3] = {coroutine, a->event_loop, Py_True};
+    PyObject *args[3] = {coroutine, a->event_loop, a->task_third_argument};
     return PyObject_Vectorcall(a->task_type, args, 1, a->task_kwnames);
 }
 
@@ -357,10 +357,15 @@ static int make_task_call(asgi_server *a)
     /* Python 3.12's eager start: the app runs at once, up to its first real
      * wait, and one that never waits is done without a trip round the loop. */
     a->task_kwnames = Py_BuildValue("(ss)", "loop", "eager_start");
+    Py_INCREF(Py_True);
+    a->task_third_argument = Py_True;
 #else
-    a->task_kwnames = Py_BuildValue("(s)", "loop");
+    /* A name given spares formatting "Task-<n>" for each (3.12 makes it
+     * lazily). */
+    a->task_kwnames = Py_BuildValue("(ss)", "loop", "name");
+    a->task_third_argument = PyUnicode_InternFromString("ursa: ASGI request");
 #endif
-    return a->task_kwnames == NULL ? -1 : 0;
+    return a->task_kwnames == NULL || a->task_third_argument == NULL ? -1 : 0;
 }
 
 static void asgi_server_end(server *s);
@@ -451,6 +456,7 @@ static void asgi_server_end(server *s)
         Py_CLEAR(a->header_names[i]);
     Py_CLEAR(a->task_type);
     Py_CLEAR(a->task_kwnames);
+    Py_CLEAR(a->task_third_argument);
     Py_CLEAR(a->lifespan_state);
     PyErr_Restore(type, value, traceback);
 }

@@ -57,6 +57,7 @@ typedef struct EventLoopCoreObject {
     loop_mode mode;
     int stopping;
     int closed;
+    int debug;             /* asyncio's debug mode: every Future asks (get_debug) */
     /* What ended the last run and is raised where the loop was run, or
      * passed to on_fatal while entered. */
     PyObject *failure;

@@ -330,6 +330,12 @@ static int set_flag(EventLoopCoreObject *self, PyObject *value, void *closure)
     return 0;
 }
 
+static PyObject *core_get_debug(EventLoopCoreObject *self, PyObject *unused)
+{
+    (void)unused;
+    return PyBool_FromLong(self->debug);
+}
+
 /* ---- the type ---- */
 
 static PyObject *core_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
@@ -397,6 +403,7 @@ static PyMethodDef core_methods[] = {
     {"call_later", FASTCALL(core_call_later), METH_FASTCALL | METH_KEYWORDS,
      "call_later(delay, callback, *args, context=None) -> TimerHandle"},
     {"time", (PyCFunction)core_time, METH_NOARGS, "time() -> float\n\ntime.monotonic()'s clock."},
+    {"get_debug", (PyCFunction)core_get_debug, METH_NOARGS, "get_debug() -> bool"},
     {"_add_callback", (PyCFunction)core_add_callback, METH_O, "_add_callback(handle)\n\nQueue a handle."},
     {NULL, NULL, 0, NULL},
 };
@@ -404,6 +411,10 @@ static PyMethodDef core_methods[] = {
 static PyGetSetDef core_getset[] = {
     {"_stopping", (getter)get_flag, (setter)set_flag, NULL, (void *)offsetof(EventLoopCoreObject, stopping)},
     {"_closed", (getter)get_flag, (setter)set_flag, NULL, (void *)offsetof(EventLoopCoreObject, closed)},
+    /* asyncio keeps its debug flag in self._debug: here, it is read by a C
+     * get_debug() (a Python-level call cost every Task and Future ~1,000
+     * instructions). */
+    {"_debug", (getter)get_flag, (setter)set_flag, NULL, (void *)offsetof(EventLoopCoreObject, debug)},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -4,10 +4,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "asgi/call.h"
+#include "common/digits.h"
 #include "http/fields.h"
 #include "http/head.h"
 
@@ -121,10 +123,16 @@ static int start_response(asgi_call *call, exchange *x, PyObject *message)
         return -1;
     char line[64];
     const char *reason = head_reason_phrase((int)code);
-    int line_length = snprintf(line, sizeof line, "%ld %s", code, reason);
+    size_t reason_length = strlen(reason);
+    if (reason_length > sizeof line - 4)
+        reason_length = sizeof line - 4;
+    size_t line_length = digits_decimal(line, (uint64_t)code); /* 200..999: three digits */
+    line[line_length++] = ' ';
+    memcpy(line + line_length, reason, reason_length);
+    line_length += reason_length;
     buffer *head = exchange_head(x);
     response_head_init(&call->response, (int)code);
-    if (head_begin(head, line, (size_t)line_length) < 0)
+    if (head_begin(head, line, line_length) < 0)
         return -1;
     if (asgi_add_headers(call, head, message, "http.response.start") < 0)
         return -1;

@@ -157,10 +157,21 @@ static PyObject *client_of(exchange *x, const forwarded *f)
     PyObject *port_text = exchange_remote_port(x);
     if (port_text == NULL)
         Py_RETURN_NONE;
-    PyObject *port = PyLong_FromUnicodeObject(port_text, 10);
+    /* The peer's port is kept as text (WSGI's REMOTE_PORT); its digits are
+     * read here without int()'s general parser. */
+    Py_ssize_t length;
+    const char *digits = PyUnicode_AsUTF8AndSize(port_text, &length);
+    if (digits == NULL)
+        return NULL;
+    long number = 0;
+    for (Py_ssize_t i = 0; i < length && i < 6; i++)
+        number = number * 10 + (digits[i] - '0');
+    PyObject *port = PyLong_FromLong(number);
     if (port == NULL)
         return NULL;
-    return Py_BuildValue("(ON)", exchange_remote_addr(x), port);
+    PyObject *client = PyTuple_Pack(2, exchange_remote_addr(x), port);
+    Py_DECREF(port);
+    return client;
 }
 
 PyObject *scope_build(asgi_server *a, exchange *x)

@@ -3,6 +3,8 @@
 #endif
 #include "http/exchange.h"
 
+#include "common/digits.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -464,9 +466,11 @@ int exchange_send_body(exchange *x, PyObject *owner, const char *data, size_t le
         return 0;
     budgets *budget = &x->conn->server->budget;
     if (x->chunked) {
-        char prefix[OUTQ_INLINE_MAX];
-        int n = snprintf(prefix, sizeof prefix, "%zx\r\n", length);
-        if (output_push_small(&x->out, prefix, (size_t)n, budget) < 0 ||
+        char prefix[DIGITS_MAX + 2];
+        size_t n = digits_hex(prefix, length);
+        prefix[n++] = '\r';
+        prefix[n++] = '\n';
+        if (output_push_small(&x->out, prefix, n, budget) < 0 ||
             output_push(&x->out, owner, data, length, budget) < 0 || output_push_small(&x->out, "\r\n", 2, budget) < 0)
             return -1;
     } else if (output_push(&x->out, owner, data, length, budget) < 0) {

@@ -3,6 +3,8 @@
 #endif
 #include "http/head.h"
 
+#include "common/digits.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -17,9 +19,10 @@ int head_end(buffer *head, const head_tail *tail)
     if (tail->framing == FRAMING_CHUNKED) {
         buffer_append_str(head, "Transfer-Encoding: chunked\r\n");
     } else if (tail->add_length >= 0) {
-        char line[64];
-        int n = snprintf(line, sizeof line, "Content-Length: %lld\r\n", (long long)tail->add_length);
-        buffer_append(head, line, (size_t)n);
+        char digits[DIGITS_MAX];
+        buffer_append_str(head, "Content-Length: ");
+        buffer_append(head, digits, digits_decimal(digits, (uint64_t)tail->add_length));
+        buffer_append(head, "\r\n", 2);
     }
     if (!tail->keep_alive)
         buffer_append_str(head, "Connection: close\r\n");
