@@ -95,6 +95,11 @@ def serve(arguments, app, options):
 
 def main():
     arguments = parse_arguments()
+    # A program started in the background by a non-interactive shell (a CI
+    # runner's `cmd &`) inherits SIGINT ignored, and ursa rightly leaves an
+    # ignored SIGINT alone; the tests are of a program run in a terminal,
+    # where SIGINT is Python's default.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if arguments.warnings_error:
         warnings.simplefilter("error")
     if arguments.usr1_file:
