@@ -332,6 +332,7 @@ static void asgi_on_refused(exchange *x, int status, size_t body_bytes)
 
 /* ---- one server ---- */
 
+#if ASGI_SUPPORTED
 static void on_loop_fatal(void *data)
 {
     server_report_exception(data, "ursa: the event loop failed");
@@ -367,6 +368,7 @@ static int make_task_call(asgi_server *a)
 #endif
     return a->task_kwnames == NULL || a->task_third_argument == NULL ? -1 : 0;
 }
+#endif
 
 static void asgi_server_end(server *s);
 

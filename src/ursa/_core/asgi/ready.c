@@ -33,6 +33,7 @@ static PyObject *ready_await(PyObject *self)
     return self;
 }
 
+#if PY_VERSION_HEX >= 0x030A0000
 /* The coroutine's SEND takes this path: the value, at once. */
 static PySendResult ready_send(ReadyObject *self, PyObject *arg, PyObject **result)
 {
@@ -41,11 +42,12 @@ static PySendResult ready_send(ReadyObject *self, PyObject *arg, PyObject **resu
     *result = self->value;
     return PYGEN_RETURN;
 }
+#endif
 
 /* For `yield from` and code that iterates by hand. */
 static PyObject *ready_next(ReadyObject *self)
 {
-    PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, self->value);
+    PyObject *stop = PyObject_CallFunctionObjArgs(PyExc_StopIteration, self->value, NULL);
     if (stop != NULL) {
         PyErr_SetObject(PyExc_StopIteration, stop);
         Py_DECREF(stop);
@@ -95,7 +97,9 @@ static PyType_Slot ready_slots[] = {
     {Py_tp_new, refuse_instantiation},
     {Py_tp_dealloc, ready_dealloc},
     {Py_am_await, ready_await},
+#if PY_VERSION_HEX >= 0x030A0000
     {Py_am_send, ready_send},
+#endif
     {Py_tp_iter, ready_await},
     {Py_tp_iternext, ready_next},
     {Py_tp_methods, ready_methods},
