@@ -19,7 +19,7 @@ for version in ${URSA_PYTHONS:-3.8 3.13}; do
     out=build/py$version
     echo "== CPython $version ($python)"
     [ -x "$out/venv/bin/python" ] || "$python" -m venv "$out/venv"
-    "$out/venv/bin/pip" install -q --disable-pip-version-check pytest requests setuptools httpx
+    "$out/venv/bin/pip" install -q --disable-pip-version-check pytest requests setuptools httpx websockets
     rm -rf "$out/lib"
     mkdir -p "$out/lib"
     cp -r src/ursa "$out/lib/ursa"

@@ -204,11 +204,15 @@ static conn_progress asgi_on_request(exchange *x)
      * app that never waits) goes out in one write below. */
     call->dispatching = 1;
     PyObject *args[3] = {call->scope, receive, (PyObject *)call};
+    /* The app runs here up to its first wait (all of it with eager tasks):
+     * its time is not its clients', as for a WSGI app's call. */
+    double called_at = ev_now(s->loop);
     PyObject *coroutine = PyObject_Vectorcall(s->app, args, 3, NULL);
     Py_DECREF(receive);
+    PyObject *task = coroutine != NULL ? start_task(a, coroutine) : NULL;
+    server_app_returned(s, called_at);
     if (coroutine == NULL)
         return fail_request(x, "ursa: the ASGI application raised");
-    PyObject *task = start_task(a, coroutine);
     Py_DECREF(coroutine);
     if (task == NULL)
         return fail_request(x, "ursa: cannot run the ASGI application (is it an async function?)");
