@@ -84,7 +84,7 @@ for source in src/ursa/_core/*/*.c src/ursa/_core/*.c; do
 done
 # shellcheck disable=SC2086  # py_ldflags is a list of flags
 "$CC" "${sanitize[@]}" -std=gnu11 -Wall -Wextra -Werror -Isrc/ursa/_core "${llhttp_cflags[@]}" \
-    -I"$py_include" fuzz/fuzz_request.c "${objects[@]}" "${llhttp_libs[@]}" -lev $py_ldflags \
+    -I"$py_include" fuzz/fuzz_request.c "${objects[@]}" "${llhttp_libs[@]}" -lev -lwslay $py_ldflags \
     -o "$out/fuzz_request"
 echo "fuzz/run.sh: built $out/fuzz_request"
 
