@@ -74,7 +74,7 @@ typedef struct conn {
     PyObject *remote_addr;
     PyObject *remote_port;    /* NULL for unix peers */
     unsigned keep_alive : 1;  /* may serve another request after this one */
-    unsigned write_blocked : 1; /* RESPONDING: the output waits for the socket */
+    unsigned write_blocked : 1; /* RESPONDING (or BODY, answering): the output waits for the socket */
     unsigned awaiting_app : 1;  /* the app answers asynchronously (CONN_PENDING) */
     unsigned read_paused : 1;   /* BODY: the app has not taken what came; RESPONDING: the
                                    client sent more (or hung up): read it after */

@@ -6,17 +6,14 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "common/digits.h"
+
 /* A port as a str; on the accept path of every connection, where
  * PyUnicode_FromFormat costs more than the rest of the set-up. */
 static PyObject *port_text(uint16_t port)
 {
-    char digits[5];
-    int n = 0;
-    do {
-        digits[4 - n++] = (char)('0' + port % 10);
-        port /= 10;
-    } while (port > 0);
-    return PyUnicode_FromStringAndSize(digits + 5 - n, n);
+    char digits[DIGITS_MAX];
+    return PyUnicode_FromStringAndSize(digits, (Py_ssize_t)digits_decimal(digits, port));
 }
 
 /* Dotted decimal: glibc's inet_ntop goes through sprintf, which costs
