@@ -25,8 +25,10 @@ export PYTHONPATH="$PWD/$out${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONMALLOC=malloc
 # libcrypt too: ASan's crypt() interceptor calls the real crypt(), which it
 # finds only if libcrypt is loaded when ASan starts (CPython's _crypt, used
-# by Zope's tools and its login, crashed without it).
-libcrypt=$(ldconfig -p | awk '/libcrypt\.so\.1 .*x86-64/ {print $NF; exit}')
+# by Zope's tools and its login, crashed without it). awk reads all of
+# ldconfig's output: leaving early would kill ldconfig with SIGPIPE, and
+# pipefail would then stop this script (exit 141).
+libcrypt=$(ldconfig -p | awk '/libcrypt\.so\.1 .*x86-64/ && !found {print $NF; found = 1}')
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)${libcrypt:+ $libcrypt}"
 asan_common="abort_on_error=1:halt_on_error=1:detect_stack_use_after_return=0"
 export ASAN_OPTIONS="detect_leaks=0:$asan_common"
