@@ -278,6 +278,7 @@ class Arbiter:
                 if not self.workers:
                     return
             else:
+                self.notice_retiring_workers()
                 self.manage_workers()
             self.kill_stuck_workers()
             self.signal_stopping_workers()
@@ -495,6 +496,20 @@ class Arbiter:
         worker.kill_at = kill_at if worker.kill_at is None else min(worker.kill_at, kill_at)
         worker.last_signal_at = now
         send_signal(worker.pid, signal_number)
+
+    def notice_retiring_workers(self):
+        """A worker that reached --max-requests leaves by itself, but its
+        WebSockets may keep it until the graceful timeout: a successor
+        starts now, and the worker is bounded as if stopped gracefully
+        (plus the WebSocket close timeout its last close handshakes get)."""
+        now = time.monotonic()
+        for worker in self.workers.values():
+            if worker.stopping or worker.slot is None or not worker.heartbeats.retiring(worker.slot):
+                continue
+            worker.stopping = True
+            worker.stop_signal = None
+            kill_at = now + self.settings.graceful_timeout + self.settings.websocket_close_timeout + KILL_MARGIN_SECONDS
+            worker.kill_at = kill_at if worker.kill_at is None else min(worker.kill_at, kill_at)
 
     def stuck_at(self, worker):
         """When `worker` counts as stuck if its loop does not get back to

@@ -6,7 +6,9 @@ import mmap
 import struct
 
 SLOT_BYTES = 256
+FLAGS_OFFSET = 12
 REQUEST_OFFSET = 16
+RETIRING = 4  # HEARTBEAT_RETIRING
 # Room for this many workers at once (a reload runs two generations side
 # by side); untouched slots cost no memory.
 SLOTS = 1024
@@ -40,6 +42,11 @@ class HeartbeatTable:
         callbacks (app code) without going back to wait for events; None
         while it waits, or before it serves (loading the app)."""
         return struct.unpack_from("d", self.memory, slot * SLOT_BYTES)[0] or None
+
+    def retiring(self, slot):
+        """Whether the worker reached --max-requests and is leaving (its
+        WebSockets may still run until the graceful timeout)."""
+        return bool(struct.unpack_from("I", self.memory, slot * SLOT_BYTES + FLAGS_OFFSET)[0] & RETIRING)
 
     def request(self, slot):
         """'METHOD target' of the request whose app call is in progress."""

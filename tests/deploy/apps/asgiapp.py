@@ -8,6 +8,7 @@ Routes:
   /slow?S      sleeps S seconds (asyncio), then b"slow done"; first creates a
                file in $ASGIAPP_MARKER_DIR (if set)
   /raise       raises ValueError("asgiapp failure")
+A WebSocket on any path is accepted, sent the worker's pid, and echoed.
 
 Lifespan: startup and shutdown append "startup PID"/"shutdown PID" lines to
 $ASGIAPP_LIFESPAN_LOG (if set); $ASGIAPP_FAIL_STARTUP=1 fails the startup.
@@ -75,9 +76,25 @@ async def http(scope, receive, send):
         await respond(send, b"not found", status=404)
 
 
+async def websocket(receive, send):
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.send", "text": str(os.getpid())})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") is not None:
+            await send({"type": "websocket.send", "text": message["text"]})
+        else:
+            await send({"type": "websocket.send", "bytes": message["bytes"]})
+
+
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
         return await lifespan(receive, send)
+    if scope["type"] == "websocket":
+        return await websocket(receive, send)
     await http(scope, receive, send)
 
 

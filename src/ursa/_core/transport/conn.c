@@ -780,7 +780,7 @@ void conn_stop(conn *c)
      * the header timeout). */
     if (c->state == CONN_AWAITING)
         conn_schedule_timer(c);
-    else if (c->state == CONN_UPGRADED && c->protocol->on_stop != NULL)
+    else if (c->state == CONN_UPGRADED && c->protocol->on_stop != NULL && !c->server->upgraded_stay)
         c->protocol->on_stop(c);
 }
 

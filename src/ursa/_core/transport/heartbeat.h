@@ -13,7 +13,10 @@
  *                        began running callbacks; 0.0 while it waits in poll
  *   offset 8   uint32    connections the worker holds open
  *   offset 12  uint32    flags: HEARTBEAT_LIVE while serve() runs,
- *                        HEARTBEAT_ACCEPTING while it takes new connections
+ *                        HEARTBEAT_ACCEPTING while it takes new connections,
+ *                        HEARTBEAT_RETIRING once max_requests is reached
+ *                        (the master starts a successor without waiting
+ *                        for the worker's WebSockets to end)
  *   offset 16  char[240] the request whose app call is in progress,
  *                        "METHOD target", NUL-terminated (cut short) */
 #ifndef URSA_HEARTBEAT_H
@@ -28,6 +31,7 @@
 #define HEARTBEAT_REQUEST_MAX 240
 #define HEARTBEAT_LIVE 1u
 #define HEARTBEAT_ACCEPTING 2u
+#define HEARTBEAT_RETIRING 4u
 
 typedef struct heartbeat {
     volatile double busy_since;

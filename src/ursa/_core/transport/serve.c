@@ -46,10 +46,12 @@ static void after_close(server *s)
         listeners_start(s);
 }
 
+static void begin_stop(server *s, int retiring);
+
 static void after_request(server *s)
 {
     if (s->opts.max_requests && s->requests_served >= s->opts.max_requests)
-        server_begin_stop(s);
+        begin_stop(s, 1);
 }
 
 /* ---- stopping ---- */
@@ -60,17 +62,64 @@ static void close_all(server *s)
         conn_close(s->conns);
 }
 
+/* The upgraded connections that a retirement let live are told to go now
+ * (a WebSocket sends its 1001 and waits for the peer's close frame). */
+static void stop_upgraded(server *s)
+{
+    s->upgraded_stay = 0;
+    for (struct conn *c = s->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->state == CONN_UPGRADED)
+            conn_stop(c);
+    }
+}
+
 static void on_graceful_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
-    close_all((server *)w->data);
+    server *s = w->data;
+    if (s->upgraded_stay) {
+        /* A retirement's graceful timeout is over: what is not upgraded
+         * ends now; the upgraded connections close their own way, in the
+         * WebSocket close timeout at most, and then are cut. */
+        for (struct conn *c = s->conns, *next; c != NULL; c = next) {
+            next = c->next;
+            if (c->state != CONN_UPGRADED)
+                conn_close(c);
+        }
+        stop_upgraded(s);
+        if (s->conn_count > 0) {
+            ev_timer_set(w, s->opts.websocket_close_timeout, 0);
+            ev_timer_start(loop, w);
+            return;
+        }
+    }
+    close_all(s);
     ev_break(loop, EVBREAK_ALL);
 }
 
 void server_begin_stop(server *s)
 {
+    if (s->stopping) {
+        /* Asked to stop while retiring: the upgraded connections go now. */
+        if (s->upgraded_stay)
+            stop_upgraded(s);
+        return;
+    }
+    begin_stop(s, 0);
+}
+
+/* `retiring`: max_requests was reached. The worker leaves as at any stop,
+ * but an upgraded connection (a WebSocket, one request however long it
+ * lives) is not cut short: it goes on until the graceful timeout. The
+ * master sees HEARTBEAT_RETIRING and starts a successor meanwhile. */
+static void begin_stop(server *s, int retiring)
+{
     if (s->stopping)
         return;
+    s->upgraded_stay = retiring;
+    if (retiring && s->heartbeat != NULL)
+        s->heartbeat->flags |= HEARTBEAT_RETIRING;
     listeners_drain(s);
     listeners_stop(s);
     ev_timer_stop(s->loop, &s->accept_retry);
@@ -89,7 +138,9 @@ void server_begin_stop(server *s)
 
 void server_interrupt(server *s)
 {
-    int again = s->stopping;
+    /* A retirement is no stop asked for: the first interrupt during one
+     * is a graceful stop still. */
+    int again = s->stopping && !s->upgraded_stay;
     if (s->interrupt == NULL) {
         s->interrupt = exception_take();
     } else {

@@ -69,6 +69,8 @@ typedef struct server {
     int stopping;
     double stop_started;   /* server_network_time() when the stop began */
     double retire_drain;   /* how long idle keep-alive connections stay then */
+    int upgraded_stay;     /* retiring (max_requests): upgraded connections live on
+                            * until the graceful timeout (see serve.c) */
     ev_timer graceful_timer;
     PyObject *interrupt;   /* exception to raise from serve() (KeyboardInterrupt) */
 
