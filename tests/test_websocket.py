@@ -199,17 +199,17 @@ def test_the_app_closes_with_a_code_and_reason_and_then_hears_the_disconnect(ser
         frame = ws.read_close()
     assert frame.payload == close_payload(4001, b"done")
     wait_until(lambda: file_text(marker), 30, "the app heard the disconnect")
-    assert json.loads(file_text(marker)) == {"type": "websocket.disconnect", "code": 4001}
+    assert json.loads(file_text(marker)) == {"type": "websocket.disconnect", "code": 4001, "reason": ""}
 
 
-def test_the_client_closes_and_the_app_hears_its_code(server, tmp_path):
+def test_the_client_closes_and_the_app_hears_its_code_and_reason(server, tmp_path):
     marker = tmp_path / "code"
     with open_websocket(server, f"/echo?marker={marker}") as ws:
         ws.send_frame(CLOSE, close_payload(4321, b"client done"))
         frame = ws.read_frame()
         assert frame.opcode == CLOSE and frame.payload == close_payload(4321, b"client done")
         ws.assert_closed()
-    wait_until(lambda: file_text(marker) == "4321", 30, "the app heard code 4321")
+    wait_until(lambda: file_text(marker) == "4321 client done", 30, "the app heard code 4321 and its reason")
 
 
 def test_a_client_that_vanishes_without_a_close_frame(server, tmp_path):

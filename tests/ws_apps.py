@@ -16,7 +16,9 @@ def mark(path, text=""):
 
 
 async def echo(scope, receive, send):
-    """Echoes every message as it came (text as text, bytes as bytes)."""
+    """Echoes every message as it came (text as text, bytes as bytes);
+    `marker` gets the disconnect's code, and its reason after a space if
+    there is one."""
     assert (await receive())["type"] == "websocket.connect"
     await send({"type": "websocket.accept"})
     while True:
@@ -24,7 +26,8 @@ async def echo(scope, receive, send):
         if message["type"] == "websocket.disconnect":
             marker = query_of(scope).get("marker")
             if marker:
-                mark(marker, str(message["code"]))
+                reason = message["reason"]
+                mark(marker, f"{message['code']} {reason}" if reason else str(message["code"]))
             return
         if message.get("text") is not None:
             await send({"type": "websocket.send", "text": message["text"]})

@@ -39,6 +39,7 @@ typedef struct asgi_call {
     Py_ssize_t inbox_first;
     size_t inbox_bytes;        /* their payloads' size: reading pauses past a mark */
     int close_code;            /* websocket.disconnect's, once the connection is gone */
+    PyObject *close_reason;    /* its reason (str), NULL for none */
     char ws_accept[WS_ACCEPT_LENGTH + 1]; /* Sec-WebSocket-Accept of the handshake */
     unsigned websocket : 1;    /* the scope is a WebSocket's */
     unsigned ws_connected : 1; /* receive() gave websocket.connect */

@@ -306,6 +306,7 @@ asgi_call *asgi_call_new(module_state *state, exchange *x, PyObject *event_loop)
     call->inbox_first = 0;
     call->inbox_bytes = 0;
     call->close_code = 0;
+    call->close_reason = NULL;
     call->ws_accept[0] = '\0';
     call->websocket = call->ws_connected = call->ws_accepted = call->ws_closed = call->ws_gone = 0;
     PyObject_GC_Track(call);
@@ -333,6 +334,7 @@ static int send_clear(asgi_call *self)
     Py_CLEAR(self->scope);
     Py_CLEAR(self->send_error);
     Py_CLEAR(self->inbox);
+    Py_CLEAR(self->close_reason);
     Py_CLEAR(self->event_loop);
     return 0;
 }

@@ -57,12 +57,14 @@ static void on_session_drained(PyObject *owner)
         asgi_resolve(call, &call->send_waiter, Py_None);
 }
 
-static void on_session_gone(PyObject *owner, int code)
+static void on_session_gone(PyObject *owner, int code, const char *reason, size_t length)
 {
     asgi_call *call = (asgi_call *)owner;
     call->session = NULL;
     call->ws_gone = 1;
     call->close_code = code;
+    if (length > 0 && (call->close_reason = PyUnicode_DecodeUTF8(reason, (Py_ssize_t)length, "replace")) == NULL)
+        log_error(call->state, "ursa: could not keep a WebSocket close reason");
     asgi_wake_receiver(call);
     if (call->send_waiter != NULL)
         asgi_resolve(call, &call->send_waiter, Py_None);
@@ -100,9 +102,16 @@ PyObject *asgi_websocket_disconnect(asgi_call *call)
     int code = call->ws_gone ? call->close_code : WS_CODE_ABNORMAL;
     PyObject *number = message != NULL ? PyLong_FromLong(code) : NULL;
     if (number == NULL || PyDict_SetItem(message, state->str_code, number) < 0)
-        Py_CLEAR(message);
-    Py_XDECREF(number);
+        goto fail;
+    PyObject *reason = call->close_reason != NULL ? call->close_reason : state->str_empty;
+    if (PyDict_SetItem(message, state->str_reason, reason) < 0)
+        goto fail;
+    Py_DECREF(number);
     return message;
+fail:
+    Py_XDECREF(number);
+    Py_XDECREF(message);
+    return NULL;
 }
 
 /* The oldest message not given yet, a new reference; the inbox shrinks

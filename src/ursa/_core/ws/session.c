@@ -38,6 +38,8 @@ struct ws_session {
     uint8_t close_reason[CLOSE_REASON_MAX];
     uint8_t close_reason_length;
     uint16_t close_code;         /* 0: none waits */
+    uint8_t peer_reason[CLOSE_REASON_MAX]; /* the reason of the peer's close frame */
+    uint8_t peer_reason_length;
     unsigned paused : 1;         /* the owner holds enough: reading waits for it */
     unsigned close_written : 1;  /* our 1002 replaced wslay's close (answer_protocol_error) */
 };
@@ -144,8 +146,19 @@ static void on_wslay_message(wslay_event_context_ptr ctx, const struct wslay_eve
             schedule(w);
         }
         break;
+    case WSLAY_CONNECTION_CLOSE:
+        /* wslay answers it; the owner hears the reason with the code
+         * (wslay has checked that it is UTF-8 and short enough). */
+        if (arg->msg_length > 2) {
+            size_t length = arg->msg_length - 2;
+            if (length > CLOSE_REASON_MAX)
+                length = CLOSE_REASON_MAX;
+            memcpy(w->peer_reason, arg->msg + 2, length);
+            w->peer_reason_length = (uint8_t)length;
+        }
+        break;
     default:
-        break; /* wslay answers pings and close frames itself */
+        break; /* wslay answers pings itself */
     }
 }
 
@@ -468,10 +481,13 @@ static void ws_on_close(conn *c)
     ws_session *w = session_of(c);
     c->exchange = NULL;
     int code = WS_CODE_ABNORMAL;
-    if (wslay_event_get_close_received(w->wslay))
+    size_t reason_length = 0;
+    if (wslay_event_get_close_received(w->wslay)) {
         code = wslay_event_get_status_code_received(w->wslay);
+        reason_length = w->peer_reason_length;
+    }
     w->conn = NULL;
-    w->handler->on_gone(w->owner, code);
+    w->handler->on_gone(w->owner, code, (const char *)w->peer_reason, reason_length);
     ws_session_free(w);
 }
 

@@ -35,8 +35,10 @@ typedef struct ws_handler {
     /* What waits to be written fell to the low-water mark. */
     void (*on_drained)(PyObject *owner);
     /* The connection is over: `code` is the peer's close code, or
-     * WS_CODE_NO_STATUS, or WS_CODE_ABNORMAL. The session is freed next. */
-    void (*on_gone)(PyObject *owner, int code);
+     * WS_CODE_NO_STATUS, or WS_CODE_ABNORMAL, and `reason` (valid UTF-8,
+     * `length` bytes, maybe none) the reason its close frame gave. The
+     * session is freed next. */
+    void (*on_gone)(PyObject *owner, int code, const char *reason, size_t length);
 } ws_handler;
 
 extern const protocol ws_protocol;
