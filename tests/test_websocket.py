@@ -562,17 +562,38 @@ def test_a_graceful_stop_closes_with_1001(servers):
     server.wait_exit()
 
 
-def test_many_connections_echo_at_once(server):
+def test_a_thousand_connections_open_at_once_all_echo(servers):
+    """1,000 WebSockets are open together (each handshake done before any
+    echoes), then every one echoes three messages at the same time."""
+    import resource
+
     from websockets.asyncio.client import connect
 
-    async def one(number):
-        async with connect(ws_url(server, "/echo"), compression=None) as ws:
-            for round_ in range(3):
-                await ws.send(f"{number}:{round_}")
-                assert await ws.recv() == f"{number}:{round_}"
+    count = 1000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < count + 200:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} is below {count + 200}")
+    # The server inherits the limit: it is started after the raise.
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, count + 200), hard))
+    server = servers.start(app=APP)
 
     async def all_of_them():
-        await asyncio.gather(*(one(number) for number in range(300)))
+        opening = asyncio.Semaphore(100)  # handshakes in flight, well inside the backlog
+
+        async def open_one():
+            async with opening:
+                return await connect(ws_url(server, "/echo"), compression=None, open_timeout=60)
+
+        sockets = await asyncio.gather(*(open_one() for _ in range(count)))
+        try:
+            async def echo(number, ws):
+                for round_ in range(3):
+                    await ws.send(f"{number}:{round_}")
+                    assert await ws.recv() == f"{number}:{round_}"
+
+            await asyncio.gather(*(echo(number, ws) for number, ws in enumerate(sockets)))
+        finally:
+            await asyncio.gather(*(ws.close() for ws in sockets))
 
     run(all_of_them())
     server.assert_serving()
