@@ -818,8 +818,9 @@ def make_flask_app():
     return app
 
 
-def configure_django(urlpatterns, module_name):
-    """Django set up in-process with `urlpatterns` as its URLconf."""
+def configure_django(urlpatterns, module_name, **more_settings):
+    """Django set up in-process with `urlpatterns` as its URLconf (and
+    `more_settings`)."""
     import types
 
     import django
@@ -836,6 +837,7 @@ def configure_django(urlpatterns, module_name):
         INSTALLED_APPS=[],
         MIDDLEWARE=[],
         USE_TZ=True,
+        **more_settings,
     )
     django.setup()
 

@@ -1,6 +1,6 @@
 """WebSocket routes of real frameworks served end to end (Starlette's
-WebSocketEndpoint, a FastAPI route with a dependency), with the websockets
-library as the client."""
+WebSocketEndpoint, a FastAPI route with a dependency, Django Channels'
+consumers and channel layer), with the websockets library as the client."""
 import asyncio
 import json
 import sys
@@ -80,3 +80,52 @@ def test_fastapi_dependency_refuses_before_accepting(fastapi_server):
     with pytest.raises(InvalidStatus) as refused:
         asyncio.run(talk())
     assert refused.value.response.status_code == 403
+
+
+@pytest.fixture(scope="module")
+def channels_server(module_servers):
+    pytest.importorskip("channels", reason="Django Channels is not installed (requirements-dev.txt)")
+    return start(module_servers, "channels")
+
+
+def test_channels_sync_consumer_runs_in_its_thread(channels_server):
+    async def talk():
+        async with connect(url(channels_server, "/shout")) as ws:
+            answers = []
+            for text in ("hi", "there"):
+                await ws.send(text)
+                answers.append(await ws.recv())
+            return answers
+
+    assert asyncio.run(talk()) == ["HI", "THERE"]
+
+
+def test_channels_async_json_consumer(channels_server):
+    async def talk():
+        async with connect(url(channels_server, "/double")) as ws:
+            await ws.send(json.dumps({"numbers": [1, 2, 3]}))
+            return json.loads(await ws.recv())
+
+    assert asyncio.run(talk()) == {"doubled": [2, 4, 6]}
+
+
+def test_channels_room_members_hear_each_other_through_the_channel_layer(channels_server):
+    async def talk():
+        async with connect(url(channels_server, "/room")) as alice, connect(url(channels_server, "/room")) as bob:
+            assert await alice.recv() == "joined" and await bob.recv() == "joined"
+            await alice.send("hello from alice")
+            heard = [await alice.recv(), await bob.recv()]
+            await bob.send("hello from bob")
+            heard += [await alice.recv(), await bob.recv()]
+            return heard
+
+    assert asyncio.run(talk()) == ["hello from alice"] * 2 + ["hello from bob"] * 2
+
+
+def test_channels_serves_django_http_beside_its_websockets(channels_server):
+    import http.client
+    connection = http.client.HTTPConnection("127.0.0.1", channels_server.port, timeout=30)
+    connection.request("GET", "/hello")
+    response = connection.getresponse()
+    assert (response.status, response.read()) == (200, b"hello")
+    connection.close()

@@ -56,3 +56,60 @@ def make_fastapi_app():
             pass
 
     return app
+
+
+def make_channels_app():
+    """Django Channels: a sync consumer (Channels runs it in a thread), an
+    async JSON consumer, and a chat room whose members hear each other
+    through the in-memory channel layer; Django answers plain HTTP."""
+    from apps import configure_django
+    from django.http import HttpResponse
+    from django.urls import path
+
+    def hello(request):
+        return HttpResponse("hello", content_type="text/plain")
+
+    configure_django([path("hello", hello)], "ursa_test_channels_urls",
+                     CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}})
+
+    from asgiref.sync import async_to_sync
+    from channels.generic.websocket import AsyncJsonWebsocketConsumer, WebsocketConsumer
+    from channels.routing import ProtocolTypeRouter, URLRouter
+    from django.core.asgi import get_asgi_application
+
+    class Shout(WebsocketConsumer):
+        """Sync: each text comes back in capitals, from the consumer's thread."""
+
+        def connect(self):
+            self.accept()
+
+        def receive(self, text_data=None, bytes_data=None):
+            self.send(text_data=text_data.upper())
+
+    class Doubler(AsyncJsonWebsocketConsumer):
+        async def connect(self):
+            await self.accept()
+
+        async def receive_json(self, content, **kwargs):
+            await self.send_json({"doubled": [2 * number for number in content["numbers"]]})
+
+    class Room(WebsocketConsumer):
+        """Everyone in the room hears every message, the sender included."""
+
+        def connect(self):
+            async_to_sync(self.channel_layer.group_add)("room", self.channel_name)
+            self.accept()
+            self.send(text_data="joined")
+
+        def disconnect(self, code):
+            async_to_sync(self.channel_layer.group_discard)("room", self.channel_name)
+
+        def receive(self, text_data=None, bytes_data=None):
+            async_to_sync(self.channel_layer.group_send)("room", {"type": "room.message", "text": text_data})
+
+        def room_message(self, event):
+            self.send(text_data=event["text"])
+
+    websockets = URLRouter([path("shout", Shout.as_asgi()), path("double", Doubler.as_asgi()),
+                            path("room", Room.as_asgi())])
+    return ProtocolTypeRouter({"http": get_asgi_application(), "websocket": websockets})
