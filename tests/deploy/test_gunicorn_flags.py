@@ -3,6 +3,7 @@ ursa's settings, the flags ursa added for them (--log-config,
 --capture-output, --check-config, --print-config, --name, -e, --pythonpath),
 PORT and WEB_CONCURRENCY, what ursa says about gunicorn settings it does not
 have, and wsgi.errors landing in the error log."""
+import json
 import os
 import signal
 import subprocess
@@ -76,6 +77,28 @@ def test_gunicorn_spellings_set_the_same_settings_as_ursas():
     assert printed_config("--log-file", "/tmp/l.log")["error_log"] == "'/tmp/l.log'"
     # ursa's own spelling wins over gunicorn's.
     assert printed_config("--keep-alive", "7", "--keepalive-timeout", "3")["keepalive_timeout"] == "3.0"
+
+
+@pytest.mark.parametrize("flag", ["-t", "--timeout"])
+def test_the_worker_timeout_flag_in_both_spellings(flag):
+    assert printed_config(flag, "12")["timeout"] == "12.0"
+
+
+@pytest.mark.parametrize("flags, trusted", [((), True), (("--forwarded-allow-ips", "10.0.0.0/8,::1"), False),
+                                            (("--forwarded-allow-ips", "*"), True),
+                                            (("--forwarded-allow-ips", "192.0.2.1, 127.0.0.0/8"), True)],
+                         ids=["default", "a-range-without-the-peer", "star", "a-list-with-a-cidr"])
+def test_forwarded_allow_ips_on_the_command_line(procs, flags, trusted):
+    """The proxy here is the test itself, on 127.0.0.1: its X-Forwarded-*
+    headers count only when the flag (127.0.0.1,::1 by default) trusts it."""
+    server = procs.ursa("-b", "127.0.0.1:0", *flags, "deployapp:app")
+    status, _, body = server.get("/environ", headers={"X-Forwarded-Proto": "https",
+                                                      "X-Forwarded-For": "203.0.113.7"})
+    environ = json.loads(body)
+    assert status == 200
+    seen = (environ["wsgi.url_scheme"], environ["REMOTE_ADDR"], environ["ursa.peer"])
+    # ursa.peer keeps the socket's peer when REMOTE_ADDR is not it.
+    assert seen == (("https", "203.0.113.7", "127.0.0.1") if trusted else ("http", "127.0.0.1", None))
 
 
 def test_error_logfile_and_access_logfile_receive_the_lines(procs, tmp_path):
