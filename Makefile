@@ -44,7 +44,7 @@ soak: build
 
 # Every installed WSGI server against bjoern, nginx as the ceiling, and the ASGI
 # servers (ursa, uvicorn, granian, hypercorn) against uvicorn, over HTTP and over
-# WebSockets, in one table and chart (~35 minutes); writes
+# WebSockets, in one table and chart (~30 minutes); writes
 # bench/results/latest.{md,png,json}. BENCH_ARGS=--quick: a smoke run.
 bench: build
 	bash scripts/bench-setup.sh
