@@ -5,7 +5,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: setup build serve test test-asan test-pythons wheel fuzz soak bench bench-asgi bench-py313 clean
+.PHONY: setup build serve test test-asan test-pythons wheel fuzz soak bench bench-asgi bench-ws bench-py313 clean
 
 setup:
 	bash scripts/setup.sh
@@ -43,9 +43,9 @@ soak: build
 	$(PYTHON) scripts/soak.py
 
 # Every installed WSGI server against bjoern, nginx as the ceiling, and the ASGI
-# servers (ursa, uvicorn, granian, hypercorn) against uvicorn, in one table and
-# chart (~30 minutes); writes bench/results/latest.{md,png,json}. BENCH_ARGS=--quick:
-# a smoke run.
+# servers (ursa, uvicorn, granian, hypercorn) against uvicorn, over HTTP and over
+# WebSockets, in one table and chart (~30 minutes); writes
+# bench/results/latest.{md,png,json}. BENCH_ARGS=--quick: a smoke run.
 bench: build
 	bash scripts/bench-setup.sh
 	$(PYTHON) bench/compare.py $(BENCH_ARGS)
@@ -54,6 +54,12 @@ bench: build
 bench-asgi: build
 	bash scripts/bench-setup.sh
 	$(PYTHON) bench/compare.py --families asgi --output bench/results/asgi-latest $(BENCH_ARGS)
+
+# The WebSocket family alone (~8 minutes), into bench/results/ws-latest.*:
+# echo, broadcast and memory per idle WebSocket (issue 11). BENCH_ARGS=--quick: a smoke run.
+bench-ws: build
+	bash scripts/bench-setup.sh
+	$(PYTHON) bench/compare.py --families ws --output bench/results/ws-latest $(BENCH_ARGS)
 
 # The ASGI family with the servers on CPython 3.13 (BENCH_PYTHON313), where ursa
 # starts each request's task eagerly: a venv in build/bench313 with the same

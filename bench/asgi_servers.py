@@ -17,7 +17,7 @@ import asgi_apps  # beside this file: on sys.path both as a script and in the ha
 from servers import Server, announce_port, child_main, listening_socket, serve_with_granian, serve_with_ursa
 
 
-def _serve_with_uvicorn(app_name, load_app):
+def serve_with_uvicorn(app_name, load_app, **extra_config):
     import uvicorn
 
     # What `uvicorn --workers 1 --loop uvloop --http httptools --no-access-log`
@@ -25,12 +25,12 @@ def _serve_with_uvicorn(app_name, load_app):
     # socket bound on port 0 so the port is known without races.
     sock = listening_socket()
     config = uvicorn.Config(load_app(app_name), loop="uvloop", http="httptools", lifespan="on", workers=1,
-                            access_log=False, log_level="warning")
+                            access_log=False, log_level="warning", **extra_config)
     announce_port(sock.getsockname()[1])
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def _serve_with_hypercorn(app_name, load_app):
+def serve_with_hypercorn(app_name, load_app):
     import uvloop
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
@@ -50,7 +50,7 @@ def _serve_with_hypercorn(app_name, load_app):
 SERVERS = {server.name: server for server in (
     Server("ursa-asgi", functools.partial(serve_with_ursa, interface="asgi"),
            "ursa.listen(interface='asgi') + ursa.run(): asyncio on ursa.eventloop", "ursa", required=True),
-    Server("uvicorn", _serve_with_uvicorn, "uvicorn.Server(loop='uvloop', http='httptools', workers=1).run(), "
+    Server("uvicorn", serve_with_uvicorn, "uvicorn.Server(loop='uvloop', http='httptools', workers=1).run(), "
            "access log off", "uvicorn", requires=("uvloop", "httptools"), required=True,
            # Its keep-alive timeout (5 s) closes the first idle connections before it has answered 10,000.
            holds_idle_connections=False),
@@ -58,7 +58,7 @@ SERVERS = {server.name: server for server in (
            "Granian(interface='asgi', workers=1, runtime_threads=1): main + worker process", "granian",
            single_process=False,
            holds_idle_connections=False),  # its backpressure (1024) bounds the connections it serves
-    Server("hypercorn", _serve_with_hypercorn, "hypercorn.asyncio.serve() under uvloop.run(): its uvloop "
+    Server("hypercorn", serve_with_hypercorn, "hypercorn.asyncio.serve() under uvloop.run(): its uvloop "
            "worker, in one process", "hypercorn", requires=("uvloop",),
            # Its keep-alive timeout (5 s) closes the first idle connections before it has answered 10,000.
            holds_idle_connections=False),

@@ -1,5 +1,5 @@
 """Benchmark of ursa against bjoern, the other WSGI servers and nginx as the ceiling, and of ursa's
-ASGI against uvicorn, granian and hypercorn.
+ASGI, HTTP and WebSockets, against uvicorn, granian and hypercorn.
 
     .venv/bin/python bench/compare.py                 # every server and scenario, about 30 minutes
     .venv/bin/python bench/compare.py --quick         # smoke run, a few minutes
@@ -7,13 +7,20 @@ ASGI against uvicorn, granian and hypercorn.
     .venv/bin/python bench/compare.py --memory-only   # RSS at start and per idle connection
     .venv/bin/python bench/compare.py --families asgi --python build/bench313/bin/python
                                                       # the ASGI family on another CPython
+    .venv/bin/python bench/compare.py --families ws   # WebSockets only, about 8 minutes
 
-Two families (bench/families.py). WSGI: ursa, bjoern, meinheld, granian,
+Three families (bench/families.py). WSGI: ursa, bjoern, meinheld, granian,
 gunicorn, waitress, nginx (bench/servers.py) on the apps of bench/apps.py,
 ratios to bjoern. ASGI: ursa-asgi, uvicorn (uvloop, httptools),
 granian-asgi, hypercorn (bench/asgi_servers.py) on bench/asgi_apps.py,
-ratios to uvicorn, with ursa's WSGI hello run beside the ASGI hello. Servers
-not installed are left out with a note. Every server runs its app in one
+ratios to uvicorn, with ursa's WSGI hello run beside the ASGI hello. WS:
+the same ASGI servers as ursa-ws, uvicorn-ws (its websockets
+implementation), granian-ws, hypercorn-ws (bench/websocket_servers.py) on
+bench/websocket_apps.py's echo and broadcast, loaded by picows clients on
+uvloop in a process of their own (websocket_load.py) instead of wrk,
+ratios to uvicorn-ws; there a request is a message (an echo's round trip,
+a broadcast's delivery), and memory is per idle WebSocket (1,000 open,
+--ws-idle-connections). Servers not installed are left out with a note. Every server runs its app in one
 process pinned to one core (granian: its main process and one worker with
 one runtime thread); wrk loads it from another core. Servers take turns inside each round and the order rotates from
 round to round, so a burst of noise from the rest of the machine hits them
@@ -28,8 +35,10 @@ one request) and per idle keep-alive connection, with 10,000 of them open.
 For ursa, bjoern, ursa-asgi and uvicorn also: instructions per request
 (callgrind: user space, whole process, the same whatever else the machine is
 doing), system calls per request (strace), and what each costs idle
-(bench/idle.py: CPU time and wake-ups over --idle-seconds). Then the issues'
-targets (5 for WSGI, 10 for ASGI), PASS or MISS each.
+(bench/idle.py: CPU time and wake-ups over --idle-seconds); for ursa-ws and
+uvicorn-ws instructions and system calls per echoed message. Then the
+issues' targets (5 for WSGI, 10 for ASGI, 11 for WebSockets), PASS or MISS
+each.
 
 --python runs the servers on another interpreter (scripts/bench-venv.sh
 makes one a venv with the ASGI peers and ursa built for it); the harness and
@@ -44,6 +53,7 @@ when a server failed (did not start, answered wrongly, died); 2 on a usage or
 setup error.
 """
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -64,6 +74,7 @@ import apps  # noqa: E402
 import httpclient  # noqa: E402
 import idle  # noqa: E402
 import report  # noqa: E402
+import websocket_client  # noqa: E402
 from report import cpu_per_request  # noqa: E402
 from families import FAMILIES, SCENARIOS, SERVERS, WRK_RESULT_PREFIX, scenario_servers  # noqa: E402
 from servers import HOST  # noqa: E402
@@ -71,6 +82,9 @@ from serverprocess import ServerError, ServerProcess, pinned_command, server_env
 
 DEFAULT_OUTPUT = os.path.join(BENCH_DIR, "results", "latest")
 IDLE_CONNECTIONS = 10_000
+# Upgraded connections held open for the memory per idle WebSocket: each has a task waiting in the app, so
+# fewer than keep-alive connections; granian's backpressure (1,024 per worker) bounds it from above.
+WS_IDLE_CONNECTIONS = 1_000
 # Descriptors the harness keeps free beside its idle connections (wrk, files).
 DESCRIPTOR_HEADROOM = 1024
 
@@ -202,6 +216,82 @@ def measure_load(server, scenario, options):
     return {"load": load, "memory_idle": idle, "memory_after": after}
 
 
+def load_generator(process, scenario, options, pattern=None, clients=None):
+    """websocket_load.py's clients of ``scenario`` connected to the server, on the client core."""
+    return websocket_client.LoadGenerator(
+        process.server, process.port, scenario.path, pattern or scenario.pattern, clients or scenario.clients,
+        scenario.message_size, options.client_cpu, under_valgrind=process.under_valgrind)
+
+
+def measure_websocket_load(server, scenario, options):
+    """A WebSocket scenario's measure_load: the same figures, with a message where wrk has a request.
+
+    The clients connect and each sends one message (the check), then a
+    warm-up and the measured window run as two commands of the same load
+    generator, the server's CPU time read between them: nothing is sent
+    between commands, so the time read is the window's. Every message in
+    the window is counted, the last ones in flight when it closed too."""
+    with start_server(server, scenario.app, options) as process:
+        time.sleep(SETTLE_SECONDS)
+        idle = memory_of(process.descendants())
+        with load_generator(process, scenario, options) as generator:
+            websocket_client.check_answer(server, f"{scenario.name} check", generator.run_count(scenario.clients),
+                                          scenario.clients)
+            if options.warmup:
+                generator.run_for(options.warmup)
+            cpu_before = cpu_seconds_of(process.descendants())
+            load = generator.run_for(options.duration)
+            cpu_after = cpu_seconds_of(process.descendants())
+            generator.quit()
+        if load["messages"] == 0:
+            raise ServerError(f"{server} answered no message in {options.duration} s of {scenario.name} load "
+                              f"(errors {load['errors']})")
+        # The keys the report's medians and ratios read for every family: here a request is a message.
+        load["requests"] = load["messages"]
+        load["req_per_s"] = load["messages"] / (load["duration_us"] / 1e6)
+        for kind in ("user", "system"):
+            spent = cpu_after[kind] - cpu_before[kind]
+            load[f"cpu_{kind}_us_per_req"] = spent * 1e6 / load["messages"]
+        if not process.running():
+            raise ServerError(f"{server} died under the {scenario.name} load\n{process.stderr_text()}")
+        time.sleep(SETTLE_SECONDS)
+        after = memory_of(process.descendants())
+        process.stop()
+    return {"load": load, "memory_idle": idle, "memory_after": after}
+
+
+def measure_websocket_memory(server, scenario, options):
+    """measure_memory for a WebSocket family: RSS after one connection has echoed one message and closed,
+    and what each of ``--ws-idle-connections`` upgraded connections adds, each having echoed one message
+    and then idle (its app task waiting in receive()). The server's descriptors are counted as for
+    keep-alive connections."""
+    count = options.ws_idle_connections
+    with start_server(server, scenario.app, options) as process:
+        with load_generator(process, scenario, options, clients=1) as generator:
+            websocket_client.check_answer(server, "first message", generator.run_count(1), 1)
+            generator.quit()
+        time.sleep(SETTLE_SECONDS)
+        figures = {"start": memory_of(process.descendants()), "connections": count}
+        if count:
+            descriptors_before = open_descriptors(process.descendants())
+            with load_generator(process, scenario, options, pattern="idle", clients=count) as generator:
+                time.sleep(SETTLE_SECONDS)
+                held = memory_of(process.descendants())
+                held_connections = open_descriptors(process.descendants()) - descriptors_before
+                generator.quit()
+            if held_connections < count:
+                raise ServerError(f"{server} held only {held_connections} of {count} idle WebSockets "
+                                  "when its memory was read")
+            start = figures["start"]
+            figures.update({
+                "held": held,
+                "rss_bytes_per_connection": (held["rss_kib"] - start["rss_kib"]) * 1024 / count,
+                "uss_bytes_per_connection": (held["uss_kib"] - start["uss_kib"]) * 1024 / count,
+            })
+        process.stop()
+    return figures
+
+
 def measure_memory(server, options):
     """RSS and USS after one request, and what each of many idle keep-alive connections adds.
 
@@ -209,6 +299,8 @@ def measure_memory(server, options):
     request; the server's descriptors are counted when its memory is read,
     so connections it closed meanwhile (an idle timeout) do not go unseen."""
     scenario = FAMILIES[SERVERS[server].family].memory_scenario
+    if scenario.protocol == "websocket":
+        return measure_websocket_memory(server, scenario, options)
     count = options.idle_connections if SERVERS[server].holds_idle_connections else 0
     with start_server(server, scenario.app, options) as process:
         _send_checked(process, scenario, 1)
@@ -263,6 +355,28 @@ def _send_checked(process, scenario, count):
         raise ServerError(f"{process.server} answered {scenario.name} wrongly: {problem}")
 
 
+@contextlib.contextmanager
+def traffic(process, scenario, options):
+    """A function that sends ``count`` of the scenario's requests (HTTP, one after the other) or messages
+    (WebSocket: its load generator's clients, connected once here) and returns how many it counted; for
+    the fixed-count measurements, callgrind's and strace's."""
+    if scenario.protocol == "http":
+        def send(count):
+            _send_checked(process, scenario, count)
+            return count
+        yield send
+        return
+    with load_generator(process, scenario, options) as generator:
+        def send(count):
+            if count == 0:
+                return 0
+            answer = generator.run_count(count)
+            websocket_client.check_answer(process.server, scenario.name, answer, count)
+            return answer["messages"]
+        yield send
+        generator.quit()
+
+
 def measure_instructions(server, scenario, options):
     """Instructions per request the server process(es) run, counted by callgrind.
 
@@ -276,11 +390,12 @@ def measure_instructions(server, scenario, options):
         with start_server(server, scenario.app, options, wrapper=wrapper) as process:
             pids = process.descendants()
             callgrind_control(["-i", "on"], pids)
-            _send_checked(process, scenario, options.warmup_requests)
-            callgrind_control(["-z"], pids)
-            _send_checked(process, scenario, options.callgrind_requests)
-            callgrind_control(["-d"], pids)
-            callgrind_control(["-i", "off"], pids)  # shut-down then runs at full speed
+            with traffic(process, scenario, options) as send:
+                send(options.warmup_requests)
+                callgrind_control(["-z"], pids)
+                counted = send(options.callgrind_requests)
+                callgrind_control(["-d"], pids)
+                callgrind_control(["-i", "off"], pids)  # closing and shut-down then run at full speed
             process.stop()
             stderr = process.stderr_text()
         # The dump after the counted requests is part 1: callgrind.<pid>.1
@@ -297,7 +412,7 @@ def measure_instructions(server, scenario, options):
         if total == 0:
             raise ServerError(f"callgrind dumped no counts for {server} ({scenario.name}): "
                               f"files {sorted(os.listdir(out_dir))}\n{stderr}")
-        return total / options.callgrind_requests
+        return total / counted
 
 
 def measure_syscalls(server, scenario, options):
@@ -307,29 +422,30 @@ def measure_syscalls(server, scenario, options):
     asks for shows up here instead."""
     with tempfile.TemporaryDirectory(prefix="bench-strace-") as out_dir, \
             start_server(server, scenario.app, options) as process:
-        _send_checked(process, scenario, options.warmup_requests)
         summary_path = os.path.join(out_dir, "summary")
-        pids = process.descendants()
-        command = ["strace", "-c", "-f", "-o", summary_path]
-        for pid in pids:
-            command += ["-p", str(pid)]
-        tracer = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-        try:
-            _wait_for_attach(tracer, len(pids))
-            _send_checked(process, scenario, options.syscall_requests)
-            tracer.send_signal(signal.SIGINT)  # detach and write the summary
-            tracer.wait(timeout=60)
-        finally:
-            if tracer.poll() is None:
-                tracer.kill()
-                tracer.wait()
-            tracer.stderr.close()
+        with traffic(process, scenario, options) as send:
+            send(options.warmup_requests)
+            pids = process.descendants()
+            command = ["strace", "-c", "-f", "-o", summary_path]
+            for pid in pids:
+                command += ["-p", str(pid)]
+            tracer = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+            try:
+                _wait_for_attach(tracer, len(pids))
+                counted = send(options.syscall_requests)
+                tracer.send_signal(signal.SIGINT)  # detach and write the summary
+                tracer.wait(timeout=60)
+            finally:
+                if tracer.poll() is None:
+                    tracer.kill()
+                    tracer.wait()
+                tracer.stderr.close()
         process.stop()
         with open(summary_path) as summary:
             counts = _parse_strace_summary(summary.read())
     if not counts:
         raise ServerError(f"strace counted no system calls for {server} ({scenario.name})")
-    return {name: calls / options.syscall_requests for name, calls in counts.items()}
+    return {name: calls / counted for name, calls in counts.items()}
 
 
 def _wait_for_attach(tracer, process_count):
@@ -411,7 +527,8 @@ def run_loads(options, failures):
             for server in rotated(list(results[scenario.name]), round_index):
                 if (server, scenario.name) in failed:
                     continue  # failed once: its figures would be partial
-                one = failures.attempt("", server, scenario.name, measure_load, server, scenario, options)
+                measure = measure_websocket_load if scenario.protocol == "websocket" else measure_load
+                one = failures.attempt("", server, scenario.name, measure, server, scenario, options)
                 if one is None:
                     failed.add((server, scenario.name))
                     continue
@@ -425,8 +542,9 @@ def run_loads(options, failures):
 def _print_round(round_index, rounds, scenario, server, load):
     errors = {kind: count for kind, count in load["errors"].items() if count}
     flag = f"  ERRORS {errors}" if errors else ""
-    print(f"  round {round_index + 1}/{rounds} {scenario.name:<17} {server:<12} {load['req_per_s']:>10,.0f} req/s  "
-          f"{cpu_per_request(load):7.1f} µs CPU/req  "
+    unit = "msg" if scenario.protocol == "websocket" else "req"
+    print(f"  round {round_index + 1}/{rounds} {scenario.name:<17} {server:<12} {load['req_per_s']:>10,.0f} {unit}/s  "
+          f"{cpu_per_request(load):7.1f} µs CPU/{unit}  "
           f"p99 {load['p99_us'] / 1000:7.2f} ms{flag}", flush=True)
 
 
@@ -439,7 +557,9 @@ def run_memory(options, failures):
             if one is None:
                 continue
             rounds[server].append(one)
-            per_connection = (f"  {one['rss_bytes_per_connection']:,.0f} B RSS per idle connection "
+            kind = "WebSocket" if FAMILIES[SERVERS[server].family].memory_scenario.protocol == "websocket" \
+                else "connection"
+            per_connection = (f"  {one['rss_bytes_per_connection']:,.0f} B RSS per idle {kind} "
                               f"({one['connections']:,})" if one["connections"] else "")
             print(f"  memory {round_index + 1}/{options.rounds} {server:<12} RSS at start "
                   f"{one['start']['rss_kib'] / 1024:.1f} MiB{per_connection}", flush=True)
@@ -458,7 +578,7 @@ def run_syscalls(options, failures):
                 continue
             syscalls.setdefault(scenario.name, {})[server] = per_request
             print(f"  strace    {scenario.name:<17} {server:<12} {sum(per_request.values()):>10.2f} "
-                  "system calls/request", flush=True)
+                  f"system calls/{_unit(scenario)}", flush=True)
     return syscalls
 
 
@@ -473,14 +593,21 @@ def run_instructions(options, failures):
             if count is None:
                 continue
             instructions.setdefault(scenario.name, {})[server] = count
-            print(f"  callgrind {scenario.name:<17} {server:<12} {count:>10,.0f} instructions/request", flush=True)
+            print(f"  callgrind {scenario.name:<17} {server:<12} {count:>10,.0f} instructions/{_unit(scenario)}",
+                  flush=True)
     return instructions
+
+
+def _unit(scenario):
+    return "message" if scenario.protocol == "websocket" else "request"
 
 
 def run_idle(options, failures):
     """{server: figures} of bench/idle.py for the detail servers: CPU and wake-ups while idle."""
     figures = {}
     for server in options.detail_servers if options.idle_seconds else []:
+        if not FAMILIES[SERVERS[server].family].measures_idle:
+            continue  # bench/idle.py starts the family's hello over HTTP
         one = failures.attempt("idle", server, "", idle.measure_idle, server, options.idle_seconds,
                                options.server_cpu, options.python, bool(options.syscall_requests))
         if one is not None:
@@ -541,6 +668,8 @@ def parse_arguments(argv):
                         "server run (default: " + _defaults("memory_servers") + ")")
     parser.add_argument("--idle-connections", type=int, default=IDLE_CONNECTIONS,
                         help="idle keep-alive connections held open for the memory per connection (0: skip)")
+    parser.add_argument("--ws-idle-connections", type=int, default=WS_IDLE_CONNECTIONS,
+                        help="idle WebSockets held open for the memory per WebSocket (WS family; 0: skip)")
     parser.add_argument("--idle-batch", type=int, default=httpclient.IDLE_CONNECTION_BATCH,
                         help="idle connections opened, then sent their request, at a time (default: %(default)s); "
                         "1 keeps the server from ever holding more than one request's temporaries")
@@ -574,9 +703,9 @@ def parse_arguments(argv):
         options.syscall_requests = min(options.syscall_requests, 50)
         options.idle_seconds = min(options.idle_seconds, 2.0)
     if options.rounds < 1 or options.duration < 1 or options.warmup < 0 or options.idle_connections < 0 \
-            or options.idle_seconds < 0:
-        parser.error("--rounds and --duration must be at least 1, --warmup, --idle-seconds and --idle-connections "
-                     "at least 0")
+            or options.idle_seconds < 0 or options.ws_idle_connections < 0:
+        parser.error("--rounds and --duration must be at least 1, --warmup, --idle-seconds, --idle-connections "
+                     "and --ws-idle-connections at least 0")
     if options.python and not (os.path.isfile(options.python) and os.access(options.python, os.X_OK)):
         parser.error(f"--python {options.python}: not an executable file")
     options.chosen_servers = options.servers is not None
@@ -611,8 +740,12 @@ def _split_names(text, known, kind, parser):
 def check_setup(options):
     """Raise HarnessError for anything missing; returns notes about what is left out."""
     notes = _choose_servers(options)
-    if shutil.which("wrk") is None and not options.memory_only:
+    loads_http = any(scenario.protocol == "http" for scenario in options.scenarios)
+    if shutil.which("wrk") is None and not options.memory_only and loads_http:
         raise HarnessError("wrk not found: apt-get install wrk (or make bench, which installs it)")
+    if "ws" in options.families and not _load_generator_runs():
+        raise HarnessError("the WebSocket load generator needs picows and uvloop in this Python: "
+                           "pip install -r bench/requirements-asgi.txt (or make bench, which installs them)")
     if options.server_cpu is not None:
         usable = os.sched_getaffinity(0)
         if options.server_cpu not in usable or options.client_cpu not in usable:
@@ -630,6 +763,12 @@ def check_setup(options):
         options.syscall_requests = 0
     notes += _raise_descriptor_limit(options)
     return notes
+
+
+def _load_generator_runs():
+    """Whether websocket_load.py's imports work in the harness's Python, which runs it."""
+    probe = subprocess.run([sys.executable, "-c", "import picows, uvloop"], capture_output=True, timeout=60)
+    return probe.returncode == 0
 
 
 def _choose_servers(options):
@@ -671,10 +810,11 @@ def _raise_descriptor_limit(options):
     """Lift RLIMIT_NOFILE to what the idle connections need; the servers inherit it.
 
     Raised before any server starts, so every server runs under the same limit."""
-    if options.no_memory or not options.idle_connections or not options.memory_servers:
+    if options.no_memory or not (options.idle_connections or options.ws_idle_connections) \
+            or not options.memory_servers:
         return []
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = options.idle_connections + DESCRIPTOR_HEADROOM
+    wanted = max(options.idle_connections, options.ws_idle_connections) + DESCRIPTOR_HEADROOM
     if hard != resource.RLIM_INFINITY and hard < wanted:
         options.idle_connections = max(0, hard - DESCRIPTOR_HEADROOM)
         wanted = hard
@@ -741,7 +881,8 @@ def build_document(options, versions, notes, figures, failures, elapsed):
     document = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "quick": options.quick,
-        "families": {name: {"reference": FAMILIES[name].reference} for name in options.families},
+        "families": {name: {"reference": FAMILIES[name].reference, "subject": FAMILIES[name].subject}
+                     for name in options.families},
         "machine": machine_description(options),
         "command": options.command,
         "servers": {server: {"version": versions[server], "how": SERVERS[server].how, "family": SERVERS[server].family}
@@ -750,7 +891,8 @@ def build_document(options, versions, notes, figures, failures, elapsed):
         "options": {key: getattr(options, key) for key in
                     ("rounds", "duration", "warmup", "connections", "threads", "server_cpu", "client_cpu",
                      "callgrind_requests", "warmup_requests", "syscall_requests", "idle_connections",
-                     "idle_batch", "idle_seconds", "detail_servers", "memory_servers", "python")},
+                     "ws_idle_connections", "idle_batch", "idle_seconds", "detail_servers", "memory_servers",
+                     "python")},
         "notes": notes,
         "summary": report.summarize(figures["rounds"]),
         "ratios": ratios,
@@ -807,7 +949,7 @@ def main(argv=None):
     versions = {server: SERVERS[server].version(server_environment(), options.python) for server in options.servers}
     print(f"ursa benchmark ({', '.join(options.families)}): {', '.join(f'{s} {v}' for s, v in versions.items())}; "
           f"servers on {servers_python(options)}; {os.cpu_count()} cores; "
-          f"server on core {options.server_cpu}, wrk on core {options.client_cpu}")
+          f"server on core {options.server_cpu}, wrk and the WebSocket load generator on core {options.client_cpu}")
     for note in notes:
         print(f"note: {note}")
 

@@ -1,11 +1,19 @@
-"""What bench/compare.py benchmarks: two families of servers, the scenarios their apps answer, and the
+"""What bench/compare.py benchmarks: three families of servers, the scenarios their apps answer, and the
 server each family's ratios are to.
 
-    .venv/bin/python bench/compare.py                    # both: WSGI against bjoern, ASGI against uvicorn
+    .venv/bin/python bench/compare.py                    # all: WSGI against bjoern, ASGI and WS against uvicorn
     .venv/bin/python bench/compare.py --families asgi    # the ASGI family alone
+    .venv/bin/python bench/compare.py --families ws      # the WebSocket family alone
 
 WSGI: bench/servers.py serving apps.py; ASGI: bench/asgi_servers.py serving
-asgi_apps.py. One run measures every scenario of the families it is given
+asgi_apps.py; WS: the ASGI servers again (bench/websocket_servers.py) serving
+the WebSocket apps of websocket_apps.py, loaded by picows clients
+(websocket_load.py) instead of wrk. WebSockets are a family of their own
+rather than scenarios of the ASGI one because everything around the load
+differs: the client, what a unit of work is (a message, not a request),
+the check, the idle connection whose memory is measured (an upgraded one),
+and the targets (issue 11's, against uvicorn's websockets implementation).
+One run measures every scenario of the families it is given
 the same way (compare.py) and reports them in one table and one chart, each
 scenario's ratios to its family's reference. A server's name is unique
 across the families (ursa is the WSGI one, ursa-asgi the ASGI one), and a
@@ -20,6 +28,7 @@ import asgi_apps
 import asgi_servers
 import servers
 import targets
+import websocket_servers
 from servers import HOST
 
 # What wrk's done() (below) prints its JSON after.
@@ -28,6 +37,8 @@ WRK_RESULT_PREFIX = "WRK_JSON "
 
 class Scenario:
     """One kind of request, described once and turned into a wrk script and raw bytes."""
+
+    protocol = "http"  # loaded by wrk, checked by httpclient
 
     def __init__(self, name, title, app, method="GET", path="/", headers=None, body=b"", chunks=None,
                  keep_alive=True, expected_body=None, expect_chunked=False, guests=()):
@@ -83,7 +94,31 @@ class Scenario:
 
     def describe(self):
         return {"name": self.name, "title": self.title, "app": self.app, "family": self.family.name,
-                "reference": self.family.reference}
+                "reference": self.family.reference, "protocol": self.protocol}
+
+
+class WebSocketScenario:
+    """One WebSocket load: the app, the path its clients open, and the load generator's pattern
+    (websocket_load.py: echo, or broadcast) with its clients and message size."""
+
+    protocol = "websocket"  # loaded by websocket_load.py
+    guests = ()
+
+    def __init__(self, name, title, app, pattern, clients, message_size, unit):
+        self.name = name
+        self.title = title
+        self.app = app
+        self.path = f"/{app}"  # the apps do not route: the path only names the app in the server's log
+        self.pattern = pattern
+        self.clients = clients
+        self.message_size = message_size
+        self.unit = unit  # what one of its messages is, for the report
+        self.family = None
+
+    def describe(self):
+        return {"name": self.name, "title": self.title, "app": self.app, "family": self.family.name,
+                "reference": self.family.reference, "protocol": self.protocol, "pattern": self.pattern,
+                "clients": self.clients, "message_size": self.message_size, "unit": self.unit}
 
 
 def _lua_bytes(data):
@@ -125,7 +160,7 @@ class Family:
     """The servers of one interface, the scenarios they are loaded with, and the defaults of a run."""
 
     def __init__(self, name, server_module, scenarios, reference, detail_servers, memory_servers,
-                 callgrind_scenarios, extension_modules, targets):
+                 callgrind_scenarios, extension_modules, targets, subject=None, measures_idle=True):
         self.name = name
         self.servers = server_module.SERVERS
         self.script = os.path.abspath(server_module.__file__)  # the child that starts a server
@@ -135,8 +170,10 @@ class Family:
         self.scenarios = scenarios
         for scenario in scenarios:
             scenario.family = self
-        self.memory_scenario = scenarios[0]  # hello: the app idle memory is measured with
+        self.memory_scenario = scenarios[0]  # hello (WS: echo): the app idle memory is measured with
         self.reference = reference  # the server this family's ratios are to
+        self.subject = subject  # the server whose ratios to every peer get a table of their own (None: no table)
+        self.measures_idle = measures_idle  # its detail servers' idle cost is measured (bench/idle.py: HTTP only)
         # This family's share of the defaults of --detail-servers, --memory-servers, --callgrind-scenarios.
         self.detail_servers = detail_servers
         self.memory_servers = memory_servers
@@ -160,6 +197,14 @@ ASGI_SCENARIOS = [
              expected_body=b"%d" % (len(asgi_apps.UPLOAD_CHUNK) * asgi_apps.UPLOAD_CHUNK_COUNT)),
 ]
 
+# 16 clients each keeping one 64-byte message in flight; one message to 100 clients (issue 11).
+WS_SCENARIOS = [
+    WebSocketScenario("ws-echo", "WebSocket echo, 16 clients x 1 message of 64 B in flight", "echo", "echo",
+                      clients=16, message_size=64, unit="round trip"),
+    WebSocketScenario("ws-broadcast", "WebSocket broadcast, 1 message of 64 B to 100 clients", "broadcast",
+                      "broadcast", clients=100, message_size=64, unit="delivery"),
+]
+
 FAMILIES = {family.name: family for family in (
     Family("wsgi", servers, WSGI_SCENARIOS, reference="bjoern", detail_servers=("ursa", "bjoern"),
            memory_servers=("ursa", "bjoern"), callgrind_scenarios=("hello", "flask"),
@@ -169,6 +214,10 @@ FAMILIES = {family.name: family for family in (
            memory_servers=("ursa-asgi", "uvicorn", "ursa"),
            callgrind_scenarios=("asgi-hello", "asgi-fastapi", "asgi-fastapi-post"),
            extension_modules={}, targets=targets.evaluate_asgi),
+    Family("ws", websocket_servers, WS_SCENARIOS, reference="uvicorn-ws", subject="ursa-ws",
+           detail_servers=("ursa-ws", "uvicorn-ws"),
+           memory_servers=("ursa-ws", "uvicorn-ws", "granian-ws", "hypercorn-ws"), callgrind_scenarios=("ws-echo",),
+           extension_modules={}, targets=targets.evaluate_ws, measures_idle=False),
 )}
 # Every server and scenario of every family, by its name (unique across the families).
 SERVERS = {name: server for family in FAMILIES.values() for name, server in family.servers.items()}

@@ -56,6 +56,9 @@ def _medians(ones):
             cpu_per_request(load) * load["requests"] / load["duration_us"] for load in loads),
         "cpu_system_share": statistics.median(
             load["cpu_system_us_per_req"] / (cpu_per_request(load) or 1) for load in loads),
+        # The WebSocket load generator's own CPU use over the window (wrk's is not measured).
+        "client_busy": statistics.median(load["client_cpu_us"] / load["duration_us"] for load in loads)
+        if all(load.get("client_cpu_us") is not None and load["duration_us"] for load in loads) else None,
         "errors": sum(sum(load["errors"].values()) for load in loads),
         "peak_rss_kib": statistics.median(one["memory_after"]["peak_rss_kib"] for one in ones),
         "memory_idle": _median_memory(one["memory_idle"] for one in ones),
@@ -160,17 +163,28 @@ def _mib(kib):
     return f"{kib / 1024:.1f}"
 
 
+def _protocol(scenario):
+    return scenario.get("protocol", "http")  # a run's JSON from before WebSockets has no protocol
+
+
+def _load_rows(document, protocol, width):
+    rows = []
+    for scenario in document["scenarios"]:
+        if _protocol(scenario) != protocol:
+            continue
+        label = scenario["title"]
+        for server in _scenario_servers(document, scenario):
+            rows.append(_throughput_row(document, scenario["name"], server, label, width))
+            label = ""
+    return rows
+
+
 def throughput_table(document):
     vs = "÷ref"
     options = document["options"]
     header = ["scenario", "server", "req/s", "spread", "p50 ms", "p99 ms", "CPU µs/req", "sys", "busy",
               "peak RSS MiB", "errors", f"req/s {vs}", f"p50 {vs}", f"p99 {vs}", f"CPU/req {vs}"]
-    rows = []
-    for scenario in document["scenarios"]:
-        label = scenario["title"]
-        for server in _scenario_servers(document, scenario):
-            rows.append(_throughput_row(document, scenario["name"], server, label, len(header)))
-            label = ""
+    rows = _load_rows(document, "http", len(header))
     if not rows:
         return None
     return Table(
@@ -187,6 +201,70 @@ def throughput_table(document):
         "also runs ursa's WSGI hello (server ursa).\n  p99 on a shared machine mostly shows when the scheduler "
         "ran someone else; p50 is steadier.",
     )
+
+
+def websocket_table(document):
+    vs = "÷ref"
+    options = document["options"]
+    header = ["scenario", "server", "msg/s", "spread", "p50 ms", "p99 ms", "CPU µs/msg", "sys", "busy",
+              "peak RSS MiB", "errors", f"msg/s {vs}", f"p50 {vs}", f"p99 {vs}", f"CPU/msg {vs}", "client busy"]
+    rows = _load_rows(document, "websocket", len(header) - 1)
+    for row, client_busy in zip(rows, _client_busy(document)):
+        row.append("-" if client_busy is None else f"{client_busy * 100:.0f}%")
+    if not rows:
+        return None
+    return Table(
+        f"WebSockets: messages and latency (median of {options['rounds']} round(s) of {options['duration']} s "
+        f"after {options['warmup']} s of warm-up; picows clients on uvloop, bench/websocket_load.py)",
+        header, rows,
+        "A message: in the echo, one round trip (the client sends 64 B, the server's app receives it and sends it "
+        "back, the client gets it);\n  in the broadcast, one delivery: a client sends one 64 B trigger, the app "
+        "sends it to each of the 100 connected clients (the sender\n  too), one send() after the other, and the next "
+        "trigger goes when all 100 have it; a broadcast is 100 messages. msg/s = messages\n  the clients received "
+        "in the window ÷ the window (first send to last receipt). CPU µs/msg = the server's user + system CPU "
+        "time\n  over the window ÷ those messages (in the broadcast the trigger's reading is shared by its 100 "
+        "deliveries). p50/p99: echo, of the\n  round trips; broadcast, from the trigger's send to its last delivery. "
+        "errors = connections lost + messages not as sent. busy, sys and\n  the ratios as in the throughput "
+        "table; client busy = the load generator's CPU use over the window (near 100%: the client set the "
+        "pace,\n  and msg/s measured it; CPU µs/msg still holds).",
+    )
+
+
+def _client_busy(document):
+    """The client busy share of each row of _load_rows(document, "websocket", ...), in its order."""
+    for scenario in document["scenarios"]:
+        if _protocol(scenario) != "websocket":
+            continue
+        for server in _scenario_servers(document, scenario):
+            yield document["summary"].get(scenario["name"], {}).get(server, {}).get("client_busy")
+
+
+def peer_ratios_table(document):
+    """For each family with a subject (ursa-ws): its CPU per message and messages/s ÷ each peer's, paired
+    within rounds, one column per peer: the ratios the issue's targets name, against every peer."""
+    tables = []
+    for family, entry in document["families"].items():
+        subject = entry.get("subject")
+        scenarios = [scenario for scenario in document["scenarios"] if scenario["family"] == family]
+        peers = [server for server, described in document["servers"].items()
+                 if described["family"] == family and server != subject]
+        if not subject or not scenarios or not peers:
+            continue
+        rows = []
+        for scenario in scenarios:
+            rounds = {scenario["name"]: document["rounds"].get(scenario["name"], {})}
+            row = [scenario["title"]]
+            for figure in ("cpu", "req_per_s"):
+                for peer in peers:
+                    ratio = paired_ratios(rounds, peer).get(scenario["name"], {}).get(subject, {}).get(figure)
+                    row.append(_ratio_text(ratio))
+            rows.append(row)
+        header = ["scenario"] + [f"CPU/msg ÷{peer}" for peer in peers] + [f"msg/s ÷{peer}" for peer in peers]
+        tables.append(Table(
+            f"{subject} against each peer ({family.upper()}): ratios paired within rounds, median over rounds",
+            header, rows, f"CPU/msg below 1 and msg/s above 1 favour {subject}; \"-\": the peer failed or did not "
+            "run.", text_columns=(0,)))
+    return tables
 
 
 def _throughput_row(document, scenario_name, server, label, width):
@@ -209,27 +287,31 @@ def memory_table(document):
     memory = document["memory"]["summary"]
     if not memory:
         return None
-    header = ["server", "RSS at start MiB", "USS at start MiB", "idle connections", "RSS B/connection",
+    header = ["server", "RSS at start MiB", "USS at start MiB", "idle connections", "kind", "RSS B/connection",
               "USS B/connection", "ref", "RSS at start ÷ref", "RSS/connection ÷ref"]
     rows = []
     for server, figures in memory.items():
         reference = document["families"].get(document["servers"][server]["family"], {}).get("reference")
         base = memory.get(reference, {})
         per_connection = [figures.get(key) for key in ("rss_bytes_per_connection", "uss_bytes_per_connection")]
+        websocket = document["servers"][server]["family"] == "ws"
         row = [server, _mib(figures["start_rss_kib"]), _mib(figures["start_uss_kib"]),
-               f"{figures['connections']:,}" if figures["connections"] else "-"]
+               f"{figures['connections']:,}" if figures["connections"] else "-",
+               "WebSocket" if websocket else "keep-alive"]
         row += ["-" if value is None else f"{value:,.0f}" for value in per_connection]
         row += [reference or "-", _quotient_text(figures["start_rss_kib"], base.get("start_rss_kib")),
                 _quotient_text(per_connection[0], base.get("rss_bytes_per_connection"))]
         rows.append(row)
     return Table(
-        "Memory: at start and per idle keep-alive connection (the family's hello app; median over rounds)",
+        "Memory: at start and per idle connection (the family's hello app, WS: the echo app; median over rounds)",
         header, rows,
-        "at start = after one request. Per connection = (memory with the connections open - at start) / "
-        f"connections; each connection\n  sent one keep-alive request ({document['options'].get('idle_batch', 256)} "
-        "connections at a time, --idle-batch), got its answer and stays idle; the "
-        "server's open descriptors are counted\n  to make sure it still holds them all.",
-        text_columns=(0, 6),
+        "at start = after one request (WS: one WebSocket that echoed one message and closed). Per connection = "
+        "(memory with the connections\n  open - at start) / connections; each keep-alive connection sent one "
+        f"request ({document['options'].get('idle_batch', 256)} connections at a time, --idle-batch), got its "
+        "answer and stays idle;\n  each WebSocket was upgraded (100 at a time) and echoed one 64 B message, and "
+        "stays open with its app waiting in receive(). The server's\n  open descriptors are counted to make sure "
+        "it still holds them all.",
+        text_columns=(0, 4, 7),
     )
 
 
@@ -282,9 +364,15 @@ def instructions_table(document):
                     if server != reference]
         rows.append(row)
     options = document["options"]
+    if document["family"] == "ws":
+        unit, counted = "message", (f"{options['callgrind_requests']} echoed messages, 16 clients with one "
+                                    f"each in flight, after {options['warmup_requests']}")
+    else:
+        unit, counted = "request", f"{options['callgrind_requests']} sequential requests after " \
+                                   f"{options['warmup_requests']}"
     return Table(
-        f"CPU: instructions per request, {document['family'].upper()}, whole server process incl. the Python app "
-        f"(callgrind, {options['callgrind_requests']} sequential requests after {options['warmup_requests']})",
+        f"CPU: instructions per {unit}, {document['family'].upper()}, whole server process incl. the Python app "
+        f"(callgrind, {counted})",
         header, rows, f"deterministic, unlike req/s: below 1 means fewer instructions than {document['reference']}.",
         text_columns=(0,),
     )
@@ -310,8 +398,10 @@ def syscalls_table(document):
             label = ""
     options = document["options"]
     return Table(
-        f"Kernel: system calls per request (strace -c, {options['syscall_requests']} sequential requests)",
-        header, rows, "made per request: the calls made at least once per 10 requests.",
+        f"Kernel: system calls per request (strace -c, {options['syscall_requests']} requests, one after the other; "
+        "WS: messages)",
+        header, rows, "made per request: the calls made at least once per 10 requests. In a WebSocket scenario "
+        "a request is a message, as in the WebSocket table,\n  sent by its load generator's clients.",
         text_columns=(0, 1, len(header) - 1),
     )
 
@@ -351,15 +441,15 @@ def targets_table(document):
             for target in document["targets"]]
     if not rows:
         return None
-    return Table("Targets: issue 5 (ursa's WSGI against bjoern), issue 10 (ursa's ASGI)",
+    return Table("Targets: issue 5 (ursa's WSGI against bjoern), issue 10 (ursa's ASGI), issue 11 (WebSockets)",
                  ["issue", "result", "target", "figure"], rows,
                  "PASS/MISS do not change the exit status; n/a: not measured in this run. CPU per request is paired "
                  "within rounds (the scenario's rounds), as in the ratio columns above.",
                  text_columns=(0, 1, 2, 3))
 
 
-TABLE_BUILDERS = (throughput_table, memory_table, after_load_tables, instructions_tables, syscalls_table,
-                  idle_table, sizes_table, targets_table)
+TABLE_BUILDERS = (throughput_table, websocket_table, peer_ratios_table, memory_table, after_load_tables,
+                  instructions_tables, syscalls_table, idle_table, sizes_table, targets_table)
 
 
 def tables(document):
@@ -414,8 +504,9 @@ def write_markdown(document, path, chart_name):
                   "scenario): the figures only show that everything runs; compare with a full run.", ""]
     lines += [
         f"Machine: {machine['cpu']}, {machine['cores']} cores; Linux {machine['kernel']} ({machine['os']}); "
-        f"servers on {machine['python']}. Server pinned to core {options['server_cpu']}, wrk and the harness to core "
-        f"{options['client_cpu']}; `{document['command']}` took {document['elapsed_seconds'] / 60:.1f} minutes.",
+        f"servers on {machine['python']}. Server pinned to core {options['server_cpu']}, wrk (WebSockets: "
+        f"the picows load generator) and the harness to core {options['client_cpu']}; `{document['command']}` took "
+        f"{document['elapsed_seconds'] / 60:.1f} minutes.",
         f"Ratios are to each scenario's family's reference: {_references_text(document)}.",
         "",
         "| server | family | version | how it runs |",
@@ -475,7 +566,8 @@ def write_chart(document, path):
     axes.axhline(1.0, color="black", linewidth=0.8)
     axes.set_xticks(range(len(scenarios)), [scenario["name"] for scenario in scenarios], rotation=30, ha="right",
                     fontsize=8)
-    axes.set_ylabel(f"requests/s ÷ reference: {_references_text(document)} (log scale)", fontsize=9)
+    axes.set_ylabel(f"requests/s (WS: messages/s) ÷ reference: {_references_text(document)} (log scale)",
+                    fontsize=9)
     quick = ", --quick" if document["quick"] else ""
     axes.set_title(f"One process on one core: {document['machine']['cpu']}, {document['machine']['python']}, "
                    f"{document['date']}{quick}", fontsize=9)

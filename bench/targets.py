@@ -1,5 +1,6 @@
 """The targets of the issues, checked on a finished run's document: issue 5's for ursa's WSGI
-against bjoern, issue 10's for ursa's ASGI against uvicorn, granian and ursa's own WSGI.
+against bjoern, issue 10's for ursa's ASGI against uvicorn, granian and ursa's own WSGI, issue 11's
+for ursa's WebSockets against uvicorn's websockets implementation and granian.
 
 A target is a ratio subject ÷ reference and the side of a limit it must fall
 on. Each reads the figures the report shows: requests/s and CPU per request
@@ -13,6 +14,8 @@ SUBJECT = "ursa"
 REFERENCE = "bjoern"
 CEILING = "nginx"
 ASGI_SUBJECT = "ursa-asgi"
+WS_SUBJECT = "ursa-ws"
+WS_REFERENCE = "uvicorn-ws"
 
 # The requests/s each scenario must reach, as a multiple of bjoern's: the
 # large bodies twice, every other scenario at least as many.
@@ -170,3 +173,32 @@ def _idle(document):
     return {"issue": 10, "target": text, "result": "PASS" if figures["cpu_ticks"] == 0 else "MISS", "ratio": None,
             "figure": f"{figures['cpu_seconds'] * 1000:.0f} ms CPU in {figures['seconds']:g} s; "
                       f"{figures['wakeups']} wake-ups, {figures['syscalls']} system calls"}
+
+
+def ws_target_list():
+    """Issue 11's targets: server CPU per echoed message against uvicorn's websockets implementation and
+    granian, paired within the echo's rounds, and memory per idle WebSocket against uvicorn's."""
+    def cpu(limit, reference):
+        return Target("ws-echo: server CPU per echoed message", _paired("cpu", "ws-echo", "µs", digits=2),
+                      limit, at_most=True, subject=WS_SUBJECT, reference=reference, issue=11)
+
+    return [
+        cpu(0.4, WS_REFERENCE),
+        cpu(0.5, "granian-ws"),
+        Target("RSS per idle WebSocket", _memory("rss_bytes_per_connection", "bytes", 0), 1.0, at_most=True,
+               subject=WS_SUBJECT, reference=WS_REFERENCE, issue=11),
+    ]
+
+
+def evaluate_ws(document):
+    if not any(s["family"] == "ws" for s in document["scenarios"]) and WS_SUBJECT not in document["memory"]["summary"]:
+        return []
+    checked = [target.check(document) for target in ws_target_list()]
+    # The CPU target again in callgrind's instructions (uvicorn-ws only: granian forks its worker out of
+    # callgrind_control's reach): informational, as for issue 10.
+    check = Target("ws-echo: instructions per echoed message", _instructions("ws-echo"), 0.4, at_most=True,
+                   subject=WS_SUBJECT, reference=WS_REFERENCE, issue=11).check(document)
+    if check["result"] != "n/a":
+        check["result"] = f"info: {check['result'].lower()}"
+        checked.append(check)
+    return checked
