@@ -311,7 +311,40 @@ async def endless(scope, receive, send):
         await send({"type": "http.response.body", "body": b"z" * 16384, "more_body": True})
 
 
+def outcome_of_next(iterator):
+    """What next() on an awaitable's iterator gives: the value it ended with."""
+    try:
+        next(iterator)
+    except StopIteration as stop:
+        return ["stopped", stop.value]
+    return ["yielded", None]
+
+
+async def awaitables_by_hand(scope, receive, send):
+    """receive() and send() give awaitables that iterate as the iterator
+    protocol says, whoever drives them: next(), .send(None), yield from."""
+    import types
+
+    @types.coroutine
+    def through_yield_from(awaitable):
+        return (yield from awaitable.__await__())
+
+    how, message = outcome_of_next(receive().__await__())
+    seen = {"receive-next": [how, {**message, "body": message["body"].decode()}]}
+    start = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+    seen["send-next"] = outcome_of_next(send(start).__await__())
+    part = {"type": "http.response.body", "body": b"", "more_body": True}
+    try:
+        send(part).__await__().send(None)
+    except StopIteration as stop:
+        seen["send-method"] = ["stopped", stop.value]
+    seen["send-yield-from"] = await through_yield_from(send(part))
+    seen["send-await"] = await send(part)
+    await send({"type": "http.response.body", "body": json.dumps(seen).encode()})
+
+
 ROUTES = {
+    "/awaitables-by-hand": awaitables_by_hand,
     "/stats": process_stats,
     "/endless": endless,
     "/ping": ping,

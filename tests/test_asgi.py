@@ -180,6 +180,17 @@ def test_a_client_leaving_mid_upload_cancels_the_app_where_it_waits(server, tmp_
     assert "cancelled" not in server.log_text()
 
 
+def test_receive_and_send_awaitables_follow_the_iterator_protocol_however_driven(server):
+    seen = json.loads(server.get("/awaitables-by-hand").body)
+    assert seen == {
+        "receive-next": ["stopped", {"type": "http.request", "body": "", "more_body": False}],
+        "send-next": ["stopped", None],
+        "send-method": ["stopped", None],
+        "send-yield-from": None,
+        "send-await": None,
+    }
+
+
 def test_asyncio_servers_and_clients_work_inside_an_app(server):
     body = b"through asyncio " * 1000
     assert server.request("POST", "/echo-through-asyncio", body=body).body == body

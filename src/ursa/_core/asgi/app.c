@@ -84,14 +84,14 @@ static void task_finished(asgi_call *call, PyObject *task)
     module_state *state = call->state;
     exchange *x = call->exchange;
     call->app_done = 1;
-    PyObject *cancelled = PyObject_CallMethodObjArgs(task, state->str_cancelled, NULL);
+    PyObject *cancelled = PyObject_CallMethodNoArgs(task, state->str_cancelled);
     if (cancelled == NULL) {
         log_error(state, "ursa: cannot tell how the ASGI application's task ended");
         return;
     }
     int was_cancelled = cancelled == Py_True;
     Py_DECREF(cancelled);
-    PyObject *exception = was_cancelled ? NULL : PyObject_CallMethodObjArgs(task, state->str_exception, NULL);
+    PyObject *exception = was_cancelled ? NULL : PyObject_CallMethodNoArgs(task, state->str_exception);
     if (!was_cancelled && exception == NULL) {
         log_error(state, "ursa: cannot tell how the ASGI application's task ended");
         return;
@@ -223,7 +223,7 @@ static conn_progress asgi_on_request(exchange *x)
     int done = 0;
 #if PY_VERSION_HEX >= 0x030C0000
     /* Started eagerly: an app that never waited is done already. */
-    PyObject *is_done = PyObject_CallMethodObjArgs(task, s->state->str_done, NULL);
+    PyObject *is_done = PyObject_CallMethodNoArgs(task, s->state->str_done);
     done = is_done == Py_True;
     Py_XDECREF(is_done);
     PyErr_Clear();
@@ -234,7 +234,7 @@ static conn_progress asgi_on_request(exchange *x)
     } else {
         call->task = task;
         PyObject *callback = PyCFunction_New(&task_done_def, (PyObject *)call);
-        PyObject *ok = callback ? PyObject_CallMethodObjArgs(task, s->state->str_add_done_callback, callback, NULL)
+        PyObject *ok = callback ? PyObject_CallMethodOneArg(task, s->state->str_add_done_callback, callback)
                                 : NULL;
         Py_XDECREF(callback);
         if (ok == NULL)
@@ -312,7 +312,7 @@ static void asgi_on_done(exchange *x, int completed)
         /* The client is gone before its response: the app is stopped where
          * it next waits (a receive() it waits on gives CancelledError, not
          * http.disconnect, as the task is cancelled in the same turn). */
-        PyObject *ok = PyObject_CallMethodObjArgs(task, s->state->str_cancel, NULL);
+        PyObject *ok = PyObject_CallMethodNoArgs(task, s->state->str_cancel);
         if (ok == NULL)
             log_error(s->state, "ursa: cannot cancel the ASGI application's task");
         Py_XDECREF(ok);

@@ -26,7 +26,7 @@ typedef struct {
 
 static PyObject *new_future(asgi_call *call)
 {
-    return PyObject_CallMethodObjArgs(call->event_loop, call->state->str_create_future, NULL);
+    return PyObject_CallMethodNoArgs(call->event_loop, call->state->str_create_future);
 }
 
 PyObject *asgi_new_future(asgi_call *call)
@@ -42,9 +42,9 @@ static void resolve(asgi_call *call, PyObject **slot, PyObject *value)
     if (future == NULL)
         return;
     *slot = NULL;
-    PyObject *done = PyObject_CallMethodObjArgs(future, call->state->str_done, NULL);
+    PyObject *done = PyObject_CallMethodNoArgs(future, call->state->str_done);
     if (done == Py_False) {
-        PyObject *ok = PyObject_CallMethodObjArgs(future, call->state->str_set_result, value, NULL);
+        PyObject *ok = PyObject_CallMethodOneArg(future, call->state->str_set_result, value);
         Py_XDECREF(ok);
     }
     Py_XDECREF(done);
@@ -128,7 +128,7 @@ static int receiver_waits(asgi_call *call)
 {
     if (call->receive_waiter == NULL)
         return 0;
-    PyObject *done = PyObject_CallMethodObjArgs(call->receive_waiter, call->state->str_done, NULL);
+    PyObject *done = PyObject_CallMethodNoArgs(call->receive_waiter, call->state->str_done);
     if (done == NULL) {
         PyErr_Clear();
         return 1;

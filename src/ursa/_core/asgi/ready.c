@@ -44,10 +44,10 @@ static PySendResult ready_send(ReadyObject *self, PyObject *arg, PyObject **resu
 }
 #endif
 
-/* For `yield from` and code that iterates by hand. */
-static PyObject *ready_next(ReadyObject *self)
+/* The end, with the value: StopIteration(value). */
+static PyObject *ready_stop(ReadyObject *self)
 {
-    PyObject *stop = PyObject_CallFunctionObjArgs(PyExc_StopIteration, self->value, NULL);
+    PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, self->value);
     if (stop != NULL) {
         PyErr_SetObject(PyExc_StopIteration, stop);
         Py_DECREF(stop);
@@ -55,10 +55,22 @@ static PyObject *ready_next(ReadyObject *self)
     return NULL;
 }
 
+/* For `yield from`, code that iterates by hand, and `await` itself from
+ * Python 3.12 on (its SEND calls tp_iternext when it sends None). An
+ * iterator may end without an exception: None, the value of most awaits
+ * here (every send()), costs no StopIteration. */
+static PyObject *ready_next(ReadyObject *self)
+{
+    if (self->value == Py_None)
+        return NULL;
+    return ready_stop(self);
+}
+
+/* A method must say how it ended: always the exception. */
 static PyObject *ready_send_method(ReadyObject *self, PyObject *arg)
 {
     (void)arg;
-    return ready_next(self);
+    return ready_stop(self);
 }
 
 static PyObject *ready_throw(ReadyObject *self, PyObject *const *args, Py_ssize_t nargs)

@@ -9,6 +9,8 @@
 #define PyObject_Vectorcall _PyObject_Vectorcall
 #define PyObject_CallNoArgs(callable) PyObject_CallObject((callable), NULL)
 #define PyObject_CallMethodNoArgs(obj, name) PyObject_CallMethodObjArgs((obj), (name), NULL)
+#define PyObject_CallMethodOneArg(obj, name, arg) PyObject_CallMethodObjArgs((obj), (name), (arg), NULL)
+#define PyObject_CallOneArg(callable, arg) PyObject_CallFunctionObjArgs((callable), (arg), NULL)
 #define Py_IS_TYPE(ob, type) (Py_TYPE(ob) == (type))
 #endif
 
