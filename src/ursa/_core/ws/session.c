@@ -17,6 +17,9 @@
 #define OUT_KEEP (4 * 1024)
 /* A close reason fits a control frame with its code. */
 #define CLOSE_REASON_MAX 123
+/* A received message's buffer larger than this is given back once the
+ * message is through, as `out` is. */
+#define MESSAGE_KEEP OUT_KEEP
 
 struct ws_session {
     server *server;
@@ -24,6 +27,7 @@ struct ws_session {
     wslay_event_context_ptr wslay;
     const ws_handler *handler;
     PyObject *owner;
+    buffer message;              /* the data message being received */
     buffer out;                  /* framed bytes for the socket */
     size_t out_sent;             /* of out.len, written */
     const char *feed;            /* what wslay reads from, during ws_feed */
@@ -39,6 +43,8 @@ struct ws_session {
     uint8_t close_reason_length;
     uint16_t close_code;         /* 0: none waits */
     unsigned paused : 1;         /* the owner holds enough: reading waits for it */
+    unsigned control_frame : 1;  /* the frame being read is a control frame (wslay keeps those) */
+    unsigned message_text : 1;
     unsigned close_written : 1;  /* our 1002 replaced wslay's close (answer_protocol_error) */
 };
 
@@ -104,15 +110,62 @@ static void fail_with(ws_session *w, int code)
     wslay_event_shutdown_read(w->wslay);
 }
 
-/* RFC 6455 strictness wslay leaves to its user: a close frame's payload is
- * empty or holds a code (two bytes or more). */
+static uint64_t max_message_size(const ws_session *w)
+{
+    return w->server->opts.websocket_max_message_size;
+}
+
+/* The data message ends: its buffer is kept for the next one if small. */
+static void end_message(ws_session *w)
+{
+    w->message.len = 0;
+    if (w->message.cap > MESSAGE_KEEP)
+        buffer_free(&w->message);
+}
+
+/* wslay frames data messages without buffering them (it keeps control
+ * frames): the session gathers each message in `message`, growing it as
+ * the bytes arrive (not by what a frame's header claims) and never past
+ * websocket_max_message_size.
+ *
+ * At a frame's start, RFC 6455 strictness wslay leaves to its user: a
+ * close frame's payload is empty or holds a code (two bytes or more). */
 static void on_wslay_frame_start(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *arg,
                                  void *user_data)
 {
     (void)ctx;
     ws_session *w = user_data;
-    if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->payload_length == 1)
-        fail_with(w, WSLAY_CODE_PROTOCOL_ERROR);
+    w->control_frame = wslay_is_ctrl_frame(arg->opcode);
+    if (w->control_frame) {
+        if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->payload_length == 1)
+            fail_with(w, WSLAY_CODE_PROTOCOL_ERROR);
+        return;
+    }
+    if (!wslay_event_get_read_enabled(w->wslay))
+        return;
+    if (arg->opcode != WSLAY_CONTINUATION_FRAME) {
+        end_message(w);
+        w->message_text = arg->opcode == WSLAY_TEXT_FRAME;
+    }
+    if (arg->payload_length > max_message_size(w) - w->message.len)
+        fail_with(w, WSLAY_CODE_MESSAGE_TOO_BIG);
+}
+
+static void on_wslay_frame_chunk(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_chunk_arg *arg,
+                                 void *user_data)
+{
+    (void)ctx;
+    ws_session *w = user_data;
+    if (w->control_frame || arg->data_length == 0 || !wslay_event_get_read_enabled(w->wslay))
+        return;
+    /* Within the limit: the frame's length was checked at its start. */
+    if (buffer_reserve_within(&w->message, arg->data_length, max_message_size(w)) < 0) {
+        PyErr_Clear();
+        log_error(w->server->state, "ursa: out of memory receiving a WebSocket message");
+        fail_with(w, WSLAY_CODE_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    buffer_append(&w->message, arg->data, arg->data_length);
 }
 
 static void on_wslay_message(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
@@ -124,9 +177,9 @@ static void on_wslay_message(wslay_event_context_ptr ctx, const struct wslay_eve
     case WSLAY_TEXT_FRAME:
     case WSLAY_BINARY_FRAME: {
         if (!wslay_event_get_read_enabled(w->wslay))
-            return; /* failed meanwhile (on_wslay_frame_start) */
-        int full = w->handler->on_message(w->owner, arg->opcode == WSLAY_TEXT_FRAME, (const char *)arg->msg,
-                                          arg->msg_length);
+            return; /* failed meanwhile (the frame callbacks) */
+        int full = w->handler->on_message(w->owner, w->message_text, w->message.data, w->message.len);
+        end_message(w);
         if (full < 0) {
             log_error(w->server->state, "ursa: could not give the ASGI application a WebSocket message");
             fail_with(w, WSLAY_CODE_INTERNAL_SERVER_ERROR);
@@ -153,6 +206,7 @@ static const struct wslay_event_callbacks wslay_callbacks = {
     .recv_callback = on_wslay_recv,
     .send_callback = on_wslay_send,
     .on_frame_recv_start_callback = on_wslay_frame_start,
+    .on_frame_recv_chunk_callback = on_wslay_frame_chunk,
     .on_msg_recv_callback = on_wslay_message,
 };
 
@@ -170,6 +224,9 @@ ws_session *ws_session_new(server *s, const ws_handler *handler, PyObject *owner
         PyErr_NoMemory();
         return NULL;
     }
+    wslay_event_config_set_no_buffering(w->wslay, 1);
+    /* Without buffering, wslay checks each frame's length against this;
+     * the session checks the message's. */
     wslay_event_config_set_max_recv_msg_length(w->wslay, s->opts.websocket_max_message_size);
     w->server = s;
     w->handler = handler;
@@ -181,6 +238,7 @@ ws_session *ws_session_new(server *s, const ws_handler *handler, PyObject *owner
 void ws_session_free(ws_session *w)
 {
     wslay_event_context_free(w->wslay);
+    buffer_free(&w->message);
     buffer_free(&w->out);
     Py_DECREF(w->owner);
     PyMem_Free(w);

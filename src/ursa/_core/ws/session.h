@@ -1,10 +1,10 @@
 /* A WebSocket connection after its handshake: wslay's event API does the
  * framing (masking, fragments, control frames, UTF-8 of text, close codes,
- * the message size limit) over the connection's own buffers; this file
- * feeds it what the transport read, writes what it framed, keeps the
- * ping/pong and closing deadlines on the connection's one timer, and tells
- * its owner (the interface above, through a ws_handler) of messages, of
- * room to send, and of the end.
+ * each frame's size) over the connection's own buffers; this file feeds it
+ * what the transport read, gathers the messages (the message size limit
+ * kept), writes what it framed, keeps the ping/pong and closing deadlines
+ * on the connection's one timer, and tells its owner (the interface above,
+ * through a ws_handler) of messages, of room to send, and of the end.
  *
  * A session is made when the app accepts, before the 101 is written:
  * messages it sends meanwhile wait in it. `ws_protocol` is the transport
