@@ -40,6 +40,7 @@ typedef struct asgi_call {
     size_t inbox_bytes;        /* their payloads' size: reading pauses past a mark */
     int close_code;            /* websocket.disconnect's, once the connection is gone */
     char ws_accept[WS_ACCEPT_LENGTH + 1]; /* Sec-WebSocket-Accept of the handshake */
+    ws_deflate_params ws_deflate;  /* the permessage-deflate offer the handshake took, if any */
     unsigned websocket : 1;    /* the scope is a WebSocket's */
     unsigned ws_connected : 1; /* receive() gave websocket.connect */
     unsigned ws_accepted : 1;  /* websocket.accept was sent */
