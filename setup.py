@@ -1,5 +1,5 @@
 """Builds ursa._core: the C server core, libev for the loop, llhttp for parsing,
-wslay for WebSocket framing.
+wslay for WebSocket framing, zlib for WebSocket compression.
 
 llhttp: a system library found by pkg-config is preferred; otherwise its C
 sources (Debian's node-llhttp ships them in /usr/share/llhttp) are compiled
@@ -144,8 +144,9 @@ core = Extension(
     "ursa._core",
     sources=sorted(glob("src/ursa/_core/**/*.c", recursive=True)),
     include_dirs=["src/ursa/_core"],
-    # libev for the loop; wslay frames WebSockets.
-    libraries=["ev", "wslay"],
+    # libev for the loop; wslay frames WebSockets, zlib compresses them
+    # (permessage-deflate).
+    libraries=["ev", "wslay", "z"],
     extra_compile_args=["-std=c11", *OPT_FLAGS, *SIZE_FLAGS, *WARNINGS, *SANITIZE_FLAGS],
     extra_link_args=[*SIZE_LINK_FLAGS, *STRIP, *SANITIZE_FLAGS],
     depends=sorted(glob("src/ursa/_core/**/*.h", recursive=True)),

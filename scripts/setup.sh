@@ -6,11 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/apt-install.sh
 
-# The build (libev, llhttp's sources, wslay for WebSocket framing, a
-# compiler), and what the tests drive: nginx (with openssl for its test
-# certificates) and haproxy in front of ursa, curl and strace as clients and
-# observers.
-APT_PACKAGES=(libev-dev node-llhttp libwslay-dev gcc make python3-venv pkg-config nginx haproxy openssl curl strace iproute2)
+# The build (libev, llhttp's sources, wslay for WebSocket framing, zlib for
+# their compression, a compiler), and what the tests drive: nginx (with
+# openssl for its test certificates) and haproxy in front of ursa, curl and
+# strace as clients and observers.
+APT_PACKAGES=(libev-dev node-llhttp libwslay-dev zlib1g-dev gcc make python3-venv pkg-config nginx haproxy openssl curl
+              strace iproute2)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -281,6 +281,10 @@ def _core_option_settings():
         "websocket_ping_timeout": ("SECONDS", "a WebSocket whose pong does not come this long after a ping "
                                               "is closed"),
         "websocket_close_timeout": ("SECONDS", "how long a WebSocket peer has to answer our close frame"),
+        "websocket_per_message_deflate": ("BOOL", "negotiate permessage-deflate (RFC 7692) when a WebSocket "
+                                                  "client offers it: true or false"),
+        "websocket_deflate_window_bits": ("BITS", "permessage-deflate's LZ77 window, ours and the client's when "
+                                                  "it lets us choose, is at most 2**BITS bytes (9-15)"),
         "url_scheme": ("SCHEME", "wsgi.url_scheme of every request (http or https); behind a proxy, "
                                  "its forwarded headers decide"),
         "forwarded_allow_ips": ("IPS", "proxies whose X-Forwarded-*/Forwarded headers set the scheme and "
@@ -294,7 +298,9 @@ def _core_option_settings():
         if name in COMMAND_HANDLED_OPTIONS or _core.OPTION_SPECS[name][0] not in _CORE_KIND_CONVERTERS:
             continue  # the command's own business, or no value a user can type (a callable)
         metavar, text = described.get(name, ("VALUE", f"the server option {name}"))
-        flag = _core.OPTION_SPECS[name][0] == "bool"
+        # A switch that is off by default is a flag; one that is on takes a
+        # value (--websocket-per-message-deflate false), as uvicorn's does.
+        flag = _core.OPTION_SPECS[name][0] == "bool" and not default
         settings.append(Setting(name, ["--" + name.replace("_", "-")], core_option_parser(name), default,
                                 text if flag else f"{text} (default {default!r})", metavar,
                                 kind="flag" if flag else "value", section="limits"))

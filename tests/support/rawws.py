@@ -58,8 +58,8 @@ def close_payload(code, reason=b""):
 
 
 class Frame:
-    def __init__(self, fin, opcode, payload):
-        self.fin, self.opcode, self.payload = fin, opcode, payload
+    def __init__(self, fin, opcode, payload, rsv1=False):
+        self.fin, self.opcode, self.payload, self.rsv1 = fin, opcode, payload, rsv1
 
     @property
     def close_code(self):
@@ -81,11 +81,12 @@ class RawWebSocket:
     def send_frame(self, opcode, payload=b"", **kwargs):
         self.conn.send(frame(opcode, payload, **kwargs))
 
-    def read_frame(self):
-        """The server's next frame, checked: unmasked, no reserved bits, a
-        control frame whole and short, lengths in their shortest form."""
+    def read_frame(self, allow_rsv1=False):
+        """The server's next frame, checked: unmasked, no reserved bits (but
+        RSV1 with `allow_rsv1`: permessage-deflate), a control frame whole
+        and short, lengths in their shortest form."""
         first, second = self.conn.read_exactly(2)
-        assert first & 0x70 == 0, f"reserved bits set: {first:#x}"
+        assert first & (0x30 if allow_rsv1 else 0x70) == 0, f"reserved bits set: {first:#x}"
         assert not second & 0x80, "a server's frame is never masked"
         length = second & 0x7F
         if length == 126:
@@ -97,7 +98,8 @@ class RawWebSocket:
         opcode = first & 0x0F
         if opcode >= 0x8:
             assert first & 0x80 and length <= 125, "a control frame is whole and at most 125 bytes"
-        return Frame(bool(first & 0x80), opcode, self.conn.read_exactly(length) if length else b"")
+        return Frame(bool(first & 0x80), opcode, self.conn.read_exactly(length) if length else b"",
+                     rsv1=bool(first & 0x40))
 
     def read_message(self):
         """(opcode, payload) of the next data message, its fragments joined;

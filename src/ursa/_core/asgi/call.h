@@ -41,6 +41,7 @@ typedef struct asgi_call {
     int close_code;            /* websocket.disconnect's, once the connection is gone */
     PyObject *close_reason;    /* its reason (str), NULL for none */
     char ws_accept[WS_ACCEPT_LENGTH + 1]; /* Sec-WebSocket-Accept of the handshake */
+    ws_deflate_params ws_deflate;  /* the permessage-deflate offer the handshake took, if any */
     unsigned websocket : 1;    /* the scope is a WebSocket's */
     unsigned ws_connected : 1; /* receive() gave websocket.connect */
     unsigned ws_accepted : 1;  /* websocket.accept was sent */

@@ -85,6 +85,7 @@ int asgi_websocket_init(asgi_call *call, const ws_handshake *h)
         return -1;
     call->websocket = 1;
     memcpy(call->ws_accept, h->accept, sizeof call->ws_accept);
+    call->ws_deflate = h->deflate;
     return 0;
 }
 
@@ -233,10 +234,10 @@ static PyObject *accept_connection(asgi_call *call, PyObject *message)
         return NULL;
     buffer *head = exchange_head(x);
     response_head_init(&call->response, 101);
-    if (ws_handshake_accept_head(head, call->ws_accept, subprotocol, (size_t)length) < 0 ||
+    if (ws_handshake_accept_head(head, call->ws_accept, subprotocol, (size_t)length, &call->ws_deflate) < 0 ||
         asgi_add_headers(call, head, message, "websocket.accept") < 0)
         return NULL;
-    ws_session *session = ws_session_new(exchange_server(x), &session_handler, (PyObject *)call);
+    ws_session *session = ws_session_new(exchange_server(x), &session_handler, (PyObject *)call, &call->ws_deflate);
     if (session == NULL)
         return NULL;
     if (exchange_switch_protocols(x, &ws_protocol, session) < 0) {

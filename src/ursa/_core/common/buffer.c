@@ -1,21 +1,25 @@
 #include "common/buffer.h"
 
 #include <Python.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/mem.h"
 
-int buffer_grow(buffer *b, size_t extra)
+/* Resize to hold `need` bytes: the capacity doubles up to it, and stays
+ * within `limit`. */
+static int grow_to(buffer *b, size_t need, size_t limit)
 {
-    size_t need = b->len + extra;
-    if (need < b->len) {
+    if (need < b->len || need > limit) {
         PyErr_NoMemory();
         return -1;
     }
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need)
-        cap *= 2;
+        cap = cap * 2 > cap ? cap * 2 : need;
+    if (cap > limit)
+        cap = limit;
     char *data = mem_resize(b->data, b->cap, cap);
     if (data == NULL) {
         PyErr_NoMemory();
@@ -24,6 +28,16 @@ int buffer_grow(buffer *b, size_t extra)
     b->data = data;
     b->cap = cap;
     return 0;
+}
+
+int buffer_grow(buffer *b, size_t extra)
+{
+    return grow_to(b, b->len + extra, SIZE_MAX);
+}
+
+int buffer_reserve_within(buffer *b, size_t extra, size_t limit)
+{
+    return b->cap - b->len >= extra ? 0 : grow_to(b, b->len + extra, limit);
 }
 
 void buffer_discard_front(buffer *b, size_t n)

@@ -37,6 +37,10 @@ static inline int buffer_append_str(buffer *b, const char *s)
 {
     return buffer_append(b, s, strlen(s));
 }
+/* Make room for `extra` more bytes as buffer_reserve does, the capacity
+ * never passing `limit` (len + extra must not). For what a peer decides
+ * the size of: a WebSocket message. 0, or -1 with MemoryError. */
+int buffer_reserve_within(buffer *b, size_t extra, size_t limit);
 /* Drop the first n bytes, keeping the rest at the front. */
 void buffer_discard_front(buffer *b, size_t n);
 void buffer_free(buffer *b);

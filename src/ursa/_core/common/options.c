@@ -38,6 +38,11 @@ static const server_options defaults = {
     .websocket_ping_interval = 20.0, /* uvicorn's (the websockets library's) */
     .websocket_ping_timeout = 20.0,
     .websocket_close_timeout = 10.0,
+    /* uvicorn's --ws-per-message-deflate is on by default; the window is
+     * the websockets library's (4 KiB: a fair ratio for the small
+     * messages WebSockets mostly carry, at an eighth of zlib's memory). */
+    .websocket_per_message_deflate = 1,
+    .websocket_deflate_window_bits = 12,
     .multiprocess = 0,
     .keepalive = 1,
     .tcp_nodelay = 1,
@@ -95,6 +100,9 @@ static const option_spec specs[] = {
     {FIELD(websocket_ping_interval), 0, 0, .kind = OPT_SECONDS, .minimum = 0, .maximum = SECONDS_MAXIMUM},
     {FIELD(websocket_ping_timeout), 0, 0, .kind = OPT_SECONDS, .minimum = SECONDS_MINIMUM, .maximum = SECONDS_MAXIMUM},
     {FIELD(websocket_close_timeout), 0, 0, .kind = OPT_SECONDS, .minimum = SECONDS_MINIMUM, .maximum = SECONDS_MAXIMUM},
+    {FIELD(websocket_per_message_deflate), 0, 0, .kind = OPT_BOOL},
+    /* zlib's raw deflate takes 9 to 15 (8 is refused: see ws/deflate_offer.h). */
+    {FIELD(websocket_deflate_window_bits), 0, 0, .kind = OPT_COUNT, .minimum = 9, .maximum = 15},
     {FIELD(access_log), 0, 0, .kind = OPT_CALLABLE},
     {FIELD(url_scheme), 0, 0, .kind = OPT_STR, .text = "http"},
     {FIELD(forwarded_allow_ips), 0, 0, .kind = OPT_NETWORKS, .text = "127.0.0.1,::1"}, /* gunicorn's */

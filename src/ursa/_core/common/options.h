@@ -31,6 +31,8 @@ typedef struct server_options {
     double websocket_ping_interval; /* a ping after this long without one; 0: never */
     double websocket_ping_timeout;  /* no pong this long after a ping -> close */
     double websocket_close_timeout; /* the peer's answer to a close frame, at most this long */
+    int websocket_per_message_deflate; /* permessage-deflate (RFC 7692) is negotiated when offered */
+    uint64_t websocket_deflate_window_bits; /* its LZ77 windows, ours and the client's, at most 2^this bytes */
     PyObject *access_log;     /* callable or NULL (owned) */
     PyObject *url_scheme;     /* str (owned) */
     PyObject *forwarded_allow_ips; /* str: the proxies whose forwarded headers count (owned) */

@@ -26,6 +26,24 @@ typedef struct ws_counted {
     int says_upgrade;   /* Connection names upgrade */
 } ws_counted;
 
+/* permessage-deflate, when the options allow it: the first acceptable
+ * offer, the field values of Sec-WebSocket-Extensions read in order. */
+static void take_deflate_offer(const exchange *x, ws_deflate_params *deflate)
+{
+    const server_options *opts = &exchange_server(x)->opts;
+    if (!opts->websocket_per_message_deflate)
+        return;
+    const request *req = exchange_request(x);
+    const char *base = exchange_request_bytes(x);
+    for (uint32_t i = 0; i < req->header_count; i++) {
+        const header_span *field = &req->headers[i];
+        if (ws_name_is(base + field->name.offset, field->name.length, "sec-websocket-extensions") &&
+            ws_deflate_offer_take(base + field->value.offset, field->value.length,
+                                  (unsigned)opts->websocket_deflate_window_bits, deflate))
+            return;
+    }
+}
+
 static int is_space(char ch)
 {
     return ch == ' ' || ch == '\t';
@@ -172,6 +190,7 @@ int ws_handshake_read(const exchange *x, ws_handshake *h)
     }
     if (compute_accept(seen.key, h->accept) < 0)
         return -1;
+    take_deflate_offer(x, &h->deflate);
     h->result = WS_VALID;
     return 0;
 }
@@ -203,7 +222,8 @@ done:
     return result;
 }
 
-int ws_handshake_accept_head(buffer *head, const char *accept, const char *subprotocol, size_t length)
+int ws_handshake_accept_head(buffer *head, const char *accept, const char *subprotocol, size_t length,
+                             const ws_deflate_params *deflate)
 {
     if (head_begin(head, "101 Switching Protocols", 23) < 0 || head_field(head, "Upgrade", 7, "websocket", 9) < 0 ||
         head_field(head, "Connection", 10, "Upgrade", 7) < 0 ||
@@ -211,5 +231,10 @@ int ws_handshake_accept_head(buffer *head, const char *accept, const char *subpr
         return -1;
     if (subprotocol != NULL && head_field(head, "Sec-WebSocket-Protocol", 22, subprotocol, length) < 0)
         return -1;
+    if (deflate->enabled) {
+        char answer[WS_DEFLATE_ANSWER_MAX];
+        if (head_field(head, "Sec-WebSocket-Extensions", 24, answer, ws_deflate_answer(deflate, answer)) < 0)
+            return -1;
+    }
     return 0;
 }

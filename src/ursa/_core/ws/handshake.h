@@ -1,7 +1,8 @@
 /* The WebSocket opening handshake (RFC 6455 4.2), read from a request the
  * HTTP layer parsed: whether the client asks for a WebSocket, whether its
- * handshake is valid (a clear 400 or 426 otherwise), the accept key, and
- * the heads of the answers (the 101, the refusals). */
+ * handshake is valid (a clear 400 or 426 otherwise), the accept key, the
+ * permessage-deflate offer taken (ws/deflate_offer.c), and the heads of
+ * the answers (the 101, the refusals). */
 #ifndef URSA_WS_HANDSHAKE_H
 #define URSA_WS_HANDSHAKE_H
 
@@ -9,6 +10,7 @@
 
 #include "common/buffer.h"
 #include "http/exchange.h"
+#include "ws/deflate_offer.h"
 
 /* Sec-WebSocket-Accept: base64 of a SHA-1, and its NUL. */
 #define WS_ACCEPT_LENGTH 28
@@ -24,6 +26,7 @@ typedef struct ws_handshake {
     int status;
     const char *reason;
     char accept[WS_ACCEPT_LENGTH + 1];
+    ws_deflate_params deflate; /* the offer taken, if the options allow one */
 } ws_handshake;
 
 /* Read the request's handshake into `h` (h->result says what it is).
@@ -36,10 +39,12 @@ int ws_handshake_read(const exchange *x, ws_handshake *h);
 int ws_handshake_refuse(exchange *x, const ws_handshake *h);
 
 /* Begin the 101 in `head`: the status line, Upgrade, Connection, the
- * accept key (ws_handshake.accept) and the subprotocol chosen (NULL: none). The app's fields
- * may follow; exchange_switch_protocols ends it. 0, or -1 with
+ * accept key (ws_handshake.accept), the subprotocol chosen (NULL: none)
+ * and permessage-deflate's answer when an offer was taken. The app's
+ * fields may follow; exchange_switch_protocols ends it. 0, or -1 with
  * MemoryError. */
-int ws_handshake_accept_head(buffer *head, const char *accept, const char *subprotocol, size_t length);
+int ws_handshake_accept_head(buffer *head, const char *accept, const char *subprotocol, size_t length,
+                             const ws_deflate_params *deflate);
 
 /* Comma-separated list elements (RFC 9110 5.6.1) of a field value: the
  * next one from *at (advanced past it), without its whitespace; empty

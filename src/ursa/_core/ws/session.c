@@ -6,6 +6,8 @@
 #include <wslay/wslay.h>
 
 #include "common/state.h"
+#include "ws/deflate.h"
+#include "ws/utf8.h"
 
 /* wslay frames into `out` until this much waits for the socket: one write
  * then carries many small messages, and a large one goes in pieces. */
@@ -17,6 +19,9 @@
 #define OUT_KEEP (4 * 1024)
 /* A close reason fits a control frame with its code. */
 #define CLOSE_REASON_MAX 123
+/* A received message's buffer (or a sent one's compressed copy) larger
+ * than this is given back once the message is through, as `out` is. */
+#define MESSAGE_KEEP OUT_KEEP
 
 struct ws_session {
     server *server;
@@ -24,6 +29,10 @@ struct ws_session {
     wslay_event_context_ptr wslay;
     const ws_handler *handler;
     PyObject *owner;
+    ws_deflate *deflate;         /* permessage-deflate's streams (NULL: not agreed) */
+    buffer message;              /* the data message being received, inflated if it was compressed */
+    buffer compressed;           /* a message the app sends, compressed, until wslay copied it */
+    ws_utf8 utf8;                /* the inflated text of the message checked so far */
     buffer out;                  /* framed bytes for the socket */
     size_t out_sent;             /* of out.len, written */
     const char *feed;            /* what wslay reads from, during ws_feed */
@@ -41,6 +50,9 @@ struct ws_session {
     uint8_t peer_reason[CLOSE_REASON_MAX]; /* the reason of the peer's close frame */
     uint8_t peer_reason_length;
     unsigned paused : 1;         /* the owner holds enough: reading waits for it */
+    unsigned control_frame : 1;  /* the frame being read is a control frame (wslay keeps those) */
+    unsigned message_text : 1;
+    unsigned message_compressed : 1;
     unsigned close_written : 1;  /* our 1002 replaced wslay's close (answer_protocol_error) */
 };
 
@@ -106,15 +118,112 @@ static void fail_with(ws_session *w, int code)
     wslay_event_shutdown_read(w->wslay);
 }
 
-/* RFC 6455 strictness wslay leaves to its user: a close frame's payload is
- * empty or holds a code (two bytes or more). */
+static uint64_t max_message_size(const ws_session *w)
+{
+    return w->server->opts.websocket_max_message_size;
+}
+
+/* The data message ends: its buffer is kept for the next one if small. */
+static void end_message(ws_session *w)
+{
+    w->message.len = 0;
+    if (w->message.cap > MESSAGE_KEEP)
+        buffer_free(&w->message);
+}
+
+/* wslay frames data messages without buffering them (it keeps control
+ * frames): the session gathers each message in `message`, inflating a
+ * compressed one as it arrives, so that neither a message nor its inflated
+ * form is ever held past websocket_max_message_size.
+ *
+ * At a frame's start, RFC 6455 strictness wslay leaves to its user: a
+ * close frame's payload is empty or holds a code (two bytes or more). And
+ * RFC 7692's: RSV1 marks the first frame of a compressed message only
+ * (wslay refuses it elsewhere and without permessage-deflate; checked
+ * again here, as that is what keeps the inflater's input whole). */
 static void on_wslay_frame_start(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *arg,
                                  void *user_data)
 {
     (void)ctx;
     ws_session *w = user_data;
-    if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->payload_length == 1)
+    int rsv1 = wslay_get_rsv1(arg->rsv);
+    w->control_frame = wslay_is_ctrl_frame(arg->opcode);
+    if (w->control_frame) {
+        if (rsv1 || (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->payload_length == 1))
+            fail_with(w, WSLAY_CODE_PROTOCOL_ERROR);
+        return;
+    }
+    if (!wslay_event_get_read_enabled(w->wslay))
+        return;
+    if (arg->opcode != WSLAY_CONTINUATION_FRAME) {
+        if (rsv1 && w->deflate == NULL) {
+            fail_with(w, WSLAY_CODE_PROTOCOL_ERROR);
+            return;
+        }
+        end_message(w);
+        w->message_text = arg->opcode == WSLAY_TEXT_FRAME;
+        w->message_compressed = rsv1;
+        ws_utf8_reset(&w->utf8);
+    } else if (rsv1) {
         fail_with(w, WSLAY_CODE_PROTOCOL_ERROR);
+        return;
+    }
+    /* A compressed frame's length says nothing of what it inflates to:
+     * that is checked as it inflates. */
+    if (!w->message_compressed && arg->payload_length > max_message_size(w) - w->message.len)
+        fail_with(w, WSLAY_CODE_MESSAGE_TOO_BIG);
+}
+
+/* What inflating gave: the failure it means (1009 past the size limit;
+ * 1007 for data that is not DEFLATE, as for text that is not UTF-8: the
+ * payload does not fit the message), else the UTF-8 of the text it added,
+ * from byte `from` of the message. 0, or -1 once the connection failed. */
+static int check_inflated(ws_session *w, ws_inflate_result result, size_t from)
+{
+    switch (result) {
+    case WS_INFLATE_OK:
+        break;
+    case WS_INFLATE_TOO_BIG:
+        fail_with(w, WSLAY_CODE_MESSAGE_TOO_BIG);
+        return -1;
+    case WS_INFLATE_INVALID:
+        fail_with(w, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA);
+        return -1;
+    case WS_INFLATE_NO_MEMORY:
+        log_error(w->server->state, "ursa: out of memory inflating a WebSocket message");
+        fail_with(w, WSLAY_CODE_INTERNAL_SERVER_ERROR);
+        return -1;
+    }
+    if (w->message_text &&
+        ws_utf8_feed(&w->utf8, (const uint8_t *)w->message.data + from, w->message.len - from) < 0) {
+        fail_with(w, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_wslay_frame_chunk(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_chunk_arg *arg,
+                                 void *user_data)
+{
+    (void)ctx;
+    ws_session *w = user_data;
+    if (w->control_frame || arg->data_length == 0 || !wslay_event_get_read_enabled(w->wslay))
+        return;
+    if (w->message_compressed) {
+        size_t from = w->message.len;
+        check_inflated(w, ws_deflate_inflate(w->deflate, arg->data, arg->data_length, &w->message,
+                                             max_message_size(w)),
+                       from);
+        return;
+    }
+    /* Within the limit: the frame's length was checked at its start. */
+    if (buffer_reserve_within(&w->message, arg->data_length, max_message_size(w)) < 0) {
+        PyErr_Clear();
+        log_error(w->server->state, "ursa: out of memory receiving a WebSocket message");
+        fail_with(w, WSLAY_CODE_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    buffer_append(&w->message, arg->data, arg->data_length);
 }
 
 static void on_wslay_message(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
@@ -126,9 +235,18 @@ static void on_wslay_message(wslay_event_context_ptr ctx, const struct wslay_eve
     case WSLAY_TEXT_FRAME:
     case WSLAY_BINARY_FRAME: {
         if (!wslay_event_get_read_enabled(w->wslay))
-            return; /* failed meanwhile (on_wslay_frame_start) */
-        int full = w->handler->on_message(w->owner, arg->opcode == WSLAY_TEXT_FRAME, (const char *)arg->msg,
-                                          arg->msg_length);
+            return; /* failed meanwhile (the frame callbacks) */
+        if (w->message_compressed) {
+            size_t from = w->message.len;
+            if (check_inflated(w, ws_deflate_inflate_end(w->deflate, &w->message, max_message_size(w)), from) < 0)
+                return;
+            if (w->message_text && !ws_utf8_complete(&w->utf8)) {
+                fail_with(w, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA);
+                return;
+            }
+        }
+        int full = w->handler->on_message(w->owner, w->message_text, w->message.data, w->message.len);
+        end_message(w);
         if (full < 0) {
             log_error(w->server->state, "ursa: could not give the ASGI application a WebSocket message");
             fail_with(w, WSLAY_CODE_INTERNAL_SERVER_ERROR);
@@ -166,34 +284,47 @@ static const struct wslay_event_callbacks wslay_callbacks = {
     .recv_callback = on_wslay_recv,
     .send_callback = on_wslay_send,
     .on_frame_recv_start_callback = on_wslay_frame_start,
+    .on_frame_recv_chunk_callback = on_wslay_frame_chunk,
     .on_msg_recv_callback = on_wslay_message,
 };
 
 /* ---- a session ---- */
 
-ws_session *ws_session_new(server *s, const ws_handler *handler, PyObject *owner)
+ws_session *ws_session_new(server *s, const ws_handler *handler, PyObject *owner, const ws_deflate_params *deflate)
 {
     ws_session *w = PyMem_Calloc(1, sizeof *w);
     if (w == NULL) {
         PyErr_NoMemory();
         return NULL;
     }
+    if (deflate->enabled && (w->deflate = ws_deflate_new(deflate)) == NULL)
+        goto failed;
     if (wslay_event_context_server_init(&w->wslay, &wslay_callbacks, w) != 0) {
-        PyMem_Free(w);
         PyErr_NoMemory();
-        return NULL;
+        goto failed;
     }
+    wslay_event_config_set_no_buffering(w->wslay, 1);
+    /* Without buffering, wslay checks each frame's length against this;
+     * the session checks the message's. */
     wslay_event_config_set_max_recv_msg_length(w->wslay, s->opts.websocket_max_message_size);
+    wslay_event_config_set_allowed_rsv_bits(w->wslay, w->deflate != NULL ? WSLAY_RSV1_BIT : WSLAY_RSV_NONE);
     w->server = s;
     w->handler = handler;
     Py_INCREF(owner);
     w->owner = owner;
     return w;
+failed:
+    ws_deflate_free(w->deflate);
+    PyMem_Free(w);
+    return NULL;
 }
 
 void ws_session_free(ws_session *w)
 {
     wslay_event_context_free(w->wslay);
+    ws_deflate_free(w->deflate);
+    buffer_free(&w->message);
+    buffer_free(&w->compressed);
     buffer_free(&w->out);
     Py_DECREF(w->owner);
     PyMem_Free(w);
@@ -229,9 +360,28 @@ static int queue_failed(int result)
 int ws_session_send(ws_session *w, int text, const char *data, size_t length)
 {
     struct wslay_event_msg message = {text ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME, (const uint8_t *)data, length};
-    int result = wslay_event_queue_msg(w->wslay, &message);
-    if (result != 0)
+    uint8_t rsv = WSLAY_RSV_NONE;
+    if (w->deflate != NULL && length >= WS_DEFLATE_THRESHOLD) {
+        if (ws_session_closing(w))
+            return queue_failed(WSLAY_ERR_NO_MORE_MSG); /* not worth compressing */
+        if (ws_deflate_compress(w->deflate, data, length, &w->compressed) < 0)
+            return -1;
+        message.msg = (const uint8_t *)w->compressed.data;
+        message.msg_length = w->compressed.len;
+        rsv = WSLAY_RSV1_BIT;
+    }
+    int result = wslay_event_queue_msg_ex(w->wslay, &message, rsv);
+    if (w->compressed.cap > MESSAGE_KEEP)
+        buffer_free(&w->compressed);
+    if (result != 0) {
+        if (rsv != WSLAY_RSV_NONE) {
+            /* The compressor went past a message the client will never
+             * see: what it compresses next might not inflate there. */
+            fail_with(w, WSLAY_CODE_INTERNAL_SERVER_ERROR);
+            kick(w);
+        }
         return queue_failed(result);
+    }
     kick(w);
     return 0;
 }

@@ -1,10 +1,11 @@
 /* A WebSocket connection after its handshake: wslay's event API does the
  * framing (masking, fragments, control frames, UTF-8 of text, close codes,
- * the message size limit) over the connection's own buffers; this file
- * feeds it what the transport read, writes what it framed, keeps the
- * ping/pong and closing deadlines on the connection's one timer, and tells
- * its owner (the interface above, through a ws_handler) of messages, of
- * room to send, and of the end.
+ * each frame's size) over the connection's own buffers; this file feeds it
+ * what the transport read, gathers the messages (inflated by ws/deflate.c
+ * when permessage-deflate was agreed, and the message size limit kept),
+ * writes what it framed, keeps the ping/pong and closing deadlines on the
+ * connection's one timer, and tells its owner (the interface above,
+ * through a ws_handler) of messages, of room to send, and of the end.
  *
  * A session is made when the app accepts, before the 101 is written:
  * messages it sends meanwhile wait in it. `ws_protocol` is the transport
@@ -19,6 +20,7 @@
 #include <stdint.h>
 
 #include "transport/conn.h"
+#include "ws/deflate_offer.h"
 
 /* The close codes a session reports that no close frame carried. */
 #define WS_CODE_NO_STATUS 1005 /* the peer's close frame had no code */
@@ -49,8 +51,9 @@ extern const protocol ws_protocol;
 #define WS_SEND_LOW_WATER (16 * 1024)
 
 /* A session for server `s`; it holds a reference to `owner` until it is
- * freed. NULL with an exception. */
-ws_session *ws_session_new(server *s, const ws_handler *handler, PyObject *owner);
+ * freed. Messages are compressed as `deflate` says (nothing when it is not
+ * enabled). NULL with an exception. */
+ws_session *ws_session_new(server *s, const ws_handler *handler, PyObject *owner, const ws_deflate_params *deflate);
 /* Free a session no connection took (it closed before the 101 was out). */
 void ws_session_free(ws_session *w);
 
