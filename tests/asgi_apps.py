@@ -260,6 +260,16 @@ async def bad_header(scope, receive, send):
         await respond(send, status=200, body=str(error).encode())
 
 
+async def header_shapes(scope, receive, send):
+    """Headers as a list, a tuple or any iterable of pairs (lists or
+    tuples), names and values as bytes or other bytes-like objects."""
+    shape = query_of(scope)["shape"]
+    pairs = [(b"x-one", b"1"), [bytearray(b"x-two"), memoryview(b"2")], (b"x-three", bytearray(b"3"))]
+    headers = {"list": pairs, "tuple": tuple(pairs), "generator": (pair for pair in pairs)}[shape]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": shape.encode()})
+
+
 async def status(scope, receive, send):
     code = int(query_of(scope).get("code", "200"))
     await respond(send, status=code, body=b"" if code in (204, 304) else b"status body")
@@ -362,6 +372,7 @@ ROUTES = {
     "/start-only": start_only,
     "/no-response": no_response,
     "/bad-header": bad_header,
+    "/header-shapes": header_shapes,
     "/status": status,
     "/sized": sized,
     "/pathsend": pathsend,

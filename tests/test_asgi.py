@@ -305,6 +305,13 @@ def test_an_app_that_returns_without_a_whole_response_gets_a_500(server, path, l
     server.assert_serving()
 
 
+@pytest.mark.parametrize("shape", ["list", "tuple", "generator"])
+def test_response_headers_in_any_iterable_of_bytes_like_pairs(server, shape):
+    response = server.get(f"/header-shapes?shape={shape}")
+    assert (response.status, response.body) == (200, shape.encode())
+    assert [response.header(name) for name in ("X-One", "X-Two", "X-Three")] == ["1", "2", "3"]
+
+
 def test_an_invalid_message_is_logged_and_its_connection_ends(server):
     # The app catches send()'s error and tries again: the response was
     # abandoned, and the client gets a 500 and a close, never a wrong one.

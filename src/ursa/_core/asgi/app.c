@@ -349,6 +349,18 @@ static void after_app_callbacks(void *data, double started)
     server_app_returned(data, started);
 }
 
+/* Keyword names interned, as the callee's parameter names are: the
+ * argument parser then matches them by identity, without comparing text. */
+static PyObject *interned_pair(const char *first, const char *second)
+{
+    PyObject *a = PyUnicode_InternFromString(first);
+    PyObject *b = a != NULL ? PyUnicode_InternFromString(second) : NULL;
+    PyObject *pair = b != NULL ? PyTuple_Pack(2, a, b) : NULL;
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    return pair;
+}
+
 static int make_task_call(asgi_server *a)
 {
     PyObject *asyncio = PyImport_ImportModule("asyncio");
@@ -361,13 +373,13 @@ static int make_task_call(asgi_server *a)
 #if PY_VERSION_HEX >= 0x030C0000
     /* Python 3.12's eager start: the app runs at once, up to its first real
      * wait, and one that never waits is done without a trip round the loop. */
-    a->task_kwnames = Py_BuildValue("(ss)", "loop", "eager_start");
+    a->task_kwnames = interned_pair("loop", "eager_start");
     Py_INCREF(Py_True);
     a->task_third_argument = Py_True;
 #else
     /* A name given spares formatting "Task-<n>" for each (3.12 makes it
      * lazily). */
-    a->task_kwnames = Py_BuildValue("(ss)", "loop", "name");
+    a->task_kwnames = interned_pair("loop", "name");
     a->task_third_argument = PyUnicode_InternFromString("ursa: ASGI request");
 #endif
     return a->task_kwnames == NULL || a->task_third_argument == NULL ? -1 : 0;

@@ -16,9 +16,17 @@
 /* ---- http.response.start ---- */
 
 /* The bytes of a header name or value: bytes, or another bytes-like object
- * read in place (it is copied into the head at once). */
+ * read in place (it is copied into the head at once). Bytes themselves,
+ * nearly always, are read without the buffer protocol (a view without an
+ * object: PyBuffer_Release leaves it alone). */
 static int bytes_of(PyObject *object, Py_buffer *view, Py_ssize_t index, const char *what, const char *message)
 {
+    if (PyBytes_CheckExact(object)) {
+        view->obj = NULL;
+        view->buf = PyBytes_AS_STRING(object);
+        view->len = PyBytes_GET_SIZE(object);
+        return 0;
+    }
     if (PyUnicode_Check(object) || PyObject_GetBuffer(object, view, PyBUF_SIMPLE) < 0) {
         PyErr_Clear();
         PyErr_Format(PyExc_TypeError, "%s: the %s of header %zd must be bytes, not %.100s", message, what, index,
@@ -70,6 +78,20 @@ int asgi_add_headers(asgi_call *call, buffer *head, PyObject *message, const cha
     PyObject *headers = PyDict_GetItemWithError(message, call->state->str_headers);
     if (headers == NULL)
         return PyErr_Occurred() ? -1 : 0;
+    if (PyList_CheckExact(headers) || PyTuple_CheckExact(headers)) {
+        /* By index, without an iterator. Each pair is held while it is
+         * read, and the length read again: a bytes-like object's buffer
+         * may run code that changes the list. */
+        for (Py_ssize_t index = 0; index < PySequence_Fast_GET_SIZE(headers); index++) {
+            PyObject *pair = PySequence_Fast_GET_ITEM(headers, index);
+            Py_INCREF(pair);
+            int added = add_header(call, head, pair, index, message_type);
+            Py_DECREF(pair);
+            if (added < 0)
+                return -1;
+        }
+        return 0;
+    }
     PyObject *iterator = PyObject_GetIter(headers);
     if (iterator == NULL) {
         PyErr_Format(PyExc_TypeError, "%s: headers must be an iterable of [name, value], not %.100s", message_type,
