@@ -4,6 +4,7 @@ import base64
 import os
 import re
 import signal
+import socket
 import time
 
 import pytest
@@ -166,15 +167,21 @@ def test_lines_from_several_workers_never_interleave(procs, tmp_path):
     assert sorted(int(line.split()[6].split("-")[1]) for line in lines) == list(range(200))
 
 
-def test_requests_the_server_rejects_are_logged_too(procs, tmp_path):
+@pytest.mark.parametrize("app", ["deployapp:app", "asgiapp:app"], ids=["wsgi", "asgi"])
+def test_requests_the_server_rejects_are_logged_too(procs, tmp_path, app):
     """A 414 or 431 made by the server itself, before any app runs, is a
     request the operator wants to see in the access log (nginx and gunicorn
     log theirs)."""
     log_path = tmp_path / "access.log"
     server = procs.ursa("-b", "127.0.0.1:0", "--max-request-line", "64", "--access-log", log_path,
-                        "--access-log-format", "%(s)s %(m)s", "deployapp:app")
+                        "--access-log-format", "%(s)s %(m)s", app)
     assert server.get("/" + "x" * 100)[0] == 414
-    assert server.get("/after")[0] == 200
-    # One worker handles both in order: once the 200 is logged, so is the 414.
+    # A request line without a target: a 400 whose method and path are not known.
+    host, port = server.address.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=STOP_TIMEOUT) as raw:
+        raw.sendall(b"GET\r\n\r\n")
+        assert raw.recv(65536).startswith(b"HTTP/1.1 400 ")
+    assert server.get("/")[0] == 200
+    # One worker handles them in order: once the 200 is logged, so are the others.
     wait_until(lambda: "200 GET" in log_lines(log_path), STOP_TIMEOUT, "the 200 is logged")
-    assert log_lines(log_path) == ["414 GET", "200 GET"]
+    assert log_lines(log_path) == ["414 GET", "400 -", "200 GET"]

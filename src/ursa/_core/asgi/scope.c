@@ -62,6 +62,16 @@ PyObject *scope_template_new(module_state *state, const listener *l, PyObject *u
         Py_DECREF(scope);
         return NULL;
     }
+    /* Each request sets these: a copy of the template already has their
+     * room, so that filling it in never grows the dict. */
+    PyObject *per_request[] = {state->str_method, state->str_path, state->str_raw_path, state->str_headers,
+                               state->str_client};
+    for (size_t i = 0; i < sizeof per_request / sizeof *per_request; i++) {
+        if (PyDict_SetItem(scope, per_request[i], Py_None) < 0) {
+            Py_DECREF(scope);
+            return NULL;
+        }
+    }
     return scope;
 }
 
@@ -266,10 +276,16 @@ PyObject *scope_build_partial(asgi_server *a, exchange *x)
     PyObject *method = method_number < URSA_METHOD_NAMES ? state->method_names[method_number] : NULL;
     if (set_item(scope, state->str_client, client_of(x, NULL)) < 0)
         goto error;
-    if (req->url.length > 0 && method != NULL &&
-        (PyDict_SetItem(scope, state->str_method, method) < 0 ||
-         set_target(a, scope, state, exchange_request_bytes(x) + req->url.offset, req->url.length) < 0))
+    if (PyDict_DelItem(scope, state->str_headers) < 0)
         goto error;
+    if (req->url.length > 0 && method != NULL) {
+        if (PyDict_SetItem(scope, state->str_method, method) < 0 ||
+            set_target(a, scope, state, exchange_request_bytes(x) + req->url.offset, req->url.length) < 0)
+            goto error;
+    } else if (PyDict_DelItem(scope, state->str_method) < 0 || PyDict_DelItem(scope, state->str_path) < 0 ||
+               PyDict_DelItem(scope, state->str_raw_path) < 0) {
+        goto error;
+    }
     if (!req->headers_complete && PyDict_DelItem(scope, state->str_http_version) < 0)
         goto error;
     return scope;
