@@ -135,8 +135,18 @@ static void task_finished(asgi_call *call, PyObject *task)
 
 static PyObject *start_task(asgi_server *a, PyObject *coroutine)
 {
-    PyObject *args[3] = {coroutine, a->event_loop, a->task_third_argument};
-    return PyObject_Vectorcall(a->task_type, args, 1, a->task_kwnames);
+    PyObject *args = PyTuple_Pack(1, coroutine);
+    if (args == NULL)
+        return NULL;
+    /* type_call's two steps, with the keywords in the dict made once:
+     * asyncio.Task takes no vectorcall, and a call would build that dict
+     * again for each request. */
+    PyTypeObject *type = (PyTypeObject *)a->task_type;
+    PyObject *task = type->tp_new(type, args, a->task_keywords);
+    if (task != NULL && type->tp_init(task, args, a->task_keywords) < 0)
+        Py_CLEAR(task);
+    Py_DECREF(args);
+    return task;
 }
 
 /* The app could not even be started: a 500 (logged with `message`). */
@@ -349,19 +359,16 @@ static void after_app_callbacks(void *data, double started)
     server_app_returned(data, started);
 }
 
-/* Keyword names interned, as the callee's parameter names are: the
- * argument parser then matches them by identity, without comparing text. */
-static PyObject *interned_pair(const char *first, const char *second)
+static int set_keyword(PyObject *keywords, const char *name, PyObject *value)
 {
-    PyObject *a = PyUnicode_InternFromString(first);
-    PyObject *b = a != NULL ? PyUnicode_InternFromString(second) : NULL;
-    PyObject *pair = b != NULL ? PyTuple_Pack(2, a, b) : NULL;
-    Py_XDECREF(a);
-    Py_XDECREF(b);
-    return pair;
+    PyObject *key = PyUnicode_InternFromString(name);
+    int result = key != NULL ? PyDict_SetItem(keywords, key, value) : -1;
+    Py_XDECREF(key);
+    return result;
 }
 
-static int make_task_call(asgi_server *a)
+/* asyncio.Task(coroutine, **keywords) for each request, on `event_loop`. */
+static int make_task_call(asgi_server *a, PyObject *event_loop)
 {
     PyObject *asyncio = PyImport_ImportModule("asyncio");
     if (asyncio == NULL)
@@ -370,19 +377,24 @@ static int make_task_call(asgi_server *a)
     Py_DECREF(asyncio);
     if (a->task_type == NULL)
         return -1;
+    if (!PyType_Check(a->task_type)) {
+        PyErr_Format(PyExc_TypeError, "asyncio.Task must be a type, not %.100s", Py_TYPE(a->task_type)->tp_name);
+        return -1;
+    }
+    if ((a->task_keywords = PyDict_New()) == NULL || set_keyword(a->task_keywords, "loop", event_loop) < 0)
+        return -1;
 #if PY_VERSION_HEX >= 0x030C0000
     /* Python 3.12's eager start: the app runs at once, up to its first real
      * wait, and one that never waits is done without a trip round the loop. */
-    a->task_kwnames = interned_pair("loop", "eager_start");
-    Py_INCREF(Py_True);
-    a->task_third_argument = Py_True;
+    return set_keyword(a->task_keywords, "eager_start", Py_True);
 #else
     /* A name given spares formatting "Task-<n>" for each (3.12 makes it
      * lazily). */
-    a->task_kwnames = interned_pair("loop", "name");
-    a->task_third_argument = PyUnicode_InternFromString("ursa: ASGI request");
+    PyObject *name = PyUnicode_InternFromString("ursa: ASGI request");
+    int result = name != NULL ? set_keyword(a->task_keywords, "name", name) : -1;
+    Py_XDECREF(name);
+    return result;
 #endif
-    return a->task_kwnames == NULL || a->task_third_argument == NULL ? -1 : 0;
 }
 #endif
 
@@ -401,7 +413,7 @@ static int asgi_server_start(server *s)
     if (a->root_path == NULL)
         return -1;
     a->root_path_length = (size_t)root_path_length;
-    if (scope_init_header_names(a) < 0 || make_task_call(a) < 0)
+    if (scope_init_header_names(a) < 0)
         goto error;
     a->templates = PyMem_Calloc(s->listener_count, sizeof *a->templates);
     if (a->templates == NULL) {
@@ -415,7 +427,7 @@ static int asgi_server_start(server *s)
         a->template_count++;
     }
     a->event_loop = event_loop_new(s->state, s->loop);
-    if (a->event_loop == NULL)
+    if (a->event_loop == NULL || make_task_call(a, a->event_loop) < 0)
         goto error;
     if (a->lifespan != NULL) {
         /* The app's startup runs to its end before the first connection
@@ -473,8 +485,7 @@ static void asgi_server_end(server *s)
     for (int i = 0; i < URSA_COMMON_HEADERS; i++)
         Py_CLEAR(a->header_names[i]);
     Py_CLEAR(a->task_type);
-    Py_CLEAR(a->task_kwnames);
-    Py_CLEAR(a->task_third_argument);
+    Py_CLEAR(a->task_keywords);
     Py_CLEAR(a->lifespan_state);
     PyErr_Restore(type, value, traceback);
 }

@@ -18,8 +18,8 @@ typedef struct asgi_server {
     size_t template_count;
     PyObject *header_names[URSA_COMMON_HEADERS]; /* lower-case bytes */
     PyObject *task_type;      /* asyncio.Task */
-    PyObject *task_kwnames;   /* ("loop", "eager_start") from Python 3.12, ("loop", "name") before */
-    PyObject *task_third_argument; /* True (eager_start), or the tasks' name */
+    PyObject *task_keywords;  /* {"loop": the loop, "eager_start": True} from Python 3.12,
+                               * {"loop": ..., "name": ...} before */
     const char *root_path;    /* script_name's bytes */
     size_t root_path_length;
 } asgi_server;
