@@ -1,6 +1,8 @@
 # ursa: `make serve` and `make test` set everything up on a fresh Debian
 # machine (as root) and are the two commands the README names.
-PYTHON := .venv/bin/python
+# Not named PYTHON: make would pass a PYTHON of the environment or the command
+# line to scripts/setup.sh with this value, and PYTHON=... picks .venv's interpreter there.
+VENV_PYTHON := .venv/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
@@ -11,13 +13,13 @@ setup:
 	bash scripts/setup.sh
 
 build: setup
-	$(PYTHON) -m pip install --no-build-isolation --disable-pip-version-check -q -e .
+	$(VENV_PYTHON) -m pip install --no-build-isolation --disable-pip-version-check -q -e .
 
 serve: build
-	$(PYTHON) examples/hello.py $(HOST) $(PORT)
+	$(VENV_PYTHON) examples/hello.py $(HOST) $(PORT)
 
 test: build
-	$(PYTHON) -m pytest tests $(PYTEST_ARGS)
+	$(VENV_PYTHON) -m pytest tests $(PYTEST_ARGS)
 
 # The whole suite against a build with AddressSanitizer and UBSan. CPython
 # itself is not instrumented, so the ASan runtime is preloaded, and
@@ -40,7 +42,7 @@ fuzz: build
 
 # 200k keep-alive GETs and 200k POSTs; fails when RSS grows 5 MB or more.
 soak: build
-	$(PYTHON) scripts/soak.py
+	$(VENV_PYTHON) scripts/soak.py
 
 # Every installed WSGI server against bjoern, nginx as the ceiling, and the ASGI
 # servers (ursa, uvicorn, granian, hypercorn) against uvicorn, in one table and
@@ -48,12 +50,12 @@ soak: build
 # a smoke run.
 bench: build
 	bash scripts/bench-setup.sh
-	$(PYTHON) bench/compare.py $(BENCH_ARGS)
+	$(VENV_PYTHON) bench/compare.py $(BENCH_ARGS)
 
 # The ASGI family alone (~12 minutes), into bench/results/asgi-latest.*.
 bench-asgi: build
 	bash scripts/bench-setup.sh
-	$(PYTHON) bench/compare.py --families asgi --output bench/results/asgi-latest $(BENCH_ARGS)
+	$(VENV_PYTHON) bench/compare.py --families asgi --output bench/results/asgi-latest $(BENCH_ARGS)
 
 # The ASGI family with the servers on CPython 3.13 (BENCH_PYTHON313), where ursa
 # starts each request's task eagerly: a venv in build/bench313 with the same
@@ -63,7 +65,7 @@ BENCH_PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/pyth
 bench-py313: build
 	bash scripts/bench-setup.sh
 	bash scripts/bench-venv.sh $(BENCH_PYTHON313) build/bench313
-	$(PYTHON) bench/compare.py --families asgi --python build/bench313/bin/python \
+	$(VENV_PYTHON) bench/compare.py --families asgi --python build/bench313/bin/python \
 		--output bench/results/asgi-py313 $(BENCH_ARGS)
 
 clean:
