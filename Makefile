@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: setup build serve test test-asan test-pythons wheel fuzz soak bench bench-asgi bench-py313 clean
+.PHONY: setup build serve test test-asan test-pythons wheel fuzz soak bench bench-asgi clean
 
 setup:
 	bash scripts/setup.sh
@@ -48,7 +48,8 @@ soak: build
 # Every installed WSGI server against bjoern, nginx as the ceiling, and the ASGI
 # servers (ursa, uvicorn, granian, hypercorn) against uvicorn, in one table and
 # chart (~30 minutes); writes bench/results/latest.{md,png,json}. BENCH_ARGS=--quick:
-# a smoke run.
+# a smoke run. The servers run on .venv's interpreter, the newest CPython present;
+# PYTHON=/path/to/python3.X make bench makes .venv of that one first (scripts/setup.sh).
 bench: build
 	bash scripts/bench-setup.sh
 	$(VENV_PYTHON) bench/compare.py $(BENCH_ARGS)
@@ -57,17 +58,6 @@ bench: build
 bench-asgi: build
 	bash scripts/bench-setup.sh
 	$(VENV_PYTHON) bench/compare.py --families asgi --output bench/results/asgi-latest $(BENCH_ARGS)
-
-# The ASGI family with the servers on CPython 3.13 (BENCH_PYTHON313), where ursa
-# starts each request's task eagerly: a venv in build/bench313 with the same
-# peers and ursa built for it (scripts/bench-venv.sh); bench/results/asgi-py313.*.
-# pyenv's interpreter itself where there is one (its shim runs only when 3.13 is selected).
-BENCH_PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13))
-bench-py313: build
-	bash scripts/bench-setup.sh
-	bash scripts/bench-venv.sh $(BENCH_PYTHON313) build/bench313
-	$(VENV_PYTHON) bench/compare.py --families asgi --python build/bench313/bin/python \
-		--output bench/results/asgi-py313 $(BENCH_ARGS)
 
 clean:
 	rm -rf build dist src/ursa/*.so src/*.egg-info
