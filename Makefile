@@ -1,23 +1,25 @@
 # ursa: `make serve` and `make test` set everything up on a fresh Debian
 # machine (as root) and are the two commands the README names.
-PYTHON := .venv/bin/python
+# Not named PYTHON: make would pass a PYTHON of the environment or the command
+# line to scripts/setup.sh with this value, and PYTHON=... picks .venv's interpreter there.
+VENV_PYTHON := .venv/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: setup build serve test test-asan test-pythons wheel fuzz soak bench bench-asgi bench-ws bench-py313 clean
+.PHONY: setup build serve test test-asan test-pythons wheel fuzz soak bench bench-asgi bench-ws clean
 
 setup:
 	bash scripts/setup.sh
 
 build: setup
-	$(PYTHON) -m pip install --no-build-isolation --disable-pip-version-check -q -e .
+	$(VENV_PYTHON) -m pip install --no-build-isolation --disable-pip-version-check -q -e .
 
 serve: build
-	$(PYTHON) examples/hello.py $(HOST) $(PORT)
+	$(VENV_PYTHON) examples/hello.py $(HOST) $(PORT)
 
 test: build
-	$(PYTHON) -m pytest tests $(PYTEST_ARGS)
+	$(VENV_PYTHON) -m pytest tests $(PYTEST_ARGS)
 
 # The whole suite against a build with AddressSanitizer and UBSan. CPython
 # itself is not instrumented, so the ASan runtime is preloaded, and
@@ -25,7 +27,8 @@ test: build
 test-asan: setup
 	bash scripts/test-asan.sh $(PYTEST_ARGS)
 
-# The core and robustness suites on CPython 3.8 and 3.13 (URSA_PYTHONS).
+# The core and robustness suites on CPython 3.8 and 3.11 (URSA_PYTHONS): the oldest
+# supported and the previous default; `make test` runs on the newest.
 test-pythons: setup
 	bash scripts/test-pythons.sh $(PYTEST_ARGS)
 
@@ -40,37 +43,28 @@ fuzz: build
 
 # 200k keep-alive GETs and 200k POSTs; fails when RSS grows 5 MB or more.
 soak: build
-	$(PYTHON) scripts/soak.py
+	$(VENV_PYTHON) scripts/soak.py
 
 # Every installed WSGI server against bjoern, nginx as the ceiling, and the ASGI
 # servers (ursa, uvicorn, granian, hypercorn) against uvicorn, over HTTP and over
-# WebSockets, in one table and chart (~30 minutes); writes
-# bench/results/latest.{md,png,json}. BENCH_ARGS=--quick: a smoke run.
+# WebSockets, in one table and chart (~36 minutes); writes
+# bench/results/latest.{md,png,json}. BENCH_ARGS=--quick: a smoke run. The servers
+# run on .venv's interpreter, the newest CPython present; PYTHON=/path/to/python3.X
+# make bench makes .venv of that one first (scripts/setup.sh).
 bench: build
 	bash scripts/bench-setup.sh
-	$(PYTHON) bench/compare.py $(BENCH_ARGS)
+	$(VENV_PYTHON) bench/compare.py $(BENCH_ARGS)
 
 # The ASGI family alone (~12 minutes), into bench/results/asgi-latest.*.
 bench-asgi: build
 	bash scripts/bench-setup.sh
-	$(PYTHON) bench/compare.py --families asgi --output bench/results/asgi-latest $(BENCH_ARGS)
+	$(VENV_PYTHON) bench/compare.py --families asgi --output bench/results/asgi-latest $(BENCH_ARGS)
 
 # The WebSocket family alone (~8 minutes), into bench/results/ws-latest.*:
 # echo, broadcast and memory per idle WebSocket (issue 11). BENCH_ARGS=--quick: a smoke run.
 bench-ws: build
 	bash scripts/bench-setup.sh
-	$(PYTHON) bench/compare.py --families ws --output bench/results/ws-latest $(BENCH_ARGS)
-
-# The ASGI family with the servers on CPython 3.13 (BENCH_PYTHON313), where ursa
-# starts each request's task eagerly: a venv in build/bench313 with the same
-# peers and ursa built for it (scripts/bench-venv.sh); bench/results/asgi-py313.*.
-# pyenv's interpreter itself where there is one (its shim runs only when 3.13 is selected).
-BENCH_PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13))
-bench-py313: build
-	bash scripts/bench-setup.sh
-	bash scripts/bench-venv.sh $(BENCH_PYTHON313) build/bench313
-	$(PYTHON) bench/compare.py --families asgi --python build/bench313/bin/python \
-		--output bench/results/asgi-py313 $(BENCH_ARGS)
+	$(VENV_PYTHON) bench/compare.py --families ws --output bench/results/ws-latest $(BENCH_ARGS)
 
 clean:
 	rm -rf build dist src/ursa/*.so src/*.egg-info

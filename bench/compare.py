@@ -5,7 +5,7 @@ ASGI, HTTP and WebSockets, against uvicorn, granian and hypercorn.
     .venv/bin/python bench/compare.py --quick         # smoke run, a few minutes
     .venv/bin/python bench/compare.py --servers ursa,bjoern --scenarios hello,flask
     .venv/bin/python bench/compare.py --memory-only   # RSS at start and per idle connection
-    .venv/bin/python bench/compare.py --families asgi --python build/bench313/bin/python
+    .venv/bin/python bench/compare.py --families asgi --python OTHER/bin/python
                                                       # the ASGI family on another CPython
     .venv/bin/python bench/compare.py --families ws   # WebSockets only, about 8 minutes
 
@@ -40,9 +40,12 @@ uvicorn-ws instructions and system calls per echoed message. Then the
 issues' targets (5 for WSGI, 10 for ASGI, 11 for WebSockets), PASS or MISS
 each.
 
---python runs the servers on another interpreter (scripts/bench-venv.sh
-makes one a venv with the ASGI peers and ursa built for it); the harness and
-wrk stay as they are, and the report names the servers' Python.
+--python runs the servers on another interpreter: a venv with the peers, for
+which ursa's extension is built in place (`OTHER/bin/python setup.py
+build_ext --inplace`; each interpreter's file has its own name). The harness
+and wrk stay as they are, and the report names the servers' Python.
+`PYTHON=/path/to/python3.X make bench` is the simpler way: .venv of that
+interpreter, harness included (scripts/setup.sh).
 
 Writes bench/results/latest.md (tables and the machine), latest.png (req/s
 relative to each family's reference) and latest.json (every figure);
@@ -635,7 +638,7 @@ def parse_arguments(argv):
     parser.add_argument("--scenarios", help="comma-separated (default: all of the families: "
                         + ",".join(SCENARIOS) + ")")
     parser.add_argument("--python", metavar="PATH",
-                        help="the interpreter the servers run on (default: this one; see scripts/bench-venv.sh)")
+                        help="the interpreter the servers run on (default: this one; see above)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per scenario; the median is kept")
     parser.add_argument("--duration", type=int, default=2, help="seconds of wrk load per run")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of wrk load before each run (0: none)")

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/idle.py                     # ursa-asgi and ursa (WSGI), 5 s each
     .venv/bin/python bench/idle.py --seconds 10 ursa-asgi uvicorn
-    .venv/bin/python bench/idle.py --python build/bench313/bin/python ursa-asgi
+    .venv/bin/python bench/idle.py --python OTHER/bin/python ursa-asgi   # see bench/compare.py --python
 
 Each server (a name from bench/families.py) starts with its family's hello
 app pinned to --cpu, answers one request on a connection that is then

@@ -51,7 +51,8 @@ def server_environment(base=None):
     PYTHONHASHSEED is fixed so that instruction counts repeat. This tree's
     src/ comes first on PYTHONPATH: the ursa measured is the one beside the
     harness (its extension built in place for each interpreter: make build,
-    scripts/bench-venv.sh), whatever else an interpreter has installed.
+    or setup.py build_ext --inplace for --python's), whatever else an
+    interpreter has installed.
     """
     environment = dict(os.environ if base is None else base)
     environment.pop("PYTHONDONTWRITEBYTECODE", None)

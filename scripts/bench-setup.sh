@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What `make bench`, `make bench-asgi` and `make bench-py313` need beyond `make build`: wrk,
+# What `make bench` and `make bench-asgi` need beyond `make build`: wrk,
 # valgrind and nginx (and strace, taskset) from Debian, and the peer servers
 # of requirements-bench.txt (WSGI and ASGI) in .venv. Idempotent: apt-get
 # runs only when a tool is missing, pip only when a requirements file is newer

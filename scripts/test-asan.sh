@@ -9,7 +9,9 @@
 # sees them. LeakSanitizer runs in the ursa servers the tests start (they
 # exit non-zero on a leak, which fails the test that stops them); it is off
 # for pytest itself and for the other programs the tests run (nginx, curl,
-# ss), whose leaks are not ours.
+# ss), whose leaks are not ours. From CPython 3.12 on the servers check
+# before the interpreter's finalization, which leaks by itself
+# (scripts/asan-site/sitecustomize.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,14 +23,18 @@ find "$out/ursa" -name '*.so' -delete
 URSA_SANITIZE=1 .venv/bin/python setup.py -q build_ext --build-lib "$out" --build-temp "$out/tmp" --force
 
 export URSA_SANITIZE=1
-export PYTHONPATH="$PWD/$out${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$PWD/$out:$PWD/scripts/asan-site${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONMALLOC=malloc
-# libcrypt too: ASan's crypt() interceptor calls the real crypt(), which it
-# finds only if libcrypt is loaded when ASan starts (CPython's _crypt, used
-# by Zope's tools and its login, crashed without it). awk reads all of
-# ldconfig's output: leaving early would kill ldconfig with SIGPIPE, and
-# pipefail would then stop this script (exit 141).
-libcrypt=$(ldconfig -p | awk '/libcrypt\.so\.1 .*x86-64/ && !found {print $NF; found = 1}')
+# libcrypt too where CPython has _crypt (it is gone from 3.13): ASan's crypt()
+# interceptor calls the real crypt(), which it finds only if libcrypt is
+# loaded when ASan starts (_crypt, used by Zope's tools and its login,
+# crashed without it). awk reads all of ldconfig's output: leaving early
+# would kill ldconfig with SIGPIPE, and pipefail would then stop this script
+# (exit 141).
+libcrypt=
+if .venv/bin/python -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("_crypt") is None)'; then
+    libcrypt=$(ldconfig -p | awk '/libcrypt\.so\.1 .*x86-64/ && !found {print $NF; found = 1}')
+fi
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)${libcrypt:+ $libcrypt}"
 asan_common="abort_on_error=1:halt_on_error=1:detect_stack_use_after_return=0"
 export ASAN_OPTIONS="detect_leaks=0:$asan_common"

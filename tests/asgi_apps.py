@@ -301,6 +301,13 @@ async def after_response(scope, receive, send):
     mark(query["marker"], message["type"])
 
 
+async def eager(scope, receive, send):
+    # Python 3.12+ keeps a task in asyncio.tasks._eager_tasks while it runs
+    # inside its own creation (eager_start); older versions have no such set.
+    running_eagerly = asyncio.current_task() in getattr(asyncio.tasks, "_eager_tasks", ())
+    await respond(send, body=json.dumps(running_eagerly).encode(), content_type=b"application/json")
+
+
 async def state(scope, receive, send):
     await respond(send, body=json.dumps(sorted(scope.get("state", {}))).encode())
 
@@ -378,6 +385,7 @@ ROUTES = {
     "/pathsend": pathsend,
     "/after-response": after_response,
     "/state": state,
+    "/eager": eager,
     "/release": release,
     "/interrupt-while-stopping": interrupt_while_stopping,
     "/send-after-gone": send_after_gone,

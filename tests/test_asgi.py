@@ -254,6 +254,12 @@ def test_httpx_client(server):
 
 # ---------------------------------------------------------------- concurrency
 
+def test_the_app_runs_in_its_requests_task_at_once_from_python_3_12(server):
+    # 3.12's eager start: the app runs while its task is made, up to its first
+    # real wait, with no trip round the loop before it (before 3.12: after one).
+    assert server.get("/eager").json() is (sys.version_info >= (3, 12))
+
+
 def test_other_clients_are_served_while_an_app_waits(server, tmp_path):
     marker = tmp_path / "in-app"
     with server.connect() as slow:
