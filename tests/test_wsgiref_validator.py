@@ -22,6 +22,10 @@ def exchange(server, request, method="GET"):
     with server.connect() as conn:
         conn.send(request)
         response = conn.read_response(method)
+        # A first answer that ends the connection would fail the second
+        # request with no word of why: say it here, with the server's log.
+        assert response.header("Connection") != "close", (response.status, response.headers,
+                                                          server.log_since(offset))
         conn.send(build_request("GET", "/"))
         assert conn.read_response().body == b"hello"
     log = server.log_since(offset)
