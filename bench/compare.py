@@ -193,6 +193,18 @@ def start_server(server, app_name, options, wrapper=()):
                          python=options.python)
 
 
+def _charge_cpu(load, cpu_before, cpu_after, count):
+    """The server's user and system CPU time over the window, per request (or message)."""
+    for kind in ("user", "system"):
+        spent = cpu_after[kind] - cpu_before[kind]
+        load[f"cpu_{kind}_us_per_req"] = spent * 1e6 / count
+
+
+def _check_alive(process, server, scenario):
+    if not process.running():
+        raise ServerError(f"{server} died under the {scenario.name} load\n{process.stderr_text()}")
+
+
 def measure_load(server, scenario, options):
     """Start ``server`` with the scenario's app, check it, load it; one round's figures."""
     with start_server(server, scenario.app, options) as process:
@@ -207,11 +219,8 @@ def measure_load(server, scenario, options):
         if load["requests"] == 0:
             raise ServerError(f"{server} completed no request in {options.duration} s of {scenario.name} load "
                               f"(wrk errors {load['errors']})")
-        for kind in ("user", "system"):
-            spent = cpu_after[kind] - cpu_before[kind]
-            load[f"cpu_{kind}_us_per_req"] = spent * 1e6 / load["requests"]
-        if not process.running():
-            raise ServerError(f"{server} died under the {scenario.name} load\n{process.stderr_text()}")
+        _charge_cpu(load, cpu_before, cpu_after, load["requests"])
+        _check_alive(process, server, scenario)
         time.sleep(SETTLE_SECONDS)
         after = memory_of(process.descendants())
         _check(process, scenario, "after the load")
@@ -252,11 +261,8 @@ def measure_websocket_load(server, scenario, options):
         # The keys the report's medians and ratios read for every family: here a request is a message.
         load["requests"] = load["messages"]
         load["req_per_s"] = load["messages"] / (load["duration_us"] / 1e6)
-        for kind in ("user", "system"):
-            spent = cpu_after[kind] - cpu_before[kind]
-            load[f"cpu_{kind}_us_per_req"] = spent * 1e6 / load["messages"]
-        if not process.running():
-            raise ServerError(f"{server} died under the {scenario.name} load\n{process.stderr_text()}")
+        _charge_cpu(load, cpu_before, cpu_after, load["messages"])
+        _check_alive(process, server, scenario)
         time.sleep(SETTLE_SECONDS)
         after = memory_of(process.descendants())
         process.stop()
