@@ -101,6 +101,14 @@ class Worker:
     def request_in_progress(self):
         return "" if self.slot is None else self.heartbeats.request(self.slot)
 
+    def retiring(self):
+        """See HeartbeatTable.retiring; False without a slot."""
+        return self.slot is not None and self.heartbeats.retiring(self.slot)
+
+    def kill_no_later_than(self, when):
+        """Bound the worker's stop: SIGKILL at `when`, or earlier if already set so."""
+        self.kill_at = when if self.kill_at is None else min(self.kill_at, when)
+
     def release_heartbeat(self):
         """The worker is gone: its slot goes back to the table."""
         if self.slot is not None:
@@ -493,7 +501,7 @@ class Arbiter:
             kill_at = now + QUIT_KILL_DELAY_SECONDS
         worker.stopping = True
         worker.stop_signal = signal_number
-        worker.kill_at = kill_at if worker.kill_at is None else min(worker.kill_at, kill_at)
+        worker.kill_no_later_than(kill_at)
         worker.last_signal_at = now
         send_signal(worker.pid, signal_number)
 
@@ -504,12 +512,12 @@ class Arbiter:
         (plus the WebSocket close timeout its last close handshakes get)."""
         now = time.monotonic()
         for worker in self.workers.values():
-            if worker.stopping or worker.slot is None or not worker.heartbeats.retiring(worker.slot):
+            if worker.stopping or not worker.retiring():
                 continue
             worker.stopping = True
             worker.stop_signal = None
             kill_at = now + self.settings.graceful_timeout + self.settings.websocket_close_timeout + KILL_MARGIN_SECONDS
-            worker.kill_at = kill_at if worker.kill_at is None else min(worker.kill_at, kill_at)
+            worker.kill_no_later_than(kill_at)
 
     def stuck_at(self, worker):
         """When `worker` counts as stuck if its loop does not get back to
@@ -535,7 +543,7 @@ class Arbiter:
             worker.stopping = True
             worker.stop_signal = None
             kill_at = now + ABORT_KILL_DELAY_SECONDS
-            worker.kill_at = kill_at if worker.kill_at is None else min(worker.kill_at, kill_at)
+            worker.kill_no_later_than(kill_at)
             worker.last_signal_at = now
             send_signal(worker.pid, signal.SIGABRT)
 
