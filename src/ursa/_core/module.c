@@ -10,6 +10,7 @@
 #include "asgi/call.h"
 #include "asgi/ready.h"
 #include "asgi/register.h"
+#include "asgi/task.h"
 #include "common/options.h"
 #include "common/state.h"
 #include "http/exchange.h"
@@ -287,6 +288,9 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(state->client_disconnected);
     Py_VISIT(state->empty_input);
     Py_VISIT(state->error_logger);
+    int visited = request_task_kit_traverse(state, visit, arg);
+    if (visited != 0)
+        return visited;
     return event_loop_types_traverse(state, visit, arg);
 }
 
@@ -307,6 +311,7 @@ static int module_clear(PyObject *module)
     Py_CLEAR(state->client_disconnected);
     Py_CLEAR(state->wsgi_version);
     Py_CLEAR(state->error_logger);
+    request_task_kit_clear(state);
     event_loop_types_clear(state);
     for (int i = 0; i < URSA_METHOD_NAMES; i++)
         Py_CLEAR(state->method_names[i]);

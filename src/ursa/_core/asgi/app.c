@@ -10,12 +10,13 @@
 #include "common/exceptions.h"
 #include "asgi/loop.h"
 #include "asgi/scope.h"
+#include "asgi/task.h"
 #include "transport/serve.h"
 
 /* Bytes written for one connection per event before the others get a turn. */
 #define WRITE_BUDGET (1024 * 1024)
 
-static void task_finished(asgi_call *call, PyObject *task);
+static void task_finished(asgi_call *call, task_outcome outcome, PyObject *exception);
 static void log_access(server *s, PyObject *scope, int status, uint64_t body_bytes, double duration);
 
 /* ---- writing ---- */
@@ -45,18 +46,14 @@ static conn_progress pump(exchange *x)
 
 /* ---- the app's task ---- */
 
-static PyObject *on_task_done(PyObject *self, PyObject *task)
+/* asgi/task.c's hook: the app's coroutine ended. */
+static void on_task_done(PyObject *owner, PyObject *task, task_outcome outcome, PyObject *exception)
 {
-    asgi_call *call = (asgi_call *)self;
-    if (call->task == task) {
-        call->task = NULL;
-        task_finished(call, task);
-        Py_DECREF(task);
-    }
-    Py_RETURN_NONE;
+    asgi_call *call = (asgi_call *)owner;
+    if (call->task == task)
+        Py_CLEAR(call->task);
+    task_finished(call, outcome, exception);
 }
-
-static PyMethodDef task_done_def = {"_ursa_asgi_done", on_task_done, METH_O, NULL};
 
 /* Log the current exception, unless it is the disconnect the app was told
  * of (send() after the client left). */
@@ -79,28 +76,16 @@ static void report_app_exception(asgi_call *call, server *s)
     server_report_exception(s, "ursa: the ASGI application raised");
 }
 
-static void task_finished(asgi_call *call, PyObject *task)
+static void task_finished(asgi_call *call, task_outcome outcome, PyObject *exception)
 {
     module_state *state = call->state;
     exchange *x = call->exchange;
     call->app_done = 1;
-    PyObject *cancelled = PyObject_CallMethodNoArgs(task, state->str_cancelled);
-    if (cancelled == NULL) {
-        log_error(state, "ursa: cannot tell how the ASGI application's task ended");
-        return;
-    }
-    int was_cancelled = cancelled == Py_True;
-    Py_DECREF(cancelled);
-    PyObject *exception = was_cancelled ? NULL : PyObject_CallMethodNoArgs(task, state->str_exception);
-    if (!was_cancelled && exception == NULL) {
-        log_error(state, "ursa: cannot tell how the ASGI application's task ended");
-        return;
-    }
     if (call->websocket)
-        asgi_websocket_app_done(call, was_cancelled || exception != Py_None);
+        asgi_websocket_app_done(call, outcome != TASK_RETURNED);
     if (x == NULL) {
         /* The response is over: only an error is worth telling. */
-        if (exception != NULL && exception != Py_None) {
+        if (exception != NULL) {
             Py_INCREF(exception);
             exception_raise(exception);
             if ((call->disconnected && PyErr_ExceptionMatches(state->client_disconnected)) ||
@@ -109,14 +94,13 @@ static void task_finished(asgi_call *call, PyObject *task)
             else
                 log_error(state, "ursa: the ASGI application raised after its response");
         }
-        Py_XDECREF(exception);
         return;
     }
     server *s = exchange_server(x);
-    if (was_cancelled) {
+    if (outcome == TASK_CANCELLED) {
         if (!call->abandoned)
             log_error(state, "ursa: the ASGI application's task was cancelled before its response was complete");
-    } else if (exception != Py_None) {
+    } else if (exception != NULL) {
         Py_INCREF(exception);
         exception_raise(exception);
         report_app_exception(call, s);
@@ -127,26 +111,9 @@ static void task_finished(asgi_call *call, PyObject *task)
     } else if (!call->complete) {
         log_error(state, "ursa: the ASGI application returned without completing its response");
     }
-    Py_XDECREF(exception);
     /* The report may have stopped the server at once (a second Ctrl-C). */
     if (call->exchange != NULL && !call->dispatching && !exchange_ended(call->exchange))
         exchange_kick(call->exchange);
-}
-
-static PyObject *start_task(asgi_server *a, PyObject *coroutine)
-{
-    PyObject *args = PyTuple_Pack(1, coroutine);
-    if (args == NULL)
-        return NULL;
-    /* type_call's two steps, with the keywords in the dict made once:
-     * asyncio.Task takes no vectorcall, and a call would build that dict
-     * again for each request. */
-    PyTypeObject *type = (PyTypeObject *)a->task_type;
-    PyObject *task = type->tp_new(type, args, a->task_keywords);
-    if (task != NULL && type->tp_init(task, args, a->task_keywords) < 0)
-        Py_CLEAR(task);
-    Py_DECREF(args);
-    return task;
 }
 
 /* The app could not even be started: a 500 (logged with `message`). */
@@ -219,38 +186,20 @@ static conn_progress asgi_on_request(exchange *x)
     double called_at = ev_now(s->loop);
     PyObject *coroutine = PyObject_Vectorcall(s->app, args, 3, NULL);
     Py_DECREF(receive);
-    PyObject *task = coroutine != NULL ? start_task(a, coroutine) : NULL;
+    PyObject *task = coroutine != NULL ? request_task_start(s->state, a->event_loop, coroutine, (PyObject *)call,
+                                                            on_task_done)
+                                       : NULL;
     server_app_returned(s, called_at);
     if (coroutine == NULL)
         return fail_request(x, "ursa: the ASGI application raised");
     Py_DECREF(coroutine);
     if (task == NULL)
         return fail_request(x, "ursa: cannot run the ASGI application (is it an async function?)");
-    if (exchange_is_gone(x)) {
+    /* An app that never waited is done already: its end was told. */
+    if (request_task_is_done(task))
         Py_DECREF(task);
-        return CONN_ABORT;
-    }
-    int done = 0;
-#if PY_VERSION_HEX >= 0x030C0000
-    /* Started eagerly: an app that never waited is done already. */
-    PyObject *is_done = PyObject_CallMethodNoArgs(task, s->state->str_done);
-    done = is_done == Py_True;
-    Py_XDECREF(is_done);
-    PyErr_Clear();
-#endif
-    if (done) {
-        task_finished(call, task);
-        Py_DECREF(task);
-    } else {
+    else
         call->task = task;
-        PyObject *callback = PyCFunction_New(&task_done_def, (PyObject *)call);
-        PyObject *ok = callback ? PyObject_CallMethodOneArg(task, s->state->str_add_done_callback, callback)
-                                : NULL;
-        Py_XDECREF(callback);
-        if (ok == NULL)
-            return fail_request(x, "ursa: cannot watch the ASGI application's task");
-        Py_DECREF(ok);
-    }
     if (exchange_is_gone(x))
         return CONN_ABORT;
     call->dispatching = 0;
@@ -322,10 +271,8 @@ static void asgi_on_done(exchange *x, int completed)
         /* The client is gone before its response: the app is stopped where
          * it next waits (a receive() it waits on gives CancelledError, not
          * http.disconnect, as the task is cancelled in the same turn). */
-        PyObject *ok = PyObject_CallMethodNoArgs(task, s->state->str_cancel);
-        if (ok == NULL)
+        if (request_task_cancel(task) < 0)
             log_error(s->state, "ursa: cannot cancel the ASGI application's task");
-        Py_XDECREF(ok);
         Py_DECREF(task);
     }
 }
@@ -358,44 +305,6 @@ static void after_app_callbacks(void *data, double started)
 {
     server_app_returned(data, started);
 }
-
-static int set_keyword(PyObject *keywords, const char *name, PyObject *value)
-{
-    PyObject *key = PyUnicode_InternFromString(name);
-    int result = key != NULL ? PyDict_SetItem(keywords, key, value) : -1;
-    Py_XDECREF(key);
-    return result;
-}
-
-/* asyncio.Task(coroutine, **keywords) for each request, on `event_loop`. */
-static int make_task_call(asgi_server *a, PyObject *event_loop)
-{
-    PyObject *asyncio = PyImport_ImportModule("asyncio");
-    if (asyncio == NULL)
-        return -1;
-    a->task_type = PyObject_GetAttrString(asyncio, "Task");
-    Py_DECREF(asyncio);
-    if (a->task_type == NULL)
-        return -1;
-    if (!PyType_Check(a->task_type)) {
-        PyErr_Format(PyExc_TypeError, "asyncio.Task must be a type, not %.100s", Py_TYPE(a->task_type)->tp_name);
-        return -1;
-    }
-    if ((a->task_keywords = PyDict_New()) == NULL || set_keyword(a->task_keywords, "loop", event_loop) < 0)
-        return -1;
-#if PY_VERSION_HEX >= 0x030C0000
-    /* Python 3.12's eager start: the app runs at once, up to its first real
-     * wait, and one that never waits is done without a trip round the loop. */
-    return set_keyword(a->task_keywords, "eager_start", Py_True);
-#else
-    /* A name given spares formatting "Task-<n>" for each (3.12 makes it
-     * lazily). */
-    PyObject *name = PyUnicode_InternFromString("ursa: ASGI request");
-    int result = name != NULL ? set_keyword(a->task_keywords, "name", name) : -1;
-    Py_XDECREF(name);
-    return result;
-#endif
-}
 #endif
 
 static void asgi_server_end(server *s);
@@ -427,7 +336,7 @@ static int asgi_server_start(server *s)
         a->template_count++;
     }
     a->event_loop = event_loop_new(s->state, s->loop);
-    if (a->event_loop == NULL || make_task_call(a, a->event_loop) < 0)
+    if (a->event_loop == NULL || request_task_kit_init(s->state) < 0)
         goto error;
     if (a->lifespan != NULL) {
         /* The app's startup runs to its end before the first connection
@@ -484,8 +393,6 @@ static void asgi_server_end(server *s)
     a->template_count = 0;
     for (int i = 0; i < URSA_COMMON_HEADERS; i++)
         Py_CLEAR(a->header_names[i]);
-    Py_CLEAR(a->task_type);
-    Py_CLEAR(a->task_keywords);
     Py_CLEAR(a->lifespan_state);
     PyErr_Restore(type, value, traceback);
 }

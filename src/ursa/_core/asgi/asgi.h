@@ -17,9 +17,6 @@ typedef struct asgi_server {
     PyObject **templates;     /* a scope template per listener (scope.c) */
     size_t template_count;
     PyObject *header_names[URSA_COMMON_HEADERS]; /* lower-case bytes */
-    PyObject *task_type;      /* asyncio.Task */
-    PyObject *task_keywords;  /* {"loop": the loop, "eager_start": True} from Python 3.12,
-                               * {"loop": ..., "name": ...} before */
     const char *root_path;    /* script_name's bytes */
     size_t root_path_length;
 } asgi_server;

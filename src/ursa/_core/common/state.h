@@ -108,7 +108,15 @@ struct server;
     X(websocket_disconnect, "websocket.disconnect")      \
     X(websocket_http_response, "websocket.http.response") \
     X(websocket_http_response_start, "websocket.http.response.start") \
-    X(websocket_http_response_body, "websocket.http.response.body")
+    X(websocket_http_response_body, "websocket.http.response.body") \
+    X(throw, "throw")                                    \
+    X(result, "result")                                  \
+    X(get_loop, "get_loop")                              \
+    X(call_soon, "call_soon")                            \
+    X(msg, "msg")                                        \
+    X(_asyncio_future_blocking, "_asyncio_future_blocking") \
+    X(_log_traceback, "_log_traceback")                  \
+    X(_state, "_state")
 
 /* The asyncio event loop's types (asgi/register.c makes them) and what it
  * imports on first use. */
@@ -122,6 +130,27 @@ typedef struct event_loop_types {
     PyObject *loop_class;    /* ursa.eventloop.EventLoop */
     PyObject *selector_key;  /* selectors.SelectorKey */
 } event_loop_types;
+
+/* What the ASGI request task (asgi/task.c) takes from asyncio, on the
+ * first ASGI serve(). */
+typedef struct request_task_kit {
+    PyTypeObject *type;            /* RequestTask, a subclass of asyncio.Future */
+    PyTypeObject *future_type;     /* asyncio.Future */
+    PyObject *future_set_result;   /* asyncio.Future's own methods, unbound */
+    PyObject *future_set_exception;
+    PyObject *future_cancel;
+    PyObject *swap_current_task;   /* 3.12+; enter_task and leave_task before */
+    PyObject *enter_task;
+    PyObject *leave_task;
+    PyObject *register_task;       /* into all_tasks() */
+    PyObject *eager_tasks;         /* 3.12+: the set all_tasks() reads tasks in their first step from */
+    PyObject *cancelled_error;
+    PyObject *iscoroutine;         /* asyncio.iscoroutine */
+    PyObject *base_tasks;          /* asyncio.base_tasks: get_stack() and print_stack() */
+    PyObject *context_keyword;     /* ("context",) */
+    PyObject *msg_keyword;         /* ("msg",) */
+    PyObject *default_name;
+} request_task_kit;
 
 typedef struct module_state {
     PyTypeObject *start_response_type;
@@ -140,6 +169,7 @@ typedef struct module_state {
     PyObject *header_keys[URSA_COMMON_HEADERS];   /* environ keys of common headers */
     struct server *running; /* the server inside serve(), for stop(): only a pointer */
     event_loop_types event_loop;
+    request_task_kit task_kit;
 #define URSA_DECLARE_STR(field, text) PyObject *str_##field;
     URSA_INTERNED_STRINGS(URSA_DECLARE_STR)
 #undef URSA_DECLARE_STR
