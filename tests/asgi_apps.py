@@ -302,8 +302,8 @@ async def after_response(scope, receive, send):
 
 
 async def eager(scope, receive, send):
-    # Python 3.12+ keeps a task in asyncio.tasks._eager_tasks while it runs
-    # inside its own creation (eager_start); older versions have no such set.
+    # Python 3.12+ keeps a task in asyncio.tasks._eager_tasks while its first
+    # step runs inside its creation; older versions have no such set.
     running_eagerly = asyncio.current_task() in getattr(asyncio.tasks, "_eager_tasks", ())
     await respond(send, body=json.dumps(running_eagerly).encode(), content_type=b"application/json")
 
