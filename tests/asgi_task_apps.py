@@ -6,6 +6,8 @@ import json
 import os
 import sys
 
+from asgi_apps import lifespan
+
 REQUEST_VALUE = contextvars.ContextVar("request_value", default="unset")
 
 
@@ -170,7 +172,15 @@ async def gathered(scope, receive, send):
     await respond_json(send, {"waited_on": True})
 
 
+async def settled_from_outside(scope, receive, send):
+    """asyncio.Future's own cancel() on the task, going round its cancel():
+    the task cannot settle its future when the coroutine returns."""
+    await respond_json(send, {"answered": True})
+    asyncio.Future.cancel(asyncio.current_task())
+
+
 ROUTES = {
+    "/settled-from-outside": settled_from_outside,
     "/protocol": protocol,
     "/context": context,
     "/timeout": timeout,
@@ -185,12 +195,6 @@ ROUTES = {
 
 
 async def routing(scope, receive, send):
-    if scope["type"] != "http":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    if scope["type"] == "lifespan":
+        return await lifespan(scope, receive, send)
     return await ROUTES[scope["path"]](scope, receive, send)

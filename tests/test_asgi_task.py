@@ -94,3 +94,12 @@ def test_another_task_can_wait_for_the_request(server, tmp_path):
     wait_until(marker.exists, 10, "asyncio.wait returned")
     assert json.loads(marker.read_text()) == {"done": 1, "pending": 0}
     assert server.get("/protocol").status == 200
+
+
+def test_a_task_settled_from_outside_still_ends_its_request(server):
+    with server.connect() as conn:
+        conn.send(b"GET /settled-from-outside HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert conn.read_response().json() == {"answered": True}
+        conn.send(b"GET /protocol HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert conn.read_response().json()["is_future"] is True
+    server.wait_for_log("ended with an error of its own")

@@ -125,25 +125,29 @@ static int finish(PyObject *self, task_fields *f, task_outcome outcome, PyObject
         ok = PyObject_Vectorcall(kit->future_set_exception, args, 2, NULL);
     else
         ok = PyObject_Vectorcall(kit->future_cancel, args, value != NULL ? 2 : 1, NULL);
-    if (ok == NULL)
-        return -1;
-    Py_DECREF(ok);
+    /* Settling fails only when code outside settled the future through
+     * asyncio.Future's own methods: the coroutine has ended all the same,
+     * and its owner is told so. */
+    PyObject *failure = ok == NULL ? exception_take() : NULL;
+    Py_XDECREF(ok);
     f->done = 1;
     Py_CLEAR(f->fut_waiter);
     Py_CLEAR(f->wakeup);
     Py_CLEAR(f->step);
     PyObject *owner = f->owner;
     f->owner = NULL;
-    if (owner == NULL)
-        return 0;
-    if (outcome == TASK_RAISED) {
-        /* The owner reports it: the future need not log it as never retrieved. */
-        if (PyObject_SetAttr(self, f->state->str__log_traceback, Py_False) < 0)
+    if (owner != NULL) {
+        /* The owner reports an exception: the future need not log it as never retrieved. */
+        if (outcome == TASK_RAISED && failure == NULL &&
+            PyObject_SetAttr(self, f->state->str__log_traceback, Py_False) < 0)
             PyErr_Clear();
+        f->done_hook(owner, self, outcome, outcome == TASK_RAISED ? value : NULL);
+        Py_DECREF(owner);
     }
-    f->done_hook(owner, self, outcome, outcome == TASK_RAISED ? value : NULL);
-    Py_DECREF(owner);
-    return 0;
+    if (failure == NULL)
+        return 0;
+    exception_raise(failure);
+    return -1;
 }
 
 /* The message of a CancelledError, as Future.cancel(msg) takes it: its
@@ -222,6 +226,10 @@ static int wait_on(PyObject *self, task_fields *f, PyObject *result)
     if (is_blocking < 0)
         return -1;
     PyObject *loop = PyObject_CallMethodNoArgs(result, state->str_get_loop);
+    if (loop == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear(); /* a future without get_loop(), as asyncio's _get_loop allows */
+        loop = PyObject_GetAttrString(result, "_loop");
+    }
     if (loop == NULL)
         return -1;
     int same_loop = loop == f->loop;
@@ -422,7 +430,10 @@ PyObject *request_task_start(module_state *state, PyObject *loop, PyObject *coro
     }
     if (failure != NULL) {
         exception_raise(failure);
-        goto error;
+        if (!f->done)
+            goto error;
+        /* It ended, and its owner was told: what failed after is only logged. */
+        log_error(state, "ursa: the ASGI application's task ended with an error of its own");
     }
     return self;
 error:

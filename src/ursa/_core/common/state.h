@@ -84,10 +84,6 @@ struct server;
     X(create_future, "create_future")                    \
     X(add_done_callback, "add_done_callback")            \
     X(cancel, "cancel")                                  \
-    X(cancelled, "cancelled")                            \
-    X(exception, "exception")                            \
-    X(loop, "loop")                                      \
-    X(eager_start, "eager_start")                        \
     X(_cancelled, "_cancelled")                          \
     X(context, "context")                                \
     X(_run, "_run")                                      \
