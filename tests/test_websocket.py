@@ -44,6 +44,23 @@ def expect_failure(ws, code):
 
 # ---------------------------------------------------------------- the handshake
 
+@pytest.mark.parametrize("name", ["sec-websocket-extensions", "Sec-WebSocket-Accept", "sec-websocket-protocol",
+                                  "upgrade", "connection"])
+def test_handshake_fields_from_the_app_are_refused_and_the_servers_are_sent_once(server, name):
+    from websockets.asyncio.client import connect
+
+    async def talk():
+        async with connect(ws_url(server, f"/handshake-field?name={name}")) as ws:
+            return ws.response.headers, await ws.recv()
+
+    headers, refusal = run(talk())
+    assert "is the server's to send" in refusal and name in refusal
+    [extensions] = headers.get_all("Sec-WebSocket-Extensions")
+    assert extensions.startswith("permessage-deflate")
+    assert len(headers.get_all("Sec-WebSocket-Accept")) == 1
+    assert "x-mine" not in str(headers)
+
+
 def test_scope_subprotocol_and_accept_headers(server):
     from websockets.asyncio.client import connect
 

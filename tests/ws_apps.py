@@ -163,8 +163,24 @@ async def bad_messages(scope, receive, send):
     await send({"type": "websocket.close"})
 
 
+async def handshake_field(scope, receive, send):
+    """Accepts first with a handshake field of its own (refused: the server
+    writes those), then as it should, and sends what the refusal said."""
+    await receive()
+    name = query_of(scope)["name"].encode()
+    try:
+        await send({"type": "websocket.accept", "headers": [(name, b"x-mine")]})
+        refusal = "accepted"
+    except ValueError as error:
+        refusal = str(error)
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.send", "text": refusal})
+    await send({"type": "websocket.close", "code": 1000})
+
+
 ROUTES = {
     "/echo": echo,
+    "/handshake-field": handshake_field,
     "/scope": scope_of,
     "/deny": deny,
     "/no-answer": no_answer,

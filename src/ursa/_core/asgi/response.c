@@ -36,6 +36,16 @@ static int bytes_of(PyObject *object, Py_buffer *view, Py_ssize_t index, const c
     return 0;
 }
 
+/* What a 101 says about the handshake: written by ursa from the request
+ * and from what it negotiated; an app's copy would be a second field the
+ * client fails the connection on, or an extension nothing here speaks. */
+static int is_handshake_field(const char *name, size_t length)
+{
+    return ws_name_is(name, length, "sec-websocket-extensions") || ws_name_is(name, length, "sec-websocket-accept") ||
+           ws_name_is(name, length, "sec-websocket-protocol") || ws_name_is(name, length, "upgrade") ||
+           ws_name_is(name, length, "connection");
+}
+
 static int add_header(asgi_call *call, buffer *head, PyObject *pair, Py_ssize_t index, const char *message)
 {
     PyObject *fast = PySequence_Fast(pair, "");
@@ -52,6 +62,15 @@ static int add_header(asgi_call *call, buffer *head, PyObject *pair, Py_ssize_t 
     if (bytes_of(name, &n, index, "name", message) < 0)
         goto done;
     if (bytes_of(value, &v, index, "value", message) < 0) {
+        PyBuffer_Release(&n);
+        goto done;
+    }
+    if (call->websocket && strcmp(message, "websocket.accept") == 0 && is_handshake_field(n.buf, (size_t)n.len)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: header %R is the server's to send (it answers the handshake and permessage-deflate "
+                     "itself; a subprotocol goes in \"subprotocol\")",
+                     message, name);
+        PyBuffer_Release(&v);
         PyBuffer_Release(&n);
         goto done;
     }
