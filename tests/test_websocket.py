@@ -560,6 +560,34 @@ def test_the_server_pings_and_closes_a_peer_that_never_answers(servers, tmp_path
     wait_until(lambda: file_text(marker) == "1006", 30, "the app heard 1006")
 
 
+def test_a_pong_that_waited_while_the_app_held_the_loop_keeps_the_connection(servers, tmp_path):
+    """The server pings; an HTTP request's app then blocks the loop for five
+    ping timeouts, and the pong arrives meanwhile: it waited in the socket
+    before the deadline, so the WebSocket stays open and echoes after."""
+    import threading
+
+    quick = servers.start(app=APP, options={"websocket_ping_interval": 0.2, "websocket_ping_timeout": 0.3})
+    marker = tmp_path / "blocking"
+    with open_websocket(quick) as ws:
+        ping = ws.read_frame()
+        assert ping.opcode == PING
+        blocked = threading.Thread(target=quick.get, args=(f"/block-loop?seconds=1.5&marker={marker}",))
+        blocked.start()
+        try:
+            wait_until(marker.exists, 30, "the app blocks the loop")
+            ws.send_frame(PONG, ping.payload)
+        finally:
+            blocked.join(60)
+        ws.send_frame(TEXT, b"after the block")
+        assert ws.read_message() == (TEXT, b"after the block")
+        for _ in range(3):  # pings go on, answered, and the connection with them
+            frame = ws.read_frame()
+            if frame.opcode == PING:
+                ws.send_frame(PONG, frame.payload)
+        ws.send_frame(TEXT, b"still open")
+        assert ws.read_message() == (TEXT, b"still open")
+
+
 def test_a_close_the_peer_never_answers_ends_after_the_close_timeout(servers):
     quick = servers.start(app=APP, options={"websocket_close_timeout": 0.2})
     with open_websocket(quick, "/close-with?code=1000") as ws:

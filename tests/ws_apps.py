@@ -5,6 +5,7 @@ for it to reach a point, never for a time."""
 import asyncio
 import json
 import os
+import time
 
 from asgi_apps import describe, query_of
 
@@ -206,6 +207,11 @@ async def routing(scope, receive, send):
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+    if scope["type"] == "http" and scope["path"] == "/block-loop":
+        # An app that holds the loop (a blocking call): its time is the app's,
+        # not its WebSockets' peers'. The marker says when it starts.
+        mark(query_of(scope)["marker"], "blocking")
+        time.sleep(float(query_of(scope)["seconds"]))
     if scope["type"] == "http":
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
         body = b"pong" if scope["path"] == "/ping" else b"plain http " + scope["path"].encode()
