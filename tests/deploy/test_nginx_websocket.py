@@ -1,7 +1,8 @@
 """WebSockets through nginx, configured as nginx's own documentation says
 (HTTP/1.1 upstream, Upgrade and Connection passed on), over TCP and a
-unix socket: the handshake, permessage-deflate agreed end to end, and a
-graceful stop that reaches the client as a 1001."""
+unix socket: the handshake, permessage-deflate agreed end to end, a
+graceful stop that reaches the client as a 1001, and a reload (HUP) whose
+1001 the client answers by reconnecting at once, to a new worker."""
 import os
 import sys
 import textwrap
@@ -76,3 +77,26 @@ def test_a_graceful_stop_reaches_the_client_through_nginx_as_1001(websocket_stac
             ws.recv(timeout=60)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
     assert ursa.wait_exit() == 0
+
+
+@pytest.mark.parametrize("route", ["tcp", "unix"])
+def test_a_reload_closes_websockets_with_1001_and_the_client_reconnects_to_a_new_worker_at_once(
+        websocket_stack, route):
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+    port, ursa = websocket_stack
+    url = f"ws://127.0.0.1:{port}/{route}/ws"
+    old_workers = ursa.wait_workers(2)
+    with connect(url, open_timeout=30, close_timeout=30) as old:
+        assert int(old.recv(timeout=30)) in old_workers
+        ursa.signal(1)
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                old.send("before the 1001")
+                assert old.recv(timeout=60) == "before the 1001"
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    # As a client reconnects on 1001: through nginx, at once, never a 502.
+    with connect(url, open_timeout=30, close_timeout=30) as new:
+        assert int(new.recv(timeout=30)) not in old_workers
+        new.send("on the new code")
+        assert new.recv(timeout=30) == "on the new code"
