@@ -46,6 +46,15 @@ static inline request_task_kit *kit_of(task_fields *f)
 
 static int task_step(PyObject *self, PyObject *exc);
 
+/* `*failure` stays the first exception; a later one is dropped. */
+static void keep_first_failure(PyObject **failure)
+{
+    if (*failure == NULL)
+        *failure = exception_take();
+    else
+        PyErr_Clear();
+}
+
 /* ---- current_task() and all_tasks() ---- */
 
 /* Make the task current for its loop; `*previous` is what was (3.12's
@@ -342,10 +351,7 @@ static int task_step(PyObject *self, PyObject *exc)
     int status = run(self, f, exc);
     PyObject *error = status < 0 ? exception_take() : NULL;
     if (leave(self, f, previous) < 0) {
-        if (error != NULL)
-            PyErr_Clear(); /* the first failure is the one told */
-        else
-            error = exception_take();
+        keep_first_failure(&error);
         status = -1;
     }
     if (error != NULL)
@@ -379,6 +385,7 @@ static int cancel(PyObject *self, PyObject *msg)
 }
 
 /* ---- the C API ---- */
+
 
 PyObject *request_task_start(module_state *state, PyObject *loop, PyObject *coroutine, PyObject *owner,
                              task_done_hook done)
@@ -418,16 +425,14 @@ PyObject *request_task_start(module_state *state, PyObject *loop, PyObject *coro
      * done when this returns; all_tasks() lists it meanwhile. */
     if (list_as_eager(kit, self) < 0)
         goto error;
-    if (PyContext_Enter(f->context) < 0)
-        goto error;
-    int status = task_step(self, NULL);
-    PyObject *failure = status < 0 ? exception_take() : NULL;
-    if (PyContext_Exit(f->context) < 0 || unlist_as_eager(kit, self) < 0) {
-        if (failure == NULL)
-            failure = exception_take();
-        else
-            PyErr_Clear();
-    }
+    int entered = PyContext_Enter(f->context) == 0;
+    PyObject *failure = entered && task_step(self, NULL) == 0 ? NULL : exception_take();
+    /* Out of the context and of the eager set whatever happened: the set
+     * would hold the task for good. */
+    if (entered && PyContext_Exit(f->context) < 0)
+        keep_first_failure(&failure);
+    if (unlist_as_eager(kit, self) < 0)
+        keep_first_failure(&failure);
     if (failure != NULL) {
         exception_raise(failure);
         if (!f->done)
