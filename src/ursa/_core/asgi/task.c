@@ -823,7 +823,31 @@ void request_task_kit_clear(module_state *state)
     Py_CLEAR(kit->default_name);
 }
 
-#else /* no ASGI before Python 3.11: nothing to make */
+#else /* no ASGI before Python 3.11: nothing to make, nothing to run */
+
+PyObject *request_task_start(module_state *state, PyObject *loop, PyObject *coroutine, PyObject *owner,
+                             task_done_hook done)
+{
+    (void)state;
+    (void)loop;
+    (void)coroutine;
+    (void)owner;
+    (void)done;
+    PyErr_SetString(PyExc_RuntimeError, "ursa serves ASGI apps on Python 3.11 and later");
+    return NULL;
+}
+
+int request_task_is_done(PyObject *task)
+{
+    (void)task;
+    return 1;
+}
+
+int request_task_cancel(PyObject *task)
+{
+    (void)task;
+    return 0;
+}
 
 int request_task_kit_init(module_state *state)
 {
