@@ -27,8 +27,8 @@ test: build
 test-asan: setup
 	bash scripts/test-asan.sh $(PYTEST_ARGS)
 
-# The core and robustness suites on CPython 3.8 and 3.11 (URSA_PYTHONS): the oldest
-# supported and the previous default; `make test` runs on the newest.
+# The core and robustness suites on CPython 3.8, 3.11 and 3.12 (URSA_PYTHONS): the
+# oldest supported, the oldest with ASGI, and 3.12's asyncio; `make test` runs on the newest.
 test-pythons: setup
 	bash scripts/test-pythons.sh $(PYTEST_ARGS)
 

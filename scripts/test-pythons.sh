@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Builds ursa for other CPython versions and runs the core and robustness
 # suites against each (the frameworks and deployment tests need packages
-# that not every version has). Versions: URSA_PYTHONS, default "3.8 3.11":
-# the oldest supported, and the oldest that serves ASGI, the only one whose
-# ASGI tasks start without 3.12's eager_start (Debian 12's python3, and
-# .venv's before setup.sh took the newest present, which `make test` runs
-# on). Each is looked up on PATH as python3.X, then among pyenv's versions.
+# that not every version has). Versions: URSA_PYTHONS, default "3.8 3.11 3.12":
+# the oldest supported; the oldest that serves ASGI, whose asyncio keeps
+# the current task with _enter_task/_leave_task and has static types (Debian
+# 12's python3); and 3.12, the first with eager tasks and heap types, whose
+# asyncio differs from 3.13's (`make test` runs on .venv's, the newest
+# present). Each is looked up on PATH as python3.X, then among pyenv's versions.
 # A version not installed is skipped, said so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 source scripts/find-python.sh
 
 status=0
-for version in ${URSA_PYTHONS:-3.8 3.11}; do
+for version in ${URSA_PYTHONS:-3.8 3.11 3.12}; do
     python=$(find_python "$version")
     if [ -z "$python" ]; then
         echo "test-pythons: CPython $version is not installed; skipped"
