@@ -87,10 +87,15 @@ int asgi_receiver_waits(asgi_call *call);
 
 /* 0, or -1 with an exception for the app. */
 int asgi_response_message(asgi_call *call, PyObject *message);
+/* Whether a field name is the server's to write, not the app's. */
+typedef int (*server_field_test)(const char *name, size_t length);
+
 /* The message's "headers" into `head`, checked as a response's fields
- * (http/fields.c) into call->response; errors name `message_type`. 0, or
- * -1 with an exception. */
-int asgi_add_headers(asgi_call *call, buffer *head, PyObject *message, const char *message_type);
+ * (http/fields.c) into call->response; a name `servers` says is the
+ * server's (NULL: none) is refused; errors name `message_type`. 0, or -1
+ * with an exception. */
+int asgi_add_headers(asgi_call *call, buffer *head, PyObject *message, const char *message_type,
+                     server_field_test servers);
 
 /* ---- websocket.c: a WebSocket's messages ---- */
 

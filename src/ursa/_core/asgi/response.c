@@ -36,17 +36,8 @@ static int bytes_of(PyObject *object, Py_buffer *view, Py_ssize_t index, const c
     return 0;
 }
 
-/* What a 101 says about the handshake: written by ursa from the request
- * and from what it negotiated; an app's copy would be a second field the
- * client fails the connection on, or an extension nothing here speaks. */
-static int is_handshake_field(const char *name, size_t length)
-{
-    return ws_name_is(name, length, "sec-websocket-extensions") || ws_name_is(name, length, "sec-websocket-accept") ||
-           ws_name_is(name, length, "sec-websocket-protocol") || ws_name_is(name, length, "upgrade") ||
-           ws_name_is(name, length, "connection");
-}
-
-static int add_header(asgi_call *call, buffer *head, PyObject *pair, Py_ssize_t index, const char *message)
+static int add_header(asgi_call *call, buffer *head, PyObject *pair, Py_ssize_t index, const char *message,
+                      server_field_test servers)
 {
     PyObject *fast = PySequence_Fast(pair, "");
     if (fast == NULL || PySequence_Fast_GET_SIZE(fast) != 2) {
@@ -65,7 +56,7 @@ static int add_header(asgi_call *call, buffer *head, PyObject *pair, Py_ssize_t 
         PyBuffer_Release(&n);
         goto done;
     }
-    if (call->websocket && strcmp(message, "websocket.accept") == 0 && is_handshake_field(n.buf, (size_t)n.len)) {
+    if (servers != NULL && servers(n.buf, (size_t)n.len)) {
         PyErr_Format(PyExc_ValueError,
                      "%s: header %R is the server's to send (it answers the handshake and permessage-deflate "
                      "itself; a subprotocol goes in \"subprotocol\")",
@@ -92,7 +83,8 @@ done:
     return result;
 }
 
-int asgi_add_headers(asgi_call *call, buffer *head, PyObject *message, const char *message_type)
+int asgi_add_headers(asgi_call *call, buffer *head, PyObject *message, const char *message_type,
+                     server_field_test servers)
 {
     PyObject *headers = PyDict_GetItemWithError(message, call->state->str_headers);
     if (headers == NULL)
@@ -104,7 +96,7 @@ int asgi_add_headers(asgi_call *call, buffer *head, PyObject *message, const cha
         for (Py_ssize_t index = 0; index < PySequence_Fast_GET_SIZE(headers); index++) {
             PyObject *pair = PySequence_Fast_GET_ITEM(headers, index);
             Py_INCREF(pair);
-            int added = add_header(call, head, pair, index, message_type);
+            int added = add_header(call, head, pair, index, message_type, servers);
             Py_DECREF(pair);
             if (added < 0)
                 return -1;
@@ -120,7 +112,7 @@ int asgi_add_headers(asgi_call *call, buffer *head, PyObject *message, const cha
     PyObject *pair;
     Py_ssize_t index = 0;
     while ((pair = PyIter_Next(iterator)) != NULL) {
-        int added = add_header(call, head, pair, index++, message_type);
+        int added = add_header(call, head, pair, index++, message_type, servers);
         Py_DECREF(pair);
         if (added < 0) {
             Py_DECREF(iterator);
@@ -175,7 +167,7 @@ static int start_response(asgi_call *call, exchange *x, PyObject *message)
     response_head_init(&call->response, (int)code);
     if (head_begin(head, line, line_length) < 0)
         return -1;
-    if (asgi_add_headers(call, head, message, "http.response.start") < 0)
+    if (asgi_add_headers(call, head, message, "http.response.start", NULL) < 0)
         return -1;
     call->started = 1;
     return 0;

@@ -235,7 +235,7 @@ static PyObject *accept_connection(asgi_call *call, PyObject *message)
     buffer *head = exchange_head(x);
     response_head_init(&call->response, 101);
     if (ws_handshake_accept_head(head, call->ws_accept, subprotocol, (size_t)length, &call->ws_deflate) < 0 ||
-        asgi_add_headers(call, head, message, "websocket.accept") < 0)
+        asgi_add_headers(call, head, message, "websocket.accept", ws_handshake_writes_field) < 0)
         return NULL;
     ws_session *session = ws_session_new(exchange_server(x), &session_handler, (PyObject *)call, &call->ws_deflate);
     if (session == NULL)

@@ -238,3 +238,10 @@ int ws_handshake_accept_head(buffer *head, const char *accept, const char *subpr
     }
     return 0;
 }
+
+int ws_handshake_writes_field(const char *name, size_t length)
+{
+    return ws_name_is(name, length, "upgrade") || ws_name_is(name, length, "connection") ||
+           ws_name_is(name, length, "sec-websocket-accept") || ws_name_is(name, length, "sec-websocket-protocol") ||
+           ws_name_is(name, length, "sec-websocket-extensions");
+}

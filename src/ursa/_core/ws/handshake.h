@@ -46,6 +46,11 @@ int ws_handshake_refuse(exchange *x, const ws_handshake *h);
 int ws_handshake_accept_head(buffer *head, const char *accept, const char *subprotocol, size_t length,
                              const ws_deflate_params *deflate);
 
+/* Whether a field name is one ws_handshake_accept_head writes (in any
+ * case): an app's copy would be a second field the client fails the
+ * connection on, or an extension nothing here speaks. */
+int ws_handshake_writes_field(const char *name, size_t length);
+
 /* Comma-separated list elements (RFC 9110 5.6.1) of a field value: the
  * next one from *at (advanced past it), without its whitespace; empty
  * elements are skipped. Returns 0 at the end. */
